@@ -1,0 +1,1 @@
+"""Calcfunctions: small, pure steps recorded in the provenance graph."""

@@ -1,0 +1,51 @@
+"""Helpers shared by the command-line modules."""
+
+import contextlib
+import json
+
+import click
+from aiida.cmdline.utils import echo
+
+from ..dataset import DatasetError
+
+
+@contextlib.contextmanager
+def clear_errors():
+    """Turn a :class:`DatasetError` into a one-line critical message and exit code 1."""
+    try:
+        yield
+    except DatasetError as exception:
+        echo.echo_critical(str(exception))
+
+
+def progress_bar(description: str):
+    """Return a function wrapping an iterable in a progress bar on stderr (silent when stderr is no terminal)."""
+    from tqdm import tqdm
+
+    return lambda iterable: tqdm(iterable, desc=description, unit=" structures", disable=None, leave=False)
+
+
+def print_summary(summary: dict, as_json: bool) -> None:
+    """Print a dataset summary as JSON or as a short human-readable table."""
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+        return
+    rows = [
+        ("group", f"{summary['group']} ({summary['group_uuid']})"),
+        ("structures", summary["structures"]),
+        ("elements", ", ".join(summary["elements"])),
+        ("chemical systems", summary["chemical_systems"]),
+        ("distinct formulas", summary["formulas"]),
+        ("most common", ", ".join(f"{k} ({v})" for k, v in summary["most_common_formulas"].items())),
+        ("atoms per cell", "{min}–{max} (mean {mean})".format(**summary["natoms"]) if summary["natoms"] else "-"),
+        ("grouping keys", summary["group_keys"] or "-"),
+        ("with formation energy", summary["with_formation_energy"]),
+    ]
+    if "formation_energy_per_atom" in summary:
+        energy = summary["formation_energy_per_atom"]
+        rows.append(("E_f (eV/atom)", f"{energy['min']} … {energy['max']} (mean {energy['mean']}, {energy['below_zero']} below 0)"))
+    if summary.get("import"):
+        rows.append(("source", f"{summary['import']['source']} ({summary['import']['format']})"))
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        click.echo(f"{name:>{width}}  {value}")

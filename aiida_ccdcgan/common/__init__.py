@@ -1,0 +1,1 @@
+"""Names and small helpers shared by the AiiDA layer."""

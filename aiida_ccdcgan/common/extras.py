@@ -1,0 +1,35 @@
+"""Names of the queryable extras aiida-ccdcgan writes on nodes and groups (one place for all of them).
+
+Every imported ``StructureData`` carries these extras, so QueryBuilder filters work on them, e.g.
+``filters={'extras.formation_energy_per_atom': {'<': -0.2}}``.
+"""
+
+SOURCE_ID = "source_id"
+"""The crystal's id in its source: a Materials Project id, a row id, a file name."""
+
+FORMULA = "formula"
+"""Reduced formula, e.g. ``Bi2Se3``."""
+
+ELEMENTS = "elements"
+"""Sorted list of element symbols."""
+
+CHEMICAL_SYSTEM = "chemical_system"
+"""Element symbols joined by ``-`` in alphabetical order, e.g. ``Bi-Se``."""
+
+NATOMS = "natoms"
+"""Number of atoms in the cell."""
+
+FORMATION_ENERGY = "formation_energy_per_atom"
+"""Formation energy in eV/atom (only where the source gives one)."""
+
+GROUP_KEY = "group_key"
+"""Key that group-aware splits keep together, e.g. the V–O template id (only where the source gives one)."""
+
+PROPERTIES = "properties"
+"""Further scalar columns of the source, under their sanitised names."""
+
+GROUP_IMPORT = "ccdcgan_import"
+"""Extra of a dataset Group describing the one import it holds (file digest, format, options, count)."""
+
+GROUP_SPLIT = "ccdcgan_split"
+"""Extra of a split Group: the dataset it was cut from, the calcfunction that decided it, its part."""

@@ -1,0 +1,126 @@
+"""The ``aiida-ccdcgan`` command line, run as a user runs it: a separate process on the test profile."""
+
+import csv
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aiida import orm
+from dataset_files import write_cdvae_csv, write_vo_csv
+
+EXECUTABLE = str(Path(sys.executable).with_name("aiida-ccdcgan"))
+
+
+@pytest.fixture
+def cli(aiida_profile):
+    """Run ``aiida-ccdcgan -p <test profile> ARGS`` and return the completed process."""
+
+    def run(*args, cwd=None):
+        return subprocess.run([EXECUTABLE, "-p", aiida_profile.name, *map(str, args)],
+                              capture_output=True, text=True, cwd=cwd, timeout=300)
+
+    return run
+
+
+def test_import_summary_reimport_split_and_export(cli, crystals, tmp_path, group_label):
+    crystals[0].formation_energy = -0.3917  # a file no other test imports
+    path = write_vo_csv(crystals, tmp_path / "set.csv.gz")
+    first = cli("import", "vo-csv", path, "--group", group_label)
+    assert first.returncode == 0, first.stderr
+    assert f"Imported 5 structures from set.csv.gz into group '{group_label}'" in first.stdout
+    assert "structures  5" in first.stdout and "E_f (eV/atom)  -2.1 … 0.0" in first.stdout
+
+    again = cli("import", "vo-csv", path, "--group", group_label)
+    assert again.returncode == 0 and "Already imported" in again.stdout
+    assert orm.load_group(group_label).count() == 5
+
+    summary = cli("dataset", "summary", group_label, "--json")
+    assert json.loads(summary.stdout)["group_keys"] == 4
+
+    split = cli("dataset", "split", group_label, "--fractions", "0.6", "0.2", "0.2", "--seed", "3")
+    assert split.returncode == 0, split.stderr
+    parts = {name: orm.load_group(f"{group_label}/split-3/{name}").count() for name in ("train", "validation", "test")}
+    assert sum(parts.values()) == 5
+
+    exported = cli("export", group_label, "--cif-dir", "cifs", "--extxyz", "all.extxyz", "--csv", "all.csv",
+                   "--max-formation-energy", "-0.3", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    assert "Exported 2 structures" in exported.stdout
+    assert sorted(p.name for p in (tmp_path / "cifs").iterdir()) == ["Bi2Se3-R-3m.cif", "NaCl-B1.cif"]
+    assert (tmp_path / "all.csv").read_text().count("\n") == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["import", "vo-csv", "missing.csv.gz"], "missing.csv.gz: no such file"),
+        (["import", "cdvae-csv", "vo.csv.gz"], "column(s) 'cif', 'material_id', 'formation_energy_per_atom' are missing"),
+        (["import", "extxyz", "empty.extxyz"], "empty.extxyz: the file is empty"),
+        (["import", "csv", "vo.csv.gz", "--structure-format", "poscar", "--structure-column", "poscar"],
+         "A plain CSV import needs id_column"),
+        (["import", "vo-csv", "nan.csv.gz"], "row 2 (line 3, id 'Bi-A7'): the energy 'formation_energy' is nan"),
+        (["dataset", "summary", "no-such-group"], "No group 'no-such-group'"),
+        (["export", "no-such-group", "--csv", "x.csv"], "No group 'no-such-group'"),
+    ],
+    ids=["missing-file", "wrong-columns", "empty-file", "csv-without-id", "nan-energy", "unknown-group", "export-unknown-group"],
+)
+def test_bad_input_exits_1_with_a_clear_message_and_stores_nothing(cli, crystals, tmp_path, group_label, node_count, args, message):
+    write_vo_csv(crystals, tmp_path / "vo.csv.gz")
+    crystals[1].formation_energy = float("nan")
+    write_vo_csv(crystals, tmp_path / "nan.csv.gz")
+    (tmp_path / "empty.extxyz").write_text("")
+    before = node_count()
+    result = cli(*args, *(["--group", group_label] if args[0] == "import" else []), cwd=tmp_path)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert message in " ".join(result.stderr.split()), result.stderr
+    assert "Traceback" not in result.stderr
+    assert node_count() == before
+
+
+def test_group_holding_another_import_is_refused(cli, crystals, tmp_path, group_label):
+    crystals[0].formation_energy = -0.3918
+    assert cli("import", "cdvae-csv", write_cdvae_csv(crystals, tmp_path / "a.csv"), "--group", group_label).returncode == 0
+    result = cli("import", "vo-csv", write_vo_csv(crystals, tmp_path / "b.csv.gz"), "--group", group_label)
+    assert result.returncode == 1 and f"group '{group_label}' already holds a different import" in result.stderr
+
+
+def test_usage_errors_exit_2(cli):
+    assert cli("import", "vo-csv").returncode == 2  # no file, no group
+    assert cli("import", "nonsense-format", "x", "--group", "g").returncode == 2
+
+
+@pytest.mark.slow
+def test_readme_main_job_on_a_fresh_sqlite_profile(tmp_path, shared_data):
+    """The README's first command, after installation: `verdi presto`, then import and summarise a dataset."""
+    environment = {**os.environ, "AIIDA_PATH": str(tmp_path / "aiida")}
+    verdi = str(Path(sys.executable).with_name("verdi"))
+    presto = subprocess.run([verdi, "presto"], capture_output=True, text=True, env=environment, timeout=300)
+    assert presto.returncode == 0, presto.stderr
+    profile = subprocess.run([verdi, "profile", "show"], capture_output=True, text=True, env=environment).stdout
+    assert "core.sqlite_dos" in profile
+    result = subprocess.run([EXECUTABLE, "import", "cdvae-csv", shared_data / "mp20_subset_trainval.csv.gz", "--group", "mp20"],
+                            capture_output=True, text=True, env=environment, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "Imported 2129 structures" in result.stdout and "structures  2129" in result.stdout
+    assert "with formation energy  2129" in result.stdout
+
+
+@pytest.mark.slow
+def test_full_vo_dataset_import(cli, shared_data, group_label):
+    """The acceptance import: all 9,873 V–O structures, with energies and templates, queryable by energy."""
+    result = cli("import", "vo-csv", shared_data / "vo_imatgen_dft.csv.gz", "--group", group_label, "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["structures"] == 9873 and summary["with_formation_energy"] == 9873
+    assert summary["elements"] == ["O", "V"] and summary["natoms"]["min"] == 2 and summary["natoms"]["max"] == 20
+    builder = orm.QueryBuilder().append(orm.Group, filters={"label": summary["group"]}, tag="group")
+    builder.append(orm.StructureData, with_group="group", filters={"extras.formation_energy_per_atom": {"<": -2.0}})
+    assert 0 < builder.count() < 9873
+    with gzip.open(shared_data / "vo_imatgen_dft.csv.gz", "rt", newline="") as handle:
+        csv.field_size_limit(2**31 - 1)
+        templates = {row["prototype_mp_id"] for row in csv.DictReader(handle)}
+    assert summary["group_keys"] == len(templates)

@@ -1,0 +1,75 @@
+"""Packaging: setup.json mirrors pyproject.toml, entry points are prefixed, imports stay light."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("tensorflow", "torch", "keras", "jax", "sevenn", "chgnet")
+
+
+def test_setup_json_mirrors_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    setup = json.loads((ROOT / "setup.json").read_text())
+    assert setup["name"] == project["name"]
+    assert setup["version"] == project["version"]
+    assert setup["description"] == project["description"]
+    assert setup["author"] == project["authors"][0]["name"]
+    assert setup["author_email"] == project["authors"][0]["email"]
+    assert setup["license"] == project["license"]["text"]
+    assert setup["url"] == project["urls"]["Source"]
+    assert setup["python_requires"] == project["requires-python"]
+    assert setup["classifiers"] == project["classifiers"]
+    assert setup["install_requires"] == project["dependencies"]
+    assert setup["extras_require"] == project["optional-dependencies"]
+    entry_points = {group: sorted(f"{name} = {target}" for name, target in points.items())
+                    for group, points in project["entry-points"].items()}
+    entry_points["console_scripts"] = sorted(f"{name} = {target}" for name, target in project["scripts"].items())
+    assert {group: sorted(points) for group, points in setup["entry_points"].items()} == entry_points
+
+
+def test_registry_conventions():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "Framework :: AiiDA" in project["classifiers"]
+    assert sum(c.startswith("Development Status") for c in project["classifiers"]) == 1
+    for group, points in project["entry-points"].items():
+        assert group.startswith("aiida.")
+        assert all(name.startswith("ccdcgan.") for name in points), group
+
+
+def _modules_after(code: str) -> set[str]:
+    result = subprocess.run([sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+                            capture_output=True, text=True, check=True)
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import aiida_ccdcgan",
+        "import aiida_ccdcgan.cli, aiida_ccdcgan.tools.datasets, aiida_ccdcgan.calculations.functions.split",
+        "from aiida.cmdline.commands.cmd_verdi import verdi\n"
+        "try:\n    verdi.main(['plugin', 'list', 'aiida.calculations', 'ccdcgan.split_dataset'], standalone_mode=False)\n"
+        "except SystemExit:\n    pass",
+    ],
+    ids=["package", "aiida-layer", "verdi-plugin-list"],
+)
+def test_imports_do_not_load_tensorflow_or_torch(code):
+    modules = _modules_after(code)
+    assert "aiida_ccdcgan" in modules or "aiida" in modules
+    loaded = sorted(m for m in modules if m.split(".")[0] in HEAVY)
+    assert not loaded, loaded
+
+
+def test_verdi_lists_the_entry_points():
+    output = subprocess.run([Path(sys.executable).with_name("verdi"), "plugin", "list", "aiida.calculations"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "ccdcgan.split_dataset" in output
