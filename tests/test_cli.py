@@ -124,3 +124,27 @@ def test_full_vo_dataset_import(cli, shared_data, group_label):
         csv.field_size_limit(2**31 - 1)
         templates = {row["prototype_mp_id"] for row in csv.DictReader(handle)}
     assert summary["group_keys"] == len(templates)
+
+
+def test_represent_roundtrip_command(cli, crystals, tmp_path):
+    from aiida_ccdcgan.dataset import write_extxyz
+
+    write_extxyz(crystals, tmp_path / "set.extxyz")
+    result = cli("represent", "roundtrip", tmp_path / "set.extxyz", "--elements", "auto", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["n"] == 5 and report["matched"] == 5 and report["match_rate"] == 1.0
+    assert set(report) >= {"failures", "outside_limits", "encode_structures_per_s", "decode_structures_per_s"}
+    wrong = cli("represent", "roundtrip", tmp_path / "set.extxyz", "--elements", "Bi,Se")
+    assert wrong.returncode == 1 and "Structure 4 (NaCl)" in wrong.stderr
+    assert "is not one of the representation's elements (Bi, Se)" in wrong.stderr
+
+
+@pytest.mark.slow
+def test_represent_roundtrip_on_the_vo_dataset(cli, shared_data):
+    """Without any network, the representation gives back (nearly) every V–O crystal."""
+    result = cli("represent", "roundtrip", shared_data / "vo_imatgen_dft.csv.gz", "--elements", "V,O", "--limit", "3000", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["n"] == 3000
+    assert report["matched"] / report["n"] >= 0.999, report

@@ -69,6 +69,12 @@ def test_imports_do_not_load_tensorflow_or_torch(code):
     assert not loaded, loaded
 
 
+def test_pure_layers_know_nothing_of_aiida():
+    modules = _modules_after("import aiida_ccdcgan.dataset, aiida_ccdcgan.representation.roundtrip")
+    assert "aiida_ccdcgan.representation.decode" in modules
+    assert not sorted(m for m in modules if m.split(".")[0] in ("aiida", *HEAVY))
+
+
 def test_verdi_lists_the_entry_points():
     output = subprocess.run([Path(sys.executable).with_name("verdi"), "plugin", "list", "aiida.calculations"],
                             capture_output=True, text=True, check=True).stdout
