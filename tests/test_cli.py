@@ -62,7 +62,7 @@ def test_import_summary_reimport_split_and_export(cli, crystals, tmp_path, group
         (["import", "extxyz", "empty.extxyz"], "empty.extxyz: the file is empty"),
         (["import", "csv", "vo.csv.gz", "--structure-format", "poscar", "--structure-column", "poscar"],
          "A plain CSV import needs id_column"),
-        (["import", "vo-csv", "nan.csv.gz"], "row 2 (line 3, id 'Bi-A7'): the energy 'formation_energy' is nan"),
+        (["import", "vo-csv", "nan.csv.gz"], "row 2 (id 'Bi-A7'): the energy 'formation_energy' is nan"),
         (["dataset", "summary", "no-such-group"], "No group 'no-such-group'"),
         (["export", "no-such-group", "--csv", "x.csv"], "No group 'no-such-group'"),
     ],

@@ -121,6 +121,14 @@ def test_bad_csv_rows_are_named(tmp_path, rows, message):
         read_structure_csv(_vo_rows(tmp_path, rows), VO_CSV)
 
 
+def test_unreadable_cif_row_is_named(crystals, tmp_path):
+    path = write_cdvae_csv(crystals, tmp_path / "set.csv")
+    text = path.read_text().replace("_cell_length_a", "_cell_length_a_broken", 2)  # break the first two CIFs' cells
+    path.write_text(text)
+    with pytest.raises(DatasetError, match=r"set.csv, row 1 \(id 'Bi2Se3-R-3m'\): cannot read the CIF text"):
+        read_structure_csv(path, CDVAE_CSV)
+
+
 def test_csv_without_structure_column(tmp_path):
     path = _vo_rows(tmp_path, [("a", "t", "-1")], header=("id", "prototype_mp_id", "formation_energy"))
     with pytest.raises(DatasetError, match=r"column\(s\) 'poscar' are missing.*--structure-column"):

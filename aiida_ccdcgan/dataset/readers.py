@@ -106,8 +106,8 @@ def read_structure_csv(
         property_columns = {column: sanitise_key(column) for column in columns if column not in used}
         rows = reader if progress is None else progress(reader)
         records = []
-        for line_number, row in enumerate(rows, start=2):
-            where = f"{path.name}, row {line_number - 1} (line {line_number}, id {row.get(layout.id_column)!r})"
+        for row_number, row in enumerate(rows, start=1):
+            where = f"{path.name}, row {row_number} (id {row.get(layout.id_column)!r})"
             if None in row:
                 raise DatasetError(f"{where}: the row has more fields than the header.")
             structure = _parse_structure_text(row[layout.structure_column], layout.structure_format, where)
