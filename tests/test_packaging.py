@@ -24,7 +24,7 @@ def test_setup_json_mirrors_pyproject():
     assert setup["description"] == project["description"]
     assert setup["author"] == project["authors"][0]["name"]
     assert setup["author_email"] == project["authors"][0]["email"]
-    assert setup["license"] == project["license"]["text"]
+    assert setup["license"] == project["license"]
     assert setup["url"] == project["urls"]["Source"]
     assert setup["python_requires"] == project["requires-python"]
     assert setup["classifiers"] == project["classifiers"]

@@ -36,6 +36,13 @@ def atoms_key_options(function):
     return function
 
 
+def import_options(function):
+    """The options every import command shares (group, checks, JSON output) and the loaded profile."""
+    for option in reversed((GROUP, MIN_DISTANCE, MIN_VOLUME, AS_JSON)):
+        function = option(function)
+    return decorators.with_dbenv()(function)
+
+
 @cmd_root.group("import")
 def cmd_import():
     """Import crystal datasets into a Group of StructureData (one storage transaction per import)."""
@@ -55,12 +62,8 @@ def _run_import(fmt, path, group_label, min_distance, min_volume, as_json, **opt
 
 @cmd_import.command("cdvae-csv")
 @click.argument("path", type=click.Path(dir_okay=False))
-@GROUP
 @csv_column_options
-@MIN_DISTANCE
-@MIN_VOLUME
-@AS_JSON
-@decorators.with_dbenv()
+@import_options
 def import_cdvae_csv(path, group_label, min_distance, min_volume, as_json, **columns):
     """Import a CDVAE-style CSV (CIF text in 'cif', ids in 'material_id', 'formation_energy_per_atom')."""
     _run_import("cdvae-csv", path, group_label, min_distance, min_volume, as_json, **columns)
@@ -68,12 +71,8 @@ def import_cdvae_csv(path, group_label, min_distance, min_volume, as_json, **col
 
 @cmd_import.command("vo-csv")
 @click.argument("path", type=click.Path(dir_okay=False))
-@GROUP
 @csv_column_options
-@MIN_DISTANCE
-@MIN_VOLUME
-@AS_JSON
-@decorators.with_dbenv()
+@import_options
 def import_vo_csv(path, group_label, min_distance, min_volume, as_json, **columns):
     """Import the iMatGen V–O CSV (POSCAR text in 'poscar', 'formation_energy', template 'prototype_mp_id')."""
     _run_import("vo-csv", path, group_label, min_distance, min_volume, as_json, **columns)
@@ -81,13 +80,9 @@ def import_vo_csv(path, group_label, min_distance, min_volume, as_json, **column
 
 @cmd_import.command("csv")
 @click.argument("path", type=click.Path(dir_okay=False))
-@GROUP
 @csv_column_options
 @click.option("--structure-format", type=click.Choice(["cif", "poscar"]), required=True, help="Format of the structure text.")
-@MIN_DISTANCE
-@MIN_VOLUME
-@AS_JSON
-@decorators.with_dbenv()
+@import_options
 def import_csv(path, group_label, min_distance, min_volume, as_json, **columns):
     """Import any CSV with one structure (CIF or POSCAR text) per row; name its columns with the options."""
     _run_import("csv", path, group_label, min_distance, min_volume, as_json, **columns)
@@ -95,12 +90,8 @@ def import_csv(path, group_label, min_distance, min_volume, as_json, **columns):
 
 @cmd_import.command("extxyz")
 @click.argument("path", type=click.Path(dir_okay=False))
-@GROUP
 @atoms_key_options
-@MIN_DISTANCE
-@MIN_VOLUME
-@AS_JSON
-@decorators.with_dbenv()
+@import_options
 def import_extxyz(path, group_label, min_distance, min_volume, as_json, **keys):
     """Import an extended XYZ file of periodic frames, energies in each frame's info."""
     _run_import("extxyz", path, group_label, min_distance, min_volume, as_json, **keys)
@@ -108,12 +99,8 @@ def import_extxyz(path, group_label, min_distance, min_volume, as_json, **keys):
 
 @cmd_import.command("ase-db")
 @click.argument("path", type=click.Path(dir_okay=False))
-@GROUP
 @atoms_key_options
-@MIN_DISTANCE
-@MIN_VOLUME
-@AS_JSON
-@decorators.with_dbenv()
+@import_options
 def import_ase_db(path, group_label, min_distance, min_volume, as_json, **keys):
     """Import an ASE database (SQLite file), energies in each row's key-value pairs."""
     _run_import("ase-db", path, group_label, min_distance, min_volume, as_json, **keys)
@@ -121,14 +108,10 @@ def import_ase_db(path, group_label, min_distance, min_volume, as_json, **keys):
 
 @cmd_import.command("folder")
 @click.argument("path", type=click.Path(file_okay=False))
-@GROUP
 @click.option("--energies", "energies_csv", type=click.Path(dir_okay=False), help="CSV of energies keyed by file name.")
 @click.option("--file-column", default="filename", show_default=True, help="Column of the energies CSV holding the file name.")
 @click.option("--energy-column", default="formation_energy", show_default=True, help="Column of the energies CSV with eV/atom.")
-@MIN_DISTANCE
-@MIN_VOLUME
-@AS_JSON
-@decorators.with_dbenv()
+@import_options
 def import_folder(path, group_label, min_distance, min_volume, as_json, **options):
     """Import a folder of CIF / POSCAR files (*.cif, *.vasp, *.poscar, POSCAR*, CONTCAR*)."""
     _run_import("folder", path, group_label, min_distance, min_volume, as_json, **options)
