@@ -1,0 +1,57 @@
+"""The 2D "crystal graph": the lattice latent and one site latent per element, laid out on a square image."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphLayout:
+    """Where each latent sits in the flattened square graph.
+
+    Slot 0 holds the lattice latent, slot k + 1 the site latent of element k; every slot is
+    ``max(site_latent, lattice_latent)`` long, the rest is zero. The side is the smallest multiple of 4 whose
+    square holds all slots, so two elements with latents 200 and 25 give the paper's 28 × 28 (indices 0–24
+    lattice, 200–399 and 400–599 the two elements); more elements grow the graph with them instead of
+    reserving 118 element slots.
+    """
+
+    n_elements: int
+    site_latent: int = 200
+    lattice_latent: int = 25
+
+    @property
+    def slot(self) -> int:
+        """Length of one slot."""
+        return max(self.site_latent, self.lattice_latent)
+
+    @property
+    def side(self) -> int:
+        """Side of the square graph."""
+        return 4 * math.ceil(math.sqrt(self.slot * (self.n_elements + 1)) / 4)
+
+    def to_graphs(self, lattice_latents: np.ndarray, site_latents: np.ndarray) -> np.ndarray:
+        """Lay out lattice latents ``(N, lattice_latent)`` and site latents ``(N, n_elements, site_latent)`` as ``(N, side, side, 1)``."""
+        count = len(lattice_latents)
+        if lattice_latents.shape != (count, self.lattice_latent) or site_latents.shape != (count, self.n_elements, self.site_latent):
+            raise ValueError(
+                f"Expected lattice latents (N, {self.lattice_latent}) and site latents (N, {self.n_elements}, {self.site_latent}), "
+                f"got {lattice_latents.shape} and {site_latents.shape}."
+            )
+        flat = np.zeros((count, self.side * self.side), dtype=np.float32)
+        flat[:, : self.lattice_latent] = lattice_latents
+        for element in range(self.n_elements):
+            start = self.slot * (element + 1)
+            flat[:, start : start + self.site_latent] = site_latents[:, element]
+        return flat.reshape(count, self.side, self.side, 1)
+
+    def from_graphs(self, graphs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(lattice latents, site latents)`` read back from graphs ``(N, side, side, 1)``; padding is ignored."""
+        if graphs.ndim != 4 or graphs.shape[1:] != (self.side, self.side, 1):
+            raise ValueError(f"Expected graphs of shape (N, {self.side}, {self.side}, 1), got {graphs.shape}.")
+        flat = graphs.reshape(len(graphs), -1)
+        sites = np.stack([flat[:, self.slot * (k + 1) : self.slot * (k + 1) + self.site_latent] for k in range(self.n_elements)], axis=1)
+        return flat[:, : self.lattice_latent].copy(), sites

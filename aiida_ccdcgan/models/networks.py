@@ -1,0 +1,109 @@
+"""The CCDCGAN networks in Keras 3, backend-agnostic (TensorFlow here; JAX or torch on a GPU machine).
+
+Layer by layer as the authors' Bi–Se code (../shared/reference/ccdcgan_reference.md §2), with the grid
+sizes as parameters: an autoencoder halves its grid with stride-2 convolutions down to 4³ and closes with a
+4³ VALID convolution to a 1³ latent, so 64³ gives the paper's five encoder layers and 32³ the lattice
+autoencoder's four. With the paper's sizes the parameter counts equal the reference's (a test checks them).
+Deliberate differences: the autoencoders end in a plain sigmoid (the code's "threshold" op kills the
+gradients); nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers
+
+LEAKY_SLOPE = 0.2
+BATCHNORM_MOMENTUM = 0.8
+
+
+def _halvings(grid: int) -> int:
+    """Number of stride-2 steps from ``grid`` down to 4; refuses grids that are not 4·2ⁿ."""
+    steps = math.log2(grid / 4)
+    if grid < 8 or steps != int(steps):
+        raise ValueError(f"An autoencoder grid must be 4·2ⁿ and at least 8 (8, 16, 32, 64, …), not {grid}.")
+    return int(steps)
+
+
+def build_autoencoder(grid: int, latent: int, filters: int = 64, name: str = "autoencoder") -> tuple[keras.Model, keras.Model, keras.Model]:
+    """Return ``(encoder, decoder, autoencoder)`` for one-channel ``grid``³ voxels and a tanh latent of size ``latent``.
+
+    Encoder: [Conv3D(filters, 4, stride 2, same), LeakyReLU 0.2] down to 4³, then Conv3D(latent, 4, valid) and
+    tanh. Decoder: the mirror with transposed convolutions, ending in a sigmoid. No biases, as the original.
+    """
+    halvings = _halvings(grid)
+    voxels = keras.Input((grid, grid, grid, 1), name="voxels")
+    x = voxels
+    for _ in range(halvings):
+        x = layers.Conv3D(filters, 4, strides=2, padding="same", use_bias=False)(x)
+        x = layers.LeakyReLU(LEAKY_SLOPE)(x)
+    x = layers.Conv3D(latent, 4, padding="valid", use_bias=False, activation="tanh")(x)
+    encoder = keras.Model(voxels, layers.Flatten()(x), name=f"{name}_encoder")
+
+    code = keras.Input((latent,), name="latent")
+    y = layers.Reshape((1, 1, 1, latent))(code)
+    y = layers.Conv3DTranspose(filters, 4, padding="valid", use_bias=False)(y)
+    y = layers.LeakyReLU(LEAKY_SLOPE)(y)
+    for step in range(halvings):
+        last = step == halvings - 1
+        y = layers.Conv3DTranspose(1 if last else filters, 4, strides=2, padding="same", use_bias=False,
+                                   activation="sigmoid" if last else None)(y)
+        if not last:
+            y = layers.LeakyReLU(LEAKY_SLOPE)(y)
+    decoder = keras.Model(code, y, name=f"{name}_decoder")
+    autoencoder = keras.Model(voxels, decoder(encoder(voxels)), name=name)
+    return encoder, decoder, autoencoder
+
+
+def build_generator(noise_dim: int, side: int) -> keras.Model:
+    """Return the generator: noise → ``side``×``side``×1 crystal graph in (−1, 1) (the Keras DCGAN example)."""
+    if side % 4:
+        raise ValueError(f"The crystal-graph side must be a multiple of 4, not {side}.")
+    noise = keras.Input((noise_dim,), name="noise")
+    x = layers.Dense(128 * (side // 4) ** 2, activation="relu")(noise)
+    x = layers.Reshape((side // 4, side // 4, 128))(x)
+    for filters in (128, 64):
+        x = layers.UpSampling2D()(x)
+        x = layers.Conv2D(filters, 3, padding="same")(x)
+        x = layers.BatchNormalization(momentum=BATCHNORM_MOMENTUM)(x)
+        x = layers.Activation("relu")(x)
+    graph = layers.Conv2D(1, 3, padding="same", activation="tanh")(x)
+    return keras.Model(noise, graph, name="generator")
+
+
+def _convolutional_trunk(graph):
+    """Layers 1–4 shared by the discriminator and the constraint: strided convs, BN, LeakyReLU, dropout."""
+    x = layers.Conv2D(32, 3, strides=2, padding="same")(graph)
+    x = layers.LeakyReLU(LEAKY_SLOPE)(x)
+    x = layers.Dropout(0.25)(x)
+    x = layers.Conv2D(64, 3, strides=2, padding="same")(x)
+    x = layers.ZeroPadding2D(((0, 1), (0, 1)))(x)
+    for filters, strides in ((None, None), (128, 2), (256, 1)):
+        if filters:
+            x = layers.Conv2D(filters, 3, strides=strides, padding="same")(x)
+        x = layers.BatchNormalization(momentum=BATCHNORM_MOMENTUM)(x)
+        x = layers.LeakyReLU(LEAKY_SLOPE)(x)
+        x = layers.Dropout(0.25)(x)
+    return layers.Flatten()(x)
+
+
+def build_discriminator(side: int) -> keras.Model:
+    """Return the discriminator: crystal graph → probability that it is real."""
+    graph = keras.Input((side, side, 1), name="graph")
+    return keras.Model(graph, layers.Dense(1, activation="sigmoid")(_convolutional_trunk(graph)), name="discriminator")
+
+
+def build_constraint(side: int) -> keras.Model:
+    """Return the constraint: crystal graph → formation energy (eV/atom).
+
+    The discriminator's trunk and six dense layers (1024, 256, 256, 256, 64, 1). The original ends in a
+    LeakyReLU that scales negative predictions by 0.2 (bug B10); this output is linear.
+    """
+    graph = keras.Input((side, side, 1), name="graph")
+    x = _convolutional_trunk(graph)
+    for units in (1024, 256, 256, 256, 64):
+        x = layers.Dense(units)(x)
+        x = layers.LeakyReLU(LEAKY_SLOPE)(x)
+    return keras.Model(graph, layers.Dense(1)(x), name="constraint")

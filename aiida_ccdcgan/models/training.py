@@ -1,0 +1,205 @@
+"""Training and using the CCDCGAN models: autoencoders, constraint, GAN; graphs to crystals and back.
+
+Backend-agnostic Keras 3 (``compile``/``fit``/``train_on_batch`` only). Voxels are built on the fly from
+canonical crystals, batch by batch; nothing is written per structure. Every function takes a seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+from ..representation import CanonicalCrystal, DecodeResult, VoxelConfig, decode_batch, lattice_voxels, site_voxels
+from .config import AutoencoderSettings, ConstraintSettings, GanSettings
+from .graph import GraphLayout
+from .networks import build_autoencoder, build_constraint, build_discriminator, build_generator
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and the Keras backend, and make TensorFlow's kernels deterministic."""
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+class VoxelBatches(keras.utils.PyDataset):
+    """One-channel voxel images built on the fly: ``site`` (every element channel of every crystal) or ``lattice``."""
+
+    def __init__(self, crystals: Sequence[CanonicalCrystal], config: VoxelConfig, kind: str, batch_size: int, seed: int, shuffle: bool = True):
+        super().__init__()
+        if kind not in ("site", "lattice"):
+            raise ValueError(f"kind must be 'site' or 'lattice', not {kind!r}.")
+        self.crystals, self.config, self.kind, self.batch_size = list(crystals), config, kind, batch_size
+        channels = len(config.elements) if kind == "site" else 1
+        self.samples = np.array([(i, c) for i in range(len(self.crystals)) for c in range(channels)])
+        self.rng = np.random.default_rng(seed)
+        self.shuffle = shuffle
+        if shuffle:
+            self.rng.shuffle(self.samples)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.samples) / self.batch_size)
+
+    def __getitem__(self, index: int):
+        chunk = self.samples[index * self.batch_size : (index + 1) * self.batch_size]
+        crystals = [self.crystals[i] for i in chunk[:, 0]]
+        if self.kind == "site":
+            voxels = site_voxels(crystals, self.config)[np.arange(len(chunk)), ..., chunk[:, 1]]
+        else:
+            voxels = lattice_voxels(crystals, self.config)
+        voxels = voxels[..., None]
+        return voxels, voxels
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self.rng.shuffle(self.samples)
+
+
+def train_autoencoder(crystals, config: VoxelConfig, kind: str, settings: AutoencoderSettings, seed: int = 0):
+    """Train the site or lattice autoencoder on plain sigmoid outputs with MSE; return ``(encoder, decoder, losses)``."""
+    seed_everything(seed)
+    grid = config.site_grid if kind == "site" else config.lattice_grid
+    encoder, decoder, autoencoder = build_autoencoder(grid, settings.latent, settings.filters, name=f"{kind}_autoencoder")
+    autoencoder.compile(optimizer=keras.optimizers.Adam(settings.learning_rate, settings.beta_1, settings.beta_2), loss="mse")
+    history = autoencoder.fit(VoxelBatches(crystals, config, kind, settings.batch_size, seed), epochs=settings.epochs, verbose=0)
+    return encoder, decoder, [float(v) for v in history.history["loss"]]
+
+
+def encode_crystals(crystals, config: VoxelConfig, layout: GraphLayout, site_encoder, lattice_encoder, batch_size: int = 16) -> np.ndarray:
+    """Return the crystal graphs ``(N, side, side, 1)`` of canonical crystals."""
+    graphs = []
+    channels = len(config.elements)
+    for start in range(0, len(crystals), batch_size):
+        chunk = crystals[start : start + batch_size]
+        sites = site_voxels(chunk, config)  # (B, G, G, G, C)
+        per_channel = np.moveaxis(sites, -1, 1).reshape(-1, *sites.shape[1:4], 1)
+        site_latents = site_encoder.predict(per_channel, verbose=0).reshape(len(chunk), channels, -1)
+        lattice_latents = lattice_encoder.predict(lattice_voxels(chunk, config)[..., None], verbose=0)
+        graphs.append(layout.to_graphs(lattice_latents, site_latents))
+    return np.concatenate(graphs)
+
+
+def decode_graphs(graphs, config: VoxelConfig, layout: GraphLayout, site_decoder, lattice_decoder, batch_size: int = 16) -> list[DecodeResult]:
+    """Decode crystal graphs through the autoencoder decoders and the representation into crystals (or failures)."""
+    results = []
+    channels = len(config.elements)
+    for start in range(0, len(graphs), batch_size):
+        lattice_latents, site_latents = layout.from_graphs(graphs[start : start + batch_size])
+        lattices = lattice_decoder.predict(lattice_latents, verbose=0)[..., 0]
+        sites = site_decoder.predict(site_latents.reshape(-1, site_latents.shape[-1]), verbose=0)
+        sites = np.moveaxis(sites[..., 0].reshape(len(lattices), channels, *sites.shape[1:4]), 1, -1)
+        results += decode_batch(sites, lattices, config)
+    return results
+
+
+def train_constraint(graphs, energies, settings: ConstraintSettings, seed: int = 0):
+    """Train the formation-energy CNN on crystal graphs (MSE, eV/atom); return ``(model, losses)``."""
+    seed_everything(seed)
+    model = build_constraint(graphs.shape[1])
+    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate, settings.beta_1), loss="mse")
+    history = model.fit(graphs, np.asarray(energies, dtype=np.float32), batch_size=settings.batch_size,
+                        epochs=settings.epochs, shuffle=True, verbose=0)
+    return model, [float(v) for v in history.history["loss"]]
+
+
+def regression_metrics(predicted, target) -> dict:
+    """MAE, RMSE and R² of predictions against targets."""
+    predicted, target = np.ravel(predicted), np.ravel(target)
+    residual = predicted - target
+    total = np.sum((target - target.mean()) ** 2)
+    return {"mae": float(np.mean(np.abs(residual))), "rmse": float(np.sqrt(np.mean(residual**2))),
+            "r2": float(1 - np.sum(residual**2) / total) if total > 0 else float("nan"), "n": int(len(target))}
+
+
+def _formation_energy_loss(kind: str):
+    """The constraint term of the generator loss: mean exp(E_f) (as coded) or mean E_f (as the paper); y_true unused."""
+    if kind == "exp":
+        return lambda y_true, y_pred: keras.ops.mean(keras.ops.exp(y_pred))
+    return lambda y_true, y_pred: keras.ops.mean(y_pred)
+
+
+def build_gan(side: int, settings: GanSettings, constraint=None):
+    """Return ``(generator, discriminator, combined)`` compiled for training on ``side``×``side`` graphs.
+
+    ``combined`` (a :class:`GeneratorWithCritics`) maps noise to the frozen discriminator's verdict — and, for
+    CCDCGAN, the frozen constraint's formation energy, weighted ``fe_weight`` — both in inference mode
+    (BatchNorm statistics and Dropout off; the original ran them in training mode).
+    """
+    if settings.mode == "ccdcgan" and constraint is None:
+        raise ValueError("CCDCGAN needs the trained constraint model.")
+    generator, discriminator = build_generator(settings.noise_dim, side), build_discriminator(side)
+    discriminator.compile(optimizer=keras.optimizers.Adam(settings.learning_rate, settings.beta_1), loss="binary_crossentropy")
+    critics = [discriminator]
+    losses, weights = ["binary_crossentropy"], [1.0]
+    if settings.mode == "ccdcgan":
+        constraint.trainable = False
+        critics.append(constraint)
+        losses.append(_formation_energy_loss(settings.fe_loss))
+        weights.append(settings.fe_weight)
+    combined = GeneratorWithCritics(generator, critics, name=settings.mode)
+    discriminator.trainable = False
+    combined.compile(optimizer=keras.optimizers.Adam(settings.learning_rate, settings.beta_1), loss=losses, loss_weights=weights)
+    combined(np.zeros((1, settings.noise_dim), np.float32))  # build
+    return generator, discriminator, combined
+
+
+class GeneratorWithCritics(keras.Model):
+    """Noise → generated graph → the critics' outputs (discriminator, constraint), critics in inference mode.
+
+    A subclassed model, because Keras 3 does not keep ``training=False`` for nested models in a functional
+    graph: their Dropout stays active in ``train_on_batch`` (measured), as in the original code.
+    """
+
+    def __init__(self, generator, critics, **kwargs):
+        super().__init__(**kwargs)
+        self.generator, self.critics = generator, list(critics)
+
+    def call(self, noise, training=None):
+        graphs = self.generator(noise, training=training)
+        outputs = [critic(graphs, training=False) for critic in self.critics]
+        return outputs if len(outputs) > 1 else outputs[0]
+
+
+def gan_step(generator, discriminator, combined, real, noise) -> tuple[float, float, float]:
+    """One training step; returns the losses ``(d_real, d_fake, g)``.
+
+    The discriminator learns on the real batch (label 1) and a generated one (label 0) while trainable, then
+    the generator learns through the combined model with the discriminator frozen. Keras 3 reads
+    ``trainable`` at every step on the TensorFlow and torch backends (a test checks which weights move).
+    """
+    ones, zeros = np.ones((len(real), 1), np.float32), np.zeros((len(real), 1), np.float32)
+    discriminator.trainable = True
+    d_real = float(discriminator.train_on_batch(real, ones))
+    d_fake = float(discriminator.train_on_batch(generator.predict(noise, verbose=0), zeros))
+    discriminator.trainable = False
+    g_loss = combined.train_on_batch(noise, [ones, zeros] if len(combined.critics) == 2 else ones)
+    return d_real, d_fake, float(g_loss[0] if isinstance(g_loss, list) else g_loss)
+
+
+def train_gan(graphs, settings: GanSettings, constraint=None, seed: int = 0):
+    """Train the DCGAN (``mode='dcgan'``) or CCDCGAN (``mode='ccdcgan'``, needs ``constraint``) on crystal graphs.
+
+    Returns ``(generator, discriminator, losses)`` with per-step arrays ``d_real``, ``d_fake``, ``g``.
+    """
+    seed_everything(seed)
+    rng = np.random.default_rng(seed)
+    generator, discriminator, combined = build_gan(graphs.shape[1], settings, constraint)
+    batch = min(settings.batch_size, len(graphs))
+    losses = []
+    for _ in range(settings.steps):
+        real = graphs[rng.integers(0, len(graphs), batch)]
+        noise = rng.standard_normal((batch, settings.noise_dim)).astype(np.float32)
+        losses.append(gan_step(generator, discriminator, combined, real, noise))
+    history = np.array(losses).reshape(-1, 3)
+    return generator, discriminator, {"d_real": history[:, 0], "d_fake": history[:, 1], "g": history[:, 2]}
+
+
+def sample_graphs(generator, count: int, seed: int) -> np.ndarray:
+    """Generate ``count`` crystal graphs from seeded Gaussian noise."""
+    noise = np.random.default_rng(seed).standard_normal((count, generator.input_shape[-1])).astype(np.float32)
+    return generator.predict(noise, verbose=0)

@@ -1,0 +1,195 @@
+"""The CCDCGAN networks (Keras 3 on TensorFlow): architecture fidelity, graph layout, real training on tiny data."""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from aiida_ccdcgan.models.config import AutoencoderSettings, ConstraintSettings  # noqa: E402
+from aiida_ccdcgan.models.graph import GraphLayout  # noqa: E402
+from aiida_ccdcgan.models.networks import (  # noqa: E402
+    build_autoencoder,
+    build_constraint,
+    build_discriminator,
+    build_generator,
+)
+from aiida_ccdcgan.models.training import (  # noqa: E402
+    decode_graphs,
+    encode_crystals,
+    regression_metrics,
+    sample_graphs,
+    train_autoencoder,
+    train_constraint,
+)
+from aiida_ccdcgan.representation import DecodeFailure, VoxelConfig, canonical_crystal  # noqa: E402
+
+
+def _trainable(model) -> int:
+    return sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+
+
+def test_paper_sized_networks_have_the_reference_parameter_counts():
+    """Counts from the authors' Bi–Se code (reference §2.1–2.5); a layer out of place changes them."""
+    site_encoder, site_decoder, site = build_autoencoder(64, 200)
+    lattice_encoder, lattice_decoder, _ = build_autoencoder(32, 25)
+    assert (site_encoder.count_params(), site_decoder.count_params()) == (1_609_728, 1_609_728)
+    assert (lattice_encoder.count_params(), lattice_decoder.count_params()) == (630_784, 630_784)
+    assert site.output_shape == (None, 64, 64, 64, 1)
+    assert _trainable(build_generator(200, 28)) == 1_483_009
+    assert _trainable(build_discriminator(28)) == 392_833
+    assert _trainable(build_constraint(28)) == 4_994_561
+    with pytest.raises(ValueError, match="4·2ⁿ"):
+        build_autoencoder(48, 10)
+
+
+def test_graph_layout_matches_the_paper_and_round_trips():
+    layout = GraphLayout(2)
+    assert layout.side == 28 and GraphLayout(3).side == 32 and GraphLayout(1).side == 20
+    rng = np.random.default_rng(0)
+    lattice, sites = rng.uniform(-1, 1, (3, 25)), rng.uniform(-1, 1, (3, 2, 200))
+    graphs = layout.to_graphs(lattice, sites)
+    flat = graphs.reshape(3, -1)
+    assert graphs.shape == (3, 28, 28, 1)
+    np.testing.assert_allclose(flat[:, :25], lattice, rtol=1e-6)
+    np.testing.assert_allclose(flat[:, 200:400], sites[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(flat[:, 400:600], sites[:, 1], rtol=1e-6)
+    assert not flat[:, 25:200].any() and not flat[:, 600:].any()
+    back_lattice, back_sites = layout.from_graphs(graphs)
+    np.testing.assert_allclose(back_lattice, lattice, rtol=1e-6)
+    np.testing.assert_allclose(back_sites, sites, rtol=1e-6)
+    with pytest.raises(ValueError, match="Expected graphs"):
+        layout.from_graphs(np.zeros((1, 32, 32, 1)))
+
+
+TINY = VoxelConfig(elements=("Bi", "Se"), site_grid=16, lattice_grid=16, sigma=0.6)
+
+
+@pytest.fixture(scope="module")
+def tiny_models():
+    """Autoencoders and a constraint trained for a few steps on four Bi–Se crystals (16³ grids)."""
+    from dataset_files import make_crystals
+
+    records = [r for r in make_crystals() if "Na" not in r.structure.composition]
+    crystals = [canonical_crystal(r.structure, TINY) for r in records]
+    settings = AutoencoderSettings(latent=8, filters=8, epochs=2, batch_size=4)
+    site = train_autoencoder(crystals, TINY, "site", settings, seed=3)
+    lattice = train_autoencoder(crystals, TINY, "lattice", AutoencoderSettings(latent=4, filters=8, epochs=2, batch_size=4), seed=3)
+    layout = GraphLayout(2, site_latent=8, lattice_latent=4)
+    graphs = encode_crystals(crystals, TINY, layout, site[0], lattice[0])
+    energies = np.array([r.formation_energy for r in records])
+    constraint, constraint_losses = train_constraint(graphs, energies, ConstraintSettings(epochs=3, batch_size=4), seed=3)
+    return {"crystals": crystals, "site": site, "lattice": lattice, "layout": layout, "graphs": graphs,
+            "energies": energies, "constraint": constraint, "constraint_losses": constraint_losses}
+
+
+def test_autoencoders_train_on_voxels_built_on_the_fly(tiny_models):
+    _, _, site_losses = tiny_models["site"]
+    _, _, lattice_losses = tiny_models["lattice"]
+    assert len(site_losses) == 2 and len(lattice_losses) == 2
+    assert all(np.isfinite(site_losses + lattice_losses)) and 0 < site_losses[0] < 1
+    graphs = tiny_models["graphs"]
+    assert graphs.shape == (4, 8, 8, 1) and np.all(np.abs(graphs) <= 1)  # tanh latents
+
+
+def test_training_is_reproducible_with_a_seed(tiny_models):
+    again = train_autoencoder(tiny_models["crystals"], TINY, "lattice",
+                              AutoencoderSettings(latent=4, filters=8, epochs=2, batch_size=4), seed=3)
+    assert again[2] == tiny_models["lattice"][2]
+
+
+def test_constraint_trains_and_is_measured(tiny_models):
+    losses = tiny_models["constraint_losses"]
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    predicted = tiny_models["constraint"].predict(tiny_models["graphs"], verbose=0)
+    metrics = regression_metrics(predicted, tiny_models["energies"])
+    assert metrics["n"] == 4 and np.isfinite(metrics["mae"]) and metrics["rmse"] >= metrics["mae"]
+    assert regression_metrics([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == {"mae": 0.0, "rmse": 0.0, "r2": 1.0, "n": 3}
+
+
+def test_graphs_decode_into_crystals_or_classified_failures(tiny_models):
+    site_decoder, lattice_decoder = tiny_models["site"][1], tiny_models["lattice"][1]
+    results = decode_graphs(tiny_models["graphs"], TINY, tiny_models["layout"], site_decoder, lattice_decoder)
+    assert len(results) == 4
+    for result in results:  # barely trained decoders: any outcome, but always a crystal or a named failure
+        assert (result.structure is None) != (result.failure is None)
+        assert result.failure is None or isinstance(result.failure, DecodeFailure)
+
+
+def test_sampling_is_reproducible_with_a_seed():
+    keras.utils.set_random_seed(0)
+    generator = build_generator(16, 8)
+    first, second = sample_graphs(generator, 3, seed=5), sample_graphs(generator, 3, seed=5)
+    assert first.shape == (3, 8, 8, 1) and np.array_equal(first, second)
+    assert not np.array_equal(first, sample_graphs(generator, 3, seed=6))
+
+
+def _weights(model):
+    return [np.array(keras.ops.convert_to_numpy(w.value)) for w in model.weights if "moving" not in w.path]
+
+
+def _moved(before, after):
+    return max(float(np.abs(a - b).max()) for a, b in zip(before, after))
+
+
+@pytest.mark.parametrize("mode", ["dcgan", "ccdcgan"])
+def test_gan_steps_move_only_the_weights_they_should(tiny_models, mode):
+    from aiida_ccdcgan.models.config import GanSettings
+    from aiida_ccdcgan.models.training import build_gan, gan_step
+
+    keras.utils.set_random_seed(0)
+    settings = GanSettings(mode=mode, noise_dim=16, batch_size=4)
+    constraint = tiny_models["constraint"]
+    generator, discriminator, combined = build_gan(8, settings, constraint if mode == "ccdcgan" else None)
+    noise = np.random.default_rng(0).standard_normal((4, 16)).astype(np.float32)
+    g0, d0, c0 = _weights(generator), _weights(discriminator), _weights(constraint)
+    discriminator.trainable = True
+    discriminator.train_on_batch(tiny_models["graphs"], np.ones((4, 1), np.float32))
+    discriminator.trainable = False
+    d1 = _weights(discriminator)
+    combined.train_on_batch(noise, [np.ones((4, 1)), np.zeros((4, 1))] if mode == "ccdcgan" else np.ones((4, 1)))
+    assert _moved(d0, d1) > 0  # the discriminator learns in its own step
+    assert _moved(d1, _weights(discriminator)) == 0  # and is frozen in the generator's
+    assert _moved(g0, _weights(generator)) > 0
+    assert _moved(c0, _weights(constraint)) == 0  # the constraint is never trained by the GAN
+    first, second = combined(noise, training=True), combined(noise, training=True)
+    for a, b in zip(*(x if isinstance(x, list) else [x] for x in (first, second))):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))  # no dropout in critics
+    losses = gan_step(generator, discriminator, combined, tiny_models["graphs"], noise)
+    assert len(losses) == 3 and all(np.isfinite(losses))
+
+
+def test_train_gan_is_seeded(tiny_models):
+    from aiida_ccdcgan.models.config import GanSettings
+    from aiida_ccdcgan.models.training import train_gan
+
+    settings = GanSettings(mode="ccdcgan", noise_dim=16, batch_size=4, steps=3, fe_loss="linear")
+    first = train_gan(tiny_models["graphs"], settings, tiny_models["constraint"], seed=2)
+    second = train_gan(tiny_models["graphs"], settings, tiny_models["constraint"], seed=2)
+    assert first[2]["g"].shape == (3,) and np.array_equal(first[2]["g"], second[2]["g"])
+    np.testing.assert_array_equal(sample_graphs(first[0], 2, seed=1), sample_graphs(second[0], 2, seed=1))
+    with pytest.raises(ValueError, match="needs the trained constraint"):
+        train_gan(tiny_models["graphs"], settings, None)
+    with pytest.raises(ValueError, match="GAN mode"):
+        GanSettings(mode="wgan")
+
+
+@pytest.mark.slow
+def test_models_run_on_the_torch_backend(tmp_path):
+    """The same model code trains under KERAS_BACKEND=torch, as on a GPU machine without TensorFlow."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, keras\n"
+        "assert keras.backend.backend() == 'torch'\n"
+        "from aiida_ccdcgan.models.config import GanSettings\n"
+        "from aiida_ccdcgan.models.training import train_gan, sample_graphs\n"
+        "graphs = np.random.default_rng(0).uniform(-1, 1, (6, 8, 8, 1)).astype('float32')\n"
+        "g, d, losses = train_gan(graphs, GanSettings(mode='dcgan', noise_dim=8, batch_size=4, steps=2), seed=0)\n"
+        "assert np.all(np.isfinite(losses['g'])) and sample_graphs(g, 2, seed=0).shape == (2, 8, 8, 1)\n"
+        "print('torch ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "KERAS_BACKEND": "torch"})
+    assert result.returncode == 0 and "torch ok" in result.stdout, result.stderr[-2000:]
