@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+
+from ..representation import VoxelConfig
+from .graph import GraphLayout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,3 +56,55 @@ class GanSettings:
             raise ValueError(f"GAN mode must be 'dcgan' or 'ccdcgan', not {self.mode!r}.")
         if self.fe_loss not in ("exp", "linear"):
             raise ValueError(f"fe_loss must be 'exp' or 'linear', not {self.fe_loss!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """Everything one training run needs: representation, the four model stages, and the seed.
+
+    Read from and written to JSON (``to_dict`` / ``from_dict``); its digest is recorded with every model.
+    """
+
+    representation: VoxelConfig = dataclasses.field(default_factory=VoxelConfig)
+    site_autoencoder: AutoencoderSettings = dataclasses.field(default_factory=lambda: AutoencoderSettings(latent=200))
+    lattice_autoencoder: AutoencoderSettings = dataclasses.field(default_factory=lambda: AutoencoderSettings(latent=25))
+    constraint: ConstraintSettings = dataclasses.field(default_factory=ConstraintSettings)
+    gan: GanSettings = dataclasses.field(default_factory=GanSettings)
+    seed: int = 0
+
+    @property
+    def layout(self) -> GraphLayout:
+        """The crystal-graph layout these settings imply."""
+        return GraphLayout(len(self.representation.elements), self.site_autoencoder.latent, self.lattice_autoencoder.latent)
+
+    def to_dict(self) -> dict:
+        """Return the configuration as a JSON-safe dictionary."""
+        values = dataclasses.asdict(self)
+        values["representation"] = self.representation.to_dict()
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainingConfig:
+        """Build a configuration from a dictionary, refusing unknown keys at any level."""
+        sections = {
+            "site_autoencoder": AutoencoderSettings, "lattice_autoencoder": AutoencoderSettings,
+            "constraint": ConstraintSettings, "gan": GanSettings,
+        }
+        unknown = set(values) - {*sections, "representation", "seed"}
+        if unknown:
+            raise ValueError(f"Unknown training setting(s): {', '.join(sorted(unknown))}.")
+        kwargs = {"seed": int(values.get("seed", 0))}
+        if "representation" in values:
+            kwargs["representation"] = VoxelConfig.from_dict(values["representation"])
+        for name, kind in sections.items():
+            if name in values:
+                fields = {f.name for f in dataclasses.fields(kind)}
+                wrong = set(values[name]) - fields
+                if wrong:
+                    raise ValueError(f"Unknown setting(s) in '{name}': {', '.join(sorted(wrong))}.")
+                kwargs[name] = kind(**values[name])
+        return cls(**kwargs)
+
+    def digest(self) -> str:
+        """sha256 of the whole configuration."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()

@@ -113,7 +113,7 @@ def regression_metrics(predicted, target) -> dict:
     residual = predicted - target
     total = np.sum((target - target.mean()) ** 2)
     return {"mae": float(np.mean(np.abs(residual))), "rmse": float(np.sqrt(np.mean(residual**2))),
-            "r2": float(1 - np.sum(residual**2) / total) if total > 0 else float("nan"), "n": int(len(target))}
+            "r2": float(1 - np.sum(residual**2) / total) if total > 0 else None, "n": int(len(target))}
 
 
 def _formation_energy_loss(kind: str):

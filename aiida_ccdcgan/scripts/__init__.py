@@ -1,0 +1,20 @@
+"""Console scripts that run on a compute node (``ccdcgan-train``, ``ccdcgan-sample``) and their exit codes.
+
+The AiiDA parsers map these exit codes to process exit codes; keep them in this one place.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter is not the script's output
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 10
+EXIT_NAN_LOSS = 11
+EXIT_OUT_OF_MEMORY = 12
+
+
+def fail(code: int, message: str) -> int:
+    """Print ``message`` to stderr as the script's one-line error and return ``code``."""
+    print(f"ERROR: {message}", file=sys.stderr)
+    return code

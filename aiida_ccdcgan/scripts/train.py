@@ -1,0 +1,225 @@
+"""``ccdcgan-train``: train the CCDCGAN models from a JSON configuration and an extended XYZ dataset.
+
+Stages: ``autoencoders`` (site and lattice), ``constraint``, ``gan``; ``all`` runs them in order. Each stage
+writes its ``.keras`` models and its part of ``metrics.json`` into the output folder; a stage whose outputs
+exist for the same configuration is skipped, so an interrupted run resumes from the last finished stage.
+TensorFlow (or the Keras backend named by ``KERAS_BACKEND``) is imported only here and in ``ccdcgan-sample``.
+
+Exit codes: 0 done; 10 bad input; 11 a loss became NaN; 12 out of memory (see :mod:`aiida_ccdcgan.scripts`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import EXIT_BAD_INPUT, EXIT_NAN_LOSS, EXIT_OK, EXIT_OUT_OF_MEMORY, fail
+
+STAGES = ("autoencoders", "constraint", "gan")
+MODEL_FILES = {
+    "autoencoders": ("site_encoder", "site_decoder", "lattice_encoder", "lattice_decoder"),
+    "constraint": ("constraint",),
+    "gan": ("generator", "discriminator"),
+}
+
+
+class NanLoss(RuntimeError):
+    """A training loss became NaN or infinite."""
+
+
+def load_dataset(path: Path, config, seed: int):
+    """Read the dataset and split it: the frames' ``split`` info if present, else 90/10 by group key (seeded)."""
+    from ..dataset import group_split, read_extxyz
+    from ..representation import canonical_crystal
+    from ..representation.encode import OutsideLimits, check_representable
+
+    records = read_extxyz(path, energy_key=None)  # energies and splits stay in the properties
+    energies = [record.properties.get("formation_energy") for record in records]
+    splits = [record.properties.get("split") for record in records]
+    if any(s is None for s in splits):
+        keys = [r.group_key or r.source_id for r in records]
+        indices = group_split(keys, (0.9, 0.1, 0.0), seed)
+        splits = [None] * len(records)
+        for name, members in indices.items():
+            for i in members:
+                splits[i] = name
+    kept, skipped = [], {}
+    for record, energy, split in zip(records, energies, splits):
+        try:
+            crystal = canonical_crystal(record.structure, config.representation)
+            check_representable(crystal, config.representation)
+        except OutsideLimits as exception:
+            skipped[exception.reason] = skipped.get(exception.reason, 0) + 1
+            continue
+        kept.append({"record": record, "crystal": crystal, "energy": energy, "split": split})
+    return kept, skipped
+
+
+def _part(items, name):
+    """The items of one split."""
+    return [item for item in items if item["split"] == name]
+
+
+def _check_finite(stage: str, losses) -> None:
+    """Raise :class:`NanLoss` if any loss is not finite."""
+    values = np.concatenate([np.ravel(v) for v in (losses.values() if isinstance(losses, dict) else [losses])])
+    if not np.all(np.isfinite(values)):
+        raise NanLoss(f"a loss of the {stage} stage became NaN or infinite; lower the learning rate")
+
+
+def reconstruction(items, config, models) -> dict:
+    """Encode → decode held-out crystals through the autoencoders and count StructureMatcher matches."""
+    from ..models.training import decode_graphs, encode_crystals
+    from ..representation.roundtrip import MATCHER_SETTINGS
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    if not items:
+        return {"n": 0, "matched": 0, "ratio": None, "failures": {}}
+    graphs = encode_crystals([i["crystal"] for i in items], config.representation, config.layout,
+                             models["site_encoder"], models["lattice_encoder"])
+    results = decode_graphs(graphs, config.representation, config.layout, models["site_decoder"], models["lattice_decoder"])
+    matcher, matched, failures = StructureMatcher(**MATCHER_SETTINGS), 0, {}
+    for item, result in zip(items, results):
+        reason = result.failure.value if result.failure else (None if matcher.fit(item["record"].structure, result.structure) else "no_match")
+        if reason:
+            failures[reason] = failures.get(reason, 0) + 1
+        else:
+            matched += 1
+    return {"n": len(items), "matched": matched, "ratio": matched / len(items), "failures": failures}
+
+
+def run_stage(stage: str, items, config, output: Path, models: dict) -> dict:
+    """Train one stage, save its models into ``models`` and ``output``, and return its metrics."""
+    from ..models.training import encode_crystals, regression_metrics, train_autoencoder, train_constraint, train_gan
+
+    train, validation = _part(items, "train"), _part(items, "validation")
+    start = time.perf_counter()
+    if stage == "autoencoders":
+        crystals = [i["crystal"] for i in train]
+        models["site_encoder"], models["site_decoder"], site_losses = train_autoencoder(
+            crystals, config.representation, "site", config.site_autoencoder, config.seed)
+        models["lattice_encoder"], models["lattice_decoder"], lattice_losses = train_autoencoder(
+            crystals, config.representation, "lattice", config.lattice_autoencoder, config.seed)
+        losses = {"site_autoencoder": site_losses, "lattice_autoencoder": lattice_losses}
+        _check_finite(stage, losses)
+        metrics = {"reconstruction_validation": reconstruction(validation, config, models), "losses": losses}
+    else:
+        graphs = encode_crystals([i["crystal"] for i in train], config.representation, config.layout,
+                                 models["site_encoder"], models["lattice_encoder"])
+        if stage == "constraint":
+            energies = [i["energy"] for i in train]
+            if any(e is None for e in energies):
+                raise ValueError("the constraint needs a formation_energy in every training frame")
+            models["constraint"], constraint_losses = train_constraint(graphs, energies, config.constraint, config.seed)
+            metrics = {"losses": {"constraint": constraint_losses}}
+            _check_finite(stage, metrics["losses"])
+            if validation and all(i["energy"] is not None for i in validation):
+                held_out = encode_crystals([i["crystal"] for i in validation], config.representation, config.layout,
+                                           models["site_encoder"], models["lattice_encoder"])
+                predicted = models["constraint"].predict(held_out, verbose=0)
+                metrics["validation"] = regression_metrics(predicted, [i["energy"] for i in validation])
+        else:
+            constraint = models.get("constraint") if config.gan.mode == "ccdcgan" else None
+            models["generator"], models["discriminator"], losses = train_gan(graphs, config.gan, constraint, config.seed)
+            _check_finite(stage, losses)
+            metrics = {"losses": {k: v.tolist() for k, v in losses.items()}, "steps": config.gan.steps, "mode": config.gan.mode}
+    for name in MODEL_FILES[stage]:
+        models[name].save(output / f"{name}.keras")
+    metrics["seconds"] = round(time.perf_counter() - start, 2)
+    return metrics
+
+
+def plot_learning_curves(metrics: dict, path: Path) -> None:
+    """Write a PNG with every stage's losses, one panel per curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {f"{stage}: {name}": values for stage, entry in metrics["stages"].items() for name, values in entry["losses"].items()}
+    figure, axes = plt.subplots(1, max(1, len(curves)), figsize=(4 * max(1, len(curves)), 3), squeeze=False)
+    for axis, (name, values) in zip(axes[0], curves.items()):
+        axis.plot(np.arange(1, len(values) + 1), values)
+        axis.set_title(name, fontsize=8)
+        axis.set_xlabel("epoch or step")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _out_of_memory(exception: BaseException) -> bool:
+    """Whether an exception means the device or host ran out of memory (any backend)."""
+    return isinstance(exception, MemoryError) or any(
+        marker in type(exception).__name__ for marker in ("ResourceExhausted", "OutOfMemory"))
+
+
+def main(argv=None) -> int:
+    """Entry point of ``ccdcgan-train``."""
+    parser = argparse.ArgumentParser(prog="ccdcgan-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", type=Path, help="JSON training configuration (TrainingConfig).")
+    parser.add_argument("data", type=Path, help="Extended XYZ dataset: formation_energy and optional split in each frame's info.")
+    parser.add_argument("--output", type=Path, default=Path("."), help="Folder for models, metrics.json, learning_curves.png.")
+    parser.add_argument("--stage", choices=(*STAGES, "all"), default="all")
+    args = parser.parse_args(argv)
+
+    from ..models.config import TrainingConfig
+
+    try:
+        config = TrainingConfig.from_dict(json.loads(args.config.read_text()))
+    except (OSError, ValueError, TypeError) as exception:
+        return fail(EXIT_BAD_INPUT, f"cannot use the configuration {args.config}: {exception}")
+    args.output.mkdir(parents=True, exist_ok=True)
+    metrics_path = args.output / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    if metrics.get("config_digest") != config.digest():
+        metrics = {"config_digest": config.digest(), "representation_digest": config.representation.digest(),
+                   "config": config.to_dict(), "stages": {}}
+    try:
+        items, skipped = load_dataset(args.data, config, config.seed)
+    except Exception as exception:  # any unreadable input is bad input for this script
+        return fail(EXIT_BAD_INPUT, f"cannot use the dataset {args.data}: {exception}")
+    if not _part(items, "train"):
+        return fail(EXIT_BAD_INPUT, f"the dataset {args.data} has no training structures within the representation's limits")
+    metrics["dataset"] = {"within_limits": len(items), "outside_limits": skipped,
+                          **{name: len(_part(items, name)) for name in ("train", "validation", "test")}}
+
+    import keras
+
+    models = {}
+    for stage in STAGES if args.stage == "all" else (args.stage,):
+        files = [args.output / f"{name}.keras" for name in MODEL_FILES[stage]]
+        if stage in metrics["stages"] and all(f.exists() for f in files):
+            models.update({f.stem: keras.saving.load_model(f, safe_mode=True, compile=False) for f in files})
+            print(f"ccdcgan-train: {stage} already done for this configuration; resuming after it", file=sys.stderr)
+            continue
+        earlier = [name for done in STAGES[: STAGES.index(stage)] for name in MODEL_FILES[done]
+                   if not (name == "constraint" and config.gan.mode == "dcgan")]
+        missing = [name for name in earlier if name not in models and not (args.output / f"{name}.keras").exists()]
+        if missing:
+            return fail(EXIT_BAD_INPUT, f"the {stage} stage needs {', '.join(missing)}; run the earlier stages first")
+        for name in earlier:
+            models.setdefault(name, keras.saving.load_model(args.output / f"{name}.keras", safe_mode=True, compile=False))
+        try:
+            metrics["stages"][stage] = run_stage(stage, items, config, args.output, models)
+        except NanLoss as exception:
+            return fail(EXIT_NAN_LOSS, str(exception))
+        except ValueError as exception:
+            return fail(EXIT_BAD_INPUT, f"cannot run the {stage} stage: {exception}")
+        except Exception as exception:
+            if _out_of_memory(exception):
+                return fail(EXIT_OUT_OF_MEMORY, f"out of memory in the {stage} stage; halve the batch size ({exception})")
+            raise
+        metrics_path.write_text(json.dumps(metrics, indent=2))
+        print(f"ccdcgan-train: {stage} done in {metrics['stages'][stage]['seconds']} s", file=sys.stderr)
+    plot_learning_curves(metrics, args.output / "learning_curves.png")
+    metrics_path.write_text(json.dumps(metrics, indent=2))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

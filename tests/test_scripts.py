@@ -1,0 +1,108 @@
+"""The console scripts ``ccdcgan-train`` and ``ccdcgan-sample``: real TensorFlow training on tiny data, as a process."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dataset_files import make_crystals
+
+from aiida_ccdcgan.dataset import write_extxyz
+from aiida_ccdcgan.scripts import EXIT_BAD_INPUT, EXIT_NAN_LOSS
+
+BIN = Path(sys.executable).parent
+TINY_CONFIG = {
+    "seed": 1,
+    "representation": {"elements": ["Bi", "Se"], "site_grid": 16, "lattice_grid": 16, "sigma": 0.6},
+    "site_autoencoder": {"latent": 8, "filters": 8, "epochs": 2, "batch_size": 4},
+    "lattice_autoencoder": {"latent": 4, "filters": 8, "epochs": 2, "batch_size": 4},
+    "constraint": {"epochs": 2, "batch_size": 4},
+    "gan": {"mode": "ccdcgan", "noise_dim": 16, "batch_size": 4, "steps": 3},
+}
+
+
+def _run(script, *args, cwd):
+    return subprocess.run([BIN / script, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def _inputs(folder: Path, config=TINY_CONFIG) -> Path:
+    records = [r for r in make_crystals() if "Na" not in r.structure.composition]
+    for index, record in enumerate(records):
+        record.properties["split"] = "validation" if index == 3 else "train"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_extxyz(records, folder / "data.extxyz")
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A folder where ``ccdcgan-train`` ran every stage on four Bi–Se crystals."""
+    folder = _inputs(tmp_path_factory.mktemp("train"))
+    result = _run("ccdcgan-train", "config.json", "data.extxyz", "--output", "out", cwd=folder)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder
+
+
+def test_train_writes_models_metrics_and_curves(trained):
+    out = trained / "out"
+    for name in ("site_encoder", "site_decoder", "lattice_encoder", "lattice_decoder", "constraint", "generator", "discriminator"):
+        assert (out / f"{name}.keras").stat().st_size > 0
+    assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == {"within_limits": 4, "outside_limits": {}, "train": 3, "validation": 1, "test": 0}
+    assert set(metrics["stages"]) == {"autoencoders", "constraint", "gan"}
+    assert metrics["stages"]["autoencoders"]["reconstruction_validation"]["n"] == 1
+    assert metrics["stages"]["constraint"]["validation"]["n"] == 1
+    assert len(metrics["stages"]["gan"]["losses"]["g"]) == 3
+    assert len(metrics["config_digest"]) == 64 and len(metrics["representation_digest"]) == 64
+
+
+def test_train_resumes_after_finished_stages(trained):
+    before = {p.name: p.stat().st_mtime_ns for p in (trained / "out").glob("*.keras")}
+    result = _run("ccdcgan-train", "config.json", "data.extxyz", "--output", "out", cwd=trained)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("already done for this configuration") == 3
+    assert {p.name: p.stat().st_mtime_ns for p in (trained / "out").glob("*.keras")} == before
+
+
+def test_sample_is_seeded_and_counts_every_outcome(trained):
+    first = _run("ccdcgan-sample", "config.json", "out", "--count", "6", "--seed", "4", "--output", "a", cwd=trained)
+    second = _run("ccdcgan-sample", "config.json", "out", "--count", "6", "--seed", "4", "--output", "b", cwd=trained)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr[-3000:]
+    summary = json.loads((trained / "a" / "sampling.json").read_text())
+    assert summary == json.loads((trained / "b" / "sampling.json").read_text())
+    assert summary["graphs"] == 6 and sum(summary["outcomes"].values()) == 6
+    assert summary["success_rate"] == summary["valid"] / 6 and summary["predicted_formation_energy_mean"] is not None
+
+
+def test_sample_bad_input(trained):
+    zero = _run("ccdcgan-sample", "config.json", "out", "--count", "0", cwd=trained)
+    assert zero.returncode == EXIT_BAD_INPUT and "--count must be at least 1" in zero.stderr
+    missing = _run("ccdcgan-sample", "config.json", "nowhere", "--count", "2", cwd=trained)
+    assert missing.returncode == EXIT_BAD_INPUT and "lacks generator.keras" in missing.stderr
+
+
+def test_train_bad_input(tmp_path):
+    folder = _inputs(tmp_path, {**TINY_CONFIG, "gan": {"mode": "wgan"}})
+    result = _run("ccdcgan-train", "config.json", "data.extxyz", cwd=folder)
+    assert result.returncode == EXIT_BAD_INPUT and "GAN mode must be 'dcgan' or 'ccdcgan'" in result.stderr
+    (folder / "config.json").write_text(json.dumps({**TINY_CONFIG, "typo": 1}))
+    result = _run("ccdcgan-train", "config.json", "data.extxyz", cwd=folder)
+    assert result.returncode == EXIT_BAD_INPUT and "Unknown training setting(s): typo" in result.stderr
+    (folder / "config.json").write_text(json.dumps(TINY_CONFIG))
+    result = _run("ccdcgan-train", "config.json", "missing.extxyz", cwd=folder)
+    assert result.returncode == EXIT_BAD_INPUT and "missing.extxyz: no such file" in result.stderr
+    result = _run("ccdcgan-train", "config.json", "data.extxyz", "--stage", "gan", "--output", "empty", cwd=folder)
+    assert result.returncode == EXIT_BAD_INPUT and "run the earlier stages first" in result.stderr
+
+
+@pytest.mark.slow
+def test_train_reports_a_nan_loss(tmp_path):
+    config = {**TINY_CONFIG, "constraint": {"epochs": 2, "batch_size": 4, "learning_rate": 1e30}}
+    folder = _inputs(tmp_path, config)
+    result = _run("ccdcgan-train", "config.json", "data.extxyz", "--stage", "all", cwd=folder)
+    assert result.returncode == EXIT_NAN_LOSS, result.stderr[-3000:]
+    assert "constraint stage became NaN" in result.stderr and "lower the learning rate" in result.stderr
+    assert "autoencoders" in json.loads((folder / "metrics.json").read_text())["stages"]  # finished work is kept
