@@ -113,3 +113,14 @@ def assert_same_crystals(expected, actual):
             assert other.formation_energy is None
         else:
             assert other.formation_energy == pytest.approx(record.formation_energy, abs=1e-9)
+
+
+TINY_CONFIG = {
+    "seed": 1,
+    "representation": {"elements": ["Bi", "Se"], "site_grid": 16, "lattice_grid": 16, "sigma": 0.6},
+    "site_autoencoder": {"latent": 8, "filters": 8, "epochs": 2, "batch_size": 4},
+    "lattice_autoencoder": {"latent": 4, "filters": 8, "epochs": 2, "batch_size": 4},
+    "constraint": {"epochs": 2, "batch_size": 4},
+    "gan": {"mode": "ccdcgan", "noise_dim": 16, "batch_size": 4, "steps": 3},
+}
+"""A training configuration small enough for tests: 16³ grids, tiny latents, a few epochs and GAN steps."""

@@ -6,20 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from dataset_files import make_crystals
+from dataset_files import TINY_CONFIG, make_crystals
 
 from aiida_ccdcgan.dataset import write_extxyz
 from aiida_ccdcgan.scripts import EXIT_BAD_INPUT, EXIT_NAN_LOSS
 
 BIN = Path(sys.executable).parent
-TINY_CONFIG = {
-    "seed": 1,
-    "representation": {"elements": ["Bi", "Se"], "site_grid": 16, "lattice_grid": 16, "sigma": 0.6},
-    "site_autoencoder": {"latent": 8, "filters": 8, "epochs": 2, "batch_size": 4},
-    "lattice_autoencoder": {"latent": 4, "filters": 8, "epochs": 2, "batch_size": 4},
-    "constraint": {"epochs": 2, "batch_size": 4},
-    "gan": {"mode": "ccdcgan", "noise_dim": 16, "batch_size": 4, "steps": 3},
-}
 
 
 def _run(script, *args, cwd):

@@ -58,6 +58,12 @@ class GanSettings:
             raise ValueError(f"fe_loss must be 'exp' or 'linear', not {self.fe_loss!r}.")
 
 
+def _typed(kind, values: dict) -> dict:
+    """Cast the values of float fields to float: JSON and AiiDA's Dict may hand 1e30 or 1.0 back as integers."""
+    floats = {f.name for f in dataclasses.fields(kind) if f.type == "float"}
+    return {key: float(value) if key in floats else value for key, value in values.items()}
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     """Everything one training run needs: representation, the four model stages, and the seed.
@@ -102,7 +108,7 @@ class TrainingConfig:
                 wrong = set(values[name]) - fields
                 if wrong:
                     raise ValueError(f"Unknown setting(s) in '{name}': {', '.join(sorted(wrong))}.")
-                kwargs[name] = kind(**values[name])
+                kwargs[name] = kind(**_typed(kind, values[name]))
         return cls(**kwargs)
 
     def digest(self) -> str:

@@ -84,11 +84,15 @@ class VoxelConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> VoxelConfig:
-        """Build a configuration from :meth:`to_dict` output, refusing unknown keys."""
+        """Build a configuration from :meth:`to_dict` output, refusing unknown keys.
+
+        Floats are cast back to float (JSON and AiiDA's Dict may return 15.0 as 15), so digests are stable.
+        """
         unknown = set(values) - {field.name for field in dataclasses.fields(cls)}
         if unknown:
             raise DatasetError(f"Unknown representation setting(s): {', '.join(sorted(unknown))}.")
-        values = dict(values)
+        floats = {f.name for f in dataclasses.fields(cls) if f.type == "float"}
+        values = {key: float(value) if key in floats else value for key, value in values.items()}
         if "elements" in values:
             values["elements"] = tuple(values["elements"])
         return cls(**values)

@@ -14,7 +14,11 @@ EXIT_NAN_LOSS = 11
 EXIT_OUT_OF_MEMORY = 12
 
 
+ERROR_LINE = "ERROR [code {code}]: {message}"
+"""How a script states its failure on stderr; parsers read the code back from this line."""
+
+
 def fail(code: int, message: str) -> int:
     """Print ``message`` to stderr as the script's one-line error and return ``code``."""
-    print(f"ERROR: {message}", file=sys.stderr)
+    print(ERROR_LINE.format(code=code, message=message), file=sys.stderr)
     return code

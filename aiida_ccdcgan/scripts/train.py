@@ -190,6 +190,7 @@ def main(argv=None) -> int:
 
     import keras
 
+    metrics.update(keras_version=keras.__version__, backend=keras.backend.backend())
     models = {}
     for stage in STAGES if args.stage == "all" else (args.stage,):
         files = [args.output / f"{name}.keras" for name in MODEL_FILES[stage]]

@@ -1,0 +1,32 @@
+"""What the training and sampling CalcJobs share: file names, the script exit codes, config validation."""
+
+from ..scripts import EXIT_BAD_INPUT, EXIT_NAN_LOSS, EXIT_OUT_OF_MEMORY
+
+MODELS_FOLDER = "models"
+STDOUT, STDERR = "stdout.txt", "stderr.txt"
+
+SCRIPT_EXIT_CODES = {
+    EXIT_BAD_INPUT: (310, "ERROR_BAD_INPUT", "The script refused its input: {message}"),
+    EXIT_NAN_LOSS: (311, "ERROR_NAN_LOSS", "A training loss became NaN: {message}"),
+    EXIT_OUT_OF_MEMORY: (312, "ERROR_OUT_OF_MEMORY", "The script ran out of memory: {message}"),
+}
+"""Script exit code → (process exit status, label, message)."""
+
+
+def define_script_exit_codes(spec) -> None:
+    """Add the exit codes both CalcJobs share to ``spec``."""
+    spec.exit_code(300, "ERROR_OUTPUT_MISSING", message="The script finished without writing {filename}; see stderr.txt.")
+    spec.exit_code(301, "ERROR_SCRIPT_FAILED", message="The script failed without a stated reason: {message}")
+    for status, label, message in SCRIPT_EXIT_CODES.values():
+        spec.exit_code(status, label, message=message)
+
+
+def validate_training_config(value, _):
+    """Refuse a configuration the scripts would refuse, before anything is submitted."""
+    from ..models.config import TrainingConfig
+
+    try:
+        TrainingConfig.from_dict(value.get_dict())
+    except (ValueError, TypeError) as exception:
+        return f"Invalid training configuration: {exception}"
+    return None

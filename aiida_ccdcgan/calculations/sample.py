@@ -1,0 +1,85 @@
+"""``ccdcgan.sample``: run ``ccdcgan-sample`` with trained models on any AiiDA Computer."""
+
+import json
+
+from aiida import orm
+from aiida.common import CalcInfo, CodeInfo
+from aiida.engine import CalcJob
+
+from ..data.model import KerasModelData
+from ..data.structures import StructureBatchData
+from .common import STDERR, STDOUT, define_script_exit_codes, validate_training_config
+
+REQUIRED_MODELS = ("generator", "site_decoder", "lattice_decoder")
+SAMPLES_FOLDER = "samples"
+
+
+def _validate_inputs(inputs, _):
+    """Refuse models trained for another representation, or a screening without a constraint."""
+    from ..models.config import TrainingConfig
+
+    if "config" not in inputs or "models" not in inputs:
+        return None
+    missing = [role for role in REQUIRED_MODELS if role not in inputs["models"]]
+    if missing:
+        return f"models lacks {', '.join(missing)}: sampling needs {', '.join(REQUIRED_MODELS)}."
+    try:
+        digest = TrainingConfig.from_dict(inputs["config"].get_dict()).representation.digest()
+    except (ValueError, TypeError):
+        return None  # the config port's own validator reports it
+    for role, model in inputs["models"].items():
+        if model.base.attributes.get("representation_digest") != digest:
+            return (f"The {role} model (pk {model.pk}) was trained for another representation than the configuration "
+                    "describes; use the configuration the models were trained with.")
+    if "max_predicted_energy" in inputs and "constraint" not in inputs["models"]:
+        return "Screening by predicted formation energy needs models.constraint."
+    if inputs["count"].value < 1:
+        return f"count must be at least 1, not {inputs['count'].value}."
+    return None
+
+
+class SampleCalculation(CalcJob):
+    """Generate crystal graphs, decode them into crystals and judge their validity (optionally screen them)."""
+
+    @classmethod
+    def define(cls, spec):
+        """Inputs, outputs and exit codes."""
+        super().define(spec)
+        spec.input("config", valid_type=orm.Dict, validator=validate_training_config,
+                   help="The TrainingConfig the models were trained with.")
+        spec.input_namespace("models", valid_type=KerasModelData, dynamic=True,
+                             help="generator, site_decoder, lattice_decoder and optionally constraint.")
+        spec.input("count", valid_type=orm.Int, help="Number of crystal graphs to generate.")
+        spec.input("seed", valid_type=orm.Int, default=lambda: orm.Int(0), help="The same seed gives the same samples.")
+        spec.input("max_predicted_energy", valid_type=orm.Float, required=False,
+                   help="Screening (DCGAN + constraint): keep valid crystals predicted at or below this (eV/atom).")
+        spec.inputs.validator = _validate_inputs
+        options = spec.inputs["metadata"]["options"]
+        options["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+        options["withmpi"].default = False
+        options["parser_name"].default = "ccdcgan.sample"
+        spec.output("summary", valid_type=orm.Dict, help="sampling.json: graphs, decoded, valid, success rate, outcomes.")
+        spec.output("candidates", valid_type=StructureBatchData, required=False,
+                    help="Every decoded crystal, with info columns sample, outcome and predicted_formation_energy.")
+        define_script_exit_codes(spec)
+
+    def prepare_for_submission(self, folder):
+        """Verify the models, copy them in, write config.json, run ``ccdcgan-sample``."""
+        for model in self.inputs.models.values():
+            model.verify()
+        with folder.open("config.json", "w") as handle:
+            json.dump(self.inputs.config.get_dict(), handle, indent=2)
+        folder.get_subfolder("models", create=True)
+        arguments = ["config.json", "models", "--count", str(self.inputs.count.value), "--seed", str(self.inputs.seed.value),
+                     "--output", SAMPLES_FOLDER]
+        if "max_predicted_energy" in self.inputs:
+            arguments += ["--max-predicted-energy", repr(self.inputs.max_predicted_energy.value)]
+        codeinfo = CodeInfo()
+        codeinfo.code_uuid = self.inputs.code.uuid
+        codeinfo.cmdline_params = arguments
+        codeinfo.stdout_name, codeinfo.stderr_name = STDOUT, STDERR
+        calcinfo = CalcInfo()
+        calcinfo.codes_info = [codeinfo]
+        calcinfo.local_copy_list = [(model.uuid, model.filename, f"models/{role}.keras") for role, model in self.inputs.models.items()]
+        calcinfo.retrieve_list = [STDOUT, STDERR, SAMPLES_FOLDER]
+        return calcinfo

@@ -1,0 +1,60 @@
+"""``ccdcgan.train``: run ``ccdcgan-train`` on any AiiDA Computer (localhost by default, a GPU machine in production)."""
+
+from aiida import orm
+from aiida.common import CalcInfo, CodeInfo
+from aiida.engine import CalcJob
+
+from ..data.model import KerasModelData
+from .common import MODELS_FOLDER, STDERR, STDOUT, define_script_exit_codes, validate_training_config
+
+STAGES = ("autoencoders", "constraint", "gan", "all")
+
+
+def _validate_stage(value, _):
+    """Refuse an unknown stage."""
+    if value is not None and value.value not in STAGES:
+        return f"stage must be one of {', '.join(STAGES)}, not {value.value!r}."
+    return None
+
+
+class TrainCalculation(CalcJob):
+    """Train the CCDCGAN models (autoencoders, constraint, GAN) from a configuration and an extended XYZ dataset."""
+
+    @classmethod
+    def define(cls, spec):
+        """Inputs, outputs and exit codes."""
+        super().define(spec)
+        spec.input("config", valid_type=orm.Dict, validator=validate_training_config,
+                   help="A TrainingConfig as a dictionary: representation, the four stages, seed.")
+        spec.input("dataset", valid_type=orm.SinglefileData,
+                   help="Extended XYZ with formation_energy (eV/atom) and optionally split in each frame's info.")
+        spec.input("stage", valid_type=orm.Str, default=lambda: orm.Str("all"), validator=_validate_stage,
+                   help="Which stage to train: autoencoders, constraint, gan or all.")
+        options = spec.inputs["metadata"]["options"]
+        options["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+        options["withmpi"].default = False
+        options["parser_name"].default = "ccdcgan.train"
+        spec.output_namespace("models", valid_type=KerasModelData, dynamic=True, help="The trained networks, by role.")
+        spec.output("metrics", valid_type=orm.Dict, help="metrics.json: dataset counts, losses, held-out quality.")
+        spec.output("learning_curves", valid_type=orm.SinglefileData, required=False, help="learning_curves.png")
+        define_script_exit_codes(spec)
+
+    def prepare_for_submission(self, folder):
+        """Write config.json, copy the dataset in, and run ``ccdcgan-train config.json data.extxyz --output models``."""
+        from ..models.config import TrainingConfig
+
+        config = TrainingConfig.from_dict(self.inputs.config.get_dict())
+        folder.get_subfolder(MODELS_FOLDER, create=True)
+        with folder.open("config.json", "w") as handle:
+            import json
+
+            json.dump(config.to_dict(), handle, indent=2)
+        codeinfo = CodeInfo()
+        codeinfo.code_uuid = self.inputs.code.uuid
+        codeinfo.cmdline_params = ["config.json", "data.extxyz", "--output", MODELS_FOLDER, "--stage", self.inputs.stage.value]
+        codeinfo.stdout_name, codeinfo.stderr_name = STDOUT, STDERR
+        calcinfo = CalcInfo()
+        calcinfo.codes_info = [codeinfo]
+        calcinfo.local_copy_list = [(self.inputs.dataset.uuid, self.inputs.dataset.filename, "data.extxyz")]
+        calcinfo.retrieve_list = [STDOUT, STDERR, MODELS_FOLDER]
+        return calcinfo

@@ -1,0 +1,1 @@
+"""Parsers of aiida-ccdcgan's CalcJobs."""

@@ -1,0 +1,133 @@
+"""The training and sampling CalcJobs on localhost: real TensorFlow through ``run`` and through the daemon."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+from dataset_files import TINY_CONFIG, make_crystals
+
+from aiida_ccdcgan.calculations.sample import SampleCalculation
+from aiida_ccdcgan.calculations.train import TrainCalculation
+from aiida_ccdcgan.data import KerasModelData, ModelFileError, StructureBatchData
+from aiida_ccdcgan.dataset import write_extxyz
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def codes(aiida_code_installed):
+    """InstalledCodes for the two console scripts on the test localhost."""
+    return {
+        "train": aiida_code_installed(default_calc_job_plugin="ccdcgan.train", filepath_executable=str(BIN / "ccdcgan-train")),
+        "sample": aiida_code_installed(default_calc_job_plugin="ccdcgan.sample", filepath_executable=str(BIN / "ccdcgan-sample")),
+    }
+
+
+def _dataset(tmp_path) -> orm.SinglefileData:
+    records = [r for r in make_crystals() if "Na" not in r.structure.composition]
+    for index, record in enumerate(records):
+        record.properties["split"] = "validation" if index == 3 else "train"
+    write_extxyz(records, tmp_path / "data.extxyz")
+    return orm.SinglefileData(tmp_path / "data.extxyz")
+
+
+def _sample_inputs(code, train_node, count=5, seed=7):
+    models = {role: train_node.outputs.models[role] for role in ("generator", "site_decoder", "lattice_decoder", "constraint")}
+    return {"code": code, "config": orm.Dict(TINY_CONFIG), "models": models, "count": orm.Int(count), "seed": orm.Int(seed)}
+
+
+def test_train_with_run_then_sample_through_the_daemon(codes, tmp_path, submit_and_await):
+    train_result, train_node = run_get_node(TrainCalculation, code=codes["train"], config=orm.Dict(TINY_CONFIG), dataset=_dataset(tmp_path))
+    assert train_node.is_finished_ok, (train_node.exit_status, train_node.exit_message)
+    models = train_node.outputs.models
+    assert sorted(models) == sorted(["site_encoder", "site_decoder", "lattice_encoder", "lattice_decoder",
+                                     "constraint", "generator", "discriminator"])
+    generator = models["generator"]
+    assert isinstance(generator, KerasModelData) and generator.creator.pk == train_node.pk
+    assert generator.base.attributes.get("framework") == "keras" and len(generator.sha256) == 64
+    metrics = train_node.outputs.metrics.get_dict()
+    assert set(metrics["stages"]) == {"autoencoders", "constraint", "gan"} and metrics["backend"] == "tensorflow"
+    assert train_node.outputs.learning_curves.get_content(mode="rb")[:4] == b"\x89PNG"
+    assert generator.load().output_shape == (None, 8, 8, 1)
+
+    daemon_node = submit_and_await(SampleCalculation, **_sample_inputs(codes["sample"], train_node), timeout=300)
+    assert daemon_node.is_finished_ok, (daemon_node.exit_status, daemon_node.exit_message)
+    summary = daemon_node.outputs.summary.get_dict()
+    assert summary["graphs"] == 5 and sum(summary["outcomes"].values()) == 5
+    assert daemon_node.inputs.models.generator.pk == generator.pk  # the provenance links the model used
+
+    _, again = run_get_node(SampleCalculation, **_sample_inputs(codes["sample"], train_node))
+    assert again.outputs.summary.get_dict() == summary  # same seed, same samples
+    if summary["decoded"]:
+        batch = again.outputs.candidates
+        assert isinstance(batch, StructureBatchData) and batch.count == summary["decoded"]
+        assert set(batch.info_names) == {"sample", "outcome", "predicted_formation_energy"}
+        assert len(batch.get_structures()) == batch.count
+
+
+def test_a_nan_loss_gives_its_exit_code(codes, tmp_path):
+    config = {**TINY_CONFIG, "constraint": {"epochs": 2, "batch_size": 4, "learning_rate": 1e30}}
+    _, node = run_get_node(TrainCalculation, code=codes["train"], config=orm.Dict(config), dataset=_dataset(tmp_path))
+    assert node.exit_status == TrainCalculation.exit_codes.ERROR_NAN_LOSS.status
+    assert "constraint stage became NaN" in node.exit_message
+    assert "models" not in node.outputs
+
+
+def test_invalid_inputs_are_refused_before_submission(codes, tmp_path):
+    with pytest.raises(ValueError, match="Invalid training configuration: Unknown training setting"):
+        run_get_node(TrainCalculation, code=codes["train"], config=orm.Dict({**TINY_CONFIG, "typo": 1}), dataset=_dataset(tmp_path))
+    with pytest.raises(ValueError, match="stage must be one of"):
+        run_get_node(TrainCalculation, code=codes["train"], config=orm.Dict(TINY_CONFIG), dataset=_dataset(tmp_path), stage=orm.Str("everything"))
+
+
+def _fake_model(tmp_path, role="generator", digest="0" * 64) -> KerasModelData:
+    path = tmp_path / f"{role}.keras"
+    path.write_bytes(b"not a keras archive")
+    return KerasModelData(path, role=role, representation_digest=digest, config_digest="1" * 64, keras_version="3", backend="tensorflow")
+
+
+def test_tampered_foreign_and_mismatched_models_are_refused(codes, tmp_path):
+    foreign = _fake_model(tmp_path).store()
+    with pytest.raises(ModelFileError, match="not a loadable Keras model"):
+        foreign.load()
+    tampered = _fake_model(tmp_path, "site_decoder")
+    (tmp_path / "other.keras").write_bytes(b"something else")
+    tampered.set_file(tmp_path / "other.keras", filename="site_decoder.keras")  # the content changes, the recorded hash does not
+    tampered.store()
+    with pytest.raises(ModelFileError, match="was altered after it was stored"):
+        tampered.verify()
+    with pytest.raises(ModelFileError, match="trained for another representation"):
+        foreign.verify(representation_digest="f" * 64)
+
+    models = {role: _fake_model(tmp_path, role).store() for role in ("generator", "site_decoder", "lattice_decoder")}
+    with pytest.raises(ValueError, match="trained for another representation than the configuration"):
+        run_get_node(SampleCalculation, code=codes["sample"], config=orm.Dict(TINY_CONFIG), models=models, count=orm.Int(3))
+    from aiida_ccdcgan.models.config import TrainingConfig
+
+    digest = TrainingConfig.from_dict(TINY_CONFIG).representation.digest()
+    matching = {role: _fake_model(tmp_path, role, digest).store() for role in ("generator", "lattice_decoder")}
+    with pytest.raises(ValueError, match="models lacks site_decoder"):
+        run_get_node(SampleCalculation, code=codes["sample"], config=orm.Dict(TINY_CONFIG), models=matching, count=orm.Int(3))
+    matching["site_decoder"] = _fake_model(tmp_path, "site_decoder", digest).store()
+    with pytest.raises(ValueError, match="count must be at least 1"):
+        run_get_node(SampleCalculation, code=codes["sample"], config=orm.Dict(TINY_CONFIG), models=matching, count=orm.Int(0))
+
+
+def test_structure_batch_round_trip(crystals):
+    structures = [record.structure for record in crystals]
+    batch = StructureBatchData.from_structures(structures, {"energy": [r.formation_energy for r in crystals],
+                                                            "label": [r.source_id for r in crystals]}).store()
+    loaded = orm.load_node(batch.pk)
+    assert loaded.count == 5 and loaded.info_names == ["energy", "label"]
+    for original, back in zip(structures, loaded.get_structures()):
+        assert back.composition == original.composition
+        np.testing.assert_allclose(back.lattice.matrix, original.lattice.matrix)
+        np.testing.assert_allclose(back.frac_coords, original.frac_coords)
+    assert loaded.info("label").tolist() == [r.source_id for r in crystals]
+    with pytest.raises(ValueError, match="has 2 values for 5 structures"):
+        StructureBatchData.from_structures(structures, {"bad": [1, 2]})
+    assert json.dumps(loaded.base.attributes.get("count")) == "5"
