@@ -1,5 +1,8 @@
 """``ccdcgan.train``: run ``ccdcgan-train`` on any AiiDA Computer (localhost by default, a GPU machine in production)."""
 
+import json
+import os
+
 from aiida import orm
 from aiida.common import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
@@ -28,6 +31,8 @@ class TrainCalculation(CalcJob):
                    help="A TrainingConfig as a dictionary: representation, the four stages, seed.")
         spec.input("dataset", valid_type=orm.SinglefileData,
                    help="Extended XYZ with formation_energy (eV/atom) and optionally split in each frame's info.")
+        spec.input("parent_folder", valid_type=orm.RemoteData, required=False,
+                   help="The remote folder of an earlier run on the same Computer: its finished stages are reused.")
         spec.input("stage", valid_type=orm.Str, default=lambda: orm.Str("all"), validator=_validate_stage,
                    help="Which stage to train: autoencoders, constraint, gan or all.")
         options = spec.inputs["metadata"]["options"]
@@ -40,14 +45,11 @@ class TrainCalculation(CalcJob):
         define_script_exit_codes(spec)
 
     def prepare_for_submission(self, folder):
-        """Write config.json, copy the dataset in, and run ``ccdcgan-train config.json data.extxyz --output models``."""
+        """Write config.json, copy the dataset (and a parent run's models) in, run ``ccdcgan-train … --output models``."""
         from ..models.config import TrainingConfig
 
         config = TrainingConfig.from_dict(self.inputs.config.get_dict())
-        folder.get_subfolder(MODELS_FOLDER, create=True)
         with folder.open("config.json", "w") as handle:
-            import json
-
             json.dump(config.to_dict(), handle, indent=2)
         codeinfo = CodeInfo()
         codeinfo.code_uuid = self.inputs.code.uuid
@@ -57,4 +59,7 @@ class TrainCalculation(CalcJob):
         calcinfo.codes_info = [codeinfo]
         calcinfo.local_copy_list = [(self.inputs.dataset.uuid, self.inputs.dataset.filename, "data.extxyz")]
         calcinfo.retrieve_list = [STDOUT, STDERR, MODELS_FOLDER]
+        if "parent_folder" in self.inputs:
+            parent = self.inputs.parent_folder
+            calcinfo.remote_copy_list = [(parent.computer.uuid, os.path.join(parent.get_remote_path(), MODELS_FOLDER), MODELS_FOLDER)]
         return calcinfo

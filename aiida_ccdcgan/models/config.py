@@ -114,3 +114,20 @@ class TrainingConfig:
     def digest(self) -> str:
         """sha256 of the whole configuration."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+    STAGE_SECTIONS = {
+        "autoencoders": ("site_autoencoder", "lattice_autoencoder"),
+        "constraint": ("site_autoencoder", "lattice_autoencoder", "constraint"),
+        "gan": ("site_autoencoder", "lattice_autoencoder", "constraint", "gan"),
+    }
+
+    def stage_digest(self, stage: str) -> str:
+        """sha256 of what a stage's result depends on: representation, seed, its settings and the earlier stages'.
+
+        A restart that changes only the constraint's settings keeps the trained autoencoders.
+        """
+        values = self.to_dict()
+        relevant = {key: values[key] for key in ("representation", "seed", *self.STAGE_SECTIONS[stage])}
+        if stage == "gan" and self.gan.mode == "dcgan":
+            relevant.pop("constraint")
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()

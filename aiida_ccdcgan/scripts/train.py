@@ -1,8 +1,9 @@
 """``ccdcgan-train``: train the CCDCGAN models from a JSON configuration and an extended XYZ dataset.
 
 Stages: ``autoencoders`` (site and lattice), ``constraint``, ``gan``; ``all`` runs them in order. Each stage
-writes its ``.keras`` models and its part of ``metrics.json`` into the output folder; a stage whose outputs
-exist for the same configuration is skipped, so an interrupted run resumes from the last finished stage.
+writes its ``.keras`` models and its part of ``metrics.json`` (with the digest of the settings it depends on)
+into the output folder; a stage whose outputs exist for the same settings is skipped, so an interrupted run —
+or a restart with, say, a lower constraint learning rate — resumes after the last valid finished stage.
 TensorFlow (or the Keras backend named by ``KERAS_BACKEND``) is imported only here and in ``ccdcgan-sample``.
 
 Exit codes: 0 done; 10 bad input; 11 a loss became NaN; 12 out of memory (see :mod:`aiida_ccdcgan.scripts`).
@@ -175,10 +176,9 @@ def main(argv=None) -> int:
         return fail(EXIT_BAD_INPUT, f"cannot use the configuration {args.config}: {exception}")
     args.output.mkdir(parents=True, exist_ok=True)
     metrics_path = args.output / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-    if metrics.get("config_digest") != config.digest():
-        metrics = {"config_digest": config.digest(), "representation_digest": config.representation.digest(),
-                   "config": config.to_dict(), "stages": {}}
+    previous = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    metrics = {"config_digest": config.digest(), "representation_digest": config.representation.digest(),
+               "config": config.to_dict(), "stages": previous.get("stages", {})}
     try:
         items, skipped = load_dataset(args.data, config, config.seed)
     except Exception as exception:  # any unreadable input is bad input for this script
@@ -194,10 +194,12 @@ def main(argv=None) -> int:
     models = {}
     for stage in STAGES if args.stage == "all" else (args.stage,):
         files = [args.output / f"{name}.keras" for name in MODEL_FILES[stage]]
-        if stage in metrics["stages"] and all(f.exists() for f in files):
+        done = metrics["stages"].get(stage, {}).get("digest") == config.stage_digest(stage)
+        if done and all(f.exists() for f in files):
             models.update({f.stem: keras.saving.load_model(f, safe_mode=True, compile=False) for f in files})
             print(f"ccdcgan-train: {stage} already done for this configuration; resuming after it", file=sys.stderr)
             continue
+        metrics["stages"] = {k: v for k, v in metrics["stages"].items() if STAGES.index(k) < STAGES.index(stage)}
         earlier = [name for done in STAGES[: STAGES.index(stage)] for name in MODEL_FILES[done]
                    if not (name == "constraint" and config.gan.mode == "dcgan")]
         missing = [name for name in earlier if name not in models and not (args.output / f"{name}.keras").exists()]
@@ -206,7 +208,7 @@ def main(argv=None) -> int:
         for name in earlier:
             models.setdefault(name, keras.saving.load_model(args.output / f"{name}.keras", safe_mode=True, compile=False))
         try:
-            metrics["stages"][stage] = run_stage(stage, items, config, args.output, models)
+            metrics["stages"][stage] = {"digest": config.stage_digest(stage), **run_stage(stage, items, config, args.output, models)}
         except NanLoss as exception:
             return fail(EXIT_NAN_LOSS, str(exception))
         except ValueError as exception:
