@@ -1,5 +1,7 @@
 """What the training and sampling CalcJobs share: file names, the script exit codes, config validation."""
 
+from aiida.common import CalcInfo, CodeInfo
+
 from ..scripts import EXIT_BAD_INPUT, EXIT_NAN_LOSS, EXIT_OUT_OF_MEMORY
 
 MODELS_FOLDER = "models"
@@ -11,6 +13,27 @@ SCRIPT_EXIT_CODES = {
     EXIT_OUT_OF_MEMORY: (312, "ERROR_OUT_OF_MEMORY", "The script ran out of memory: {message}"),
 }
 """Script exit code → (process exit status, label, message)."""
+
+
+def define_script_options(spec, parser_name: str) -> None:
+    """Defaults both CalcJobs share: one serial process, and their parser."""
+    options = spec.inputs["metadata"]["options"]
+    options["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+    options["withmpi"].default = False
+    options["parser_name"].default = parser_name
+
+
+def script_calcinfo(code, arguments, local_copy_list, retrieve_list) -> CalcInfo:
+    """The CalcInfo of one run of a ccdcgan console script with stdout and stderr captured."""
+    codeinfo = CodeInfo()
+    codeinfo.code_uuid = code.uuid
+    codeinfo.cmdline_params = list(arguments)
+    codeinfo.stdout_name, codeinfo.stderr_name = STDOUT, STDERR
+    calcinfo = CalcInfo()
+    calcinfo.codes_info = [codeinfo]
+    calcinfo.local_copy_list = list(local_copy_list)
+    calcinfo.retrieve_list = [STDOUT, STDERR, *retrieve_list]
+    return calcinfo
 
 
 def define_script_exit_codes(spec) -> None:

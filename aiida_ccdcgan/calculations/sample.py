@@ -3,12 +3,11 @@
 import json
 
 from aiida import orm
-from aiida.common import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
 from ..data.model import KerasModelData
 from ..data.structures import StructureBatchData
-from .common import STDERR, STDOUT, define_script_exit_codes, validate_training_config
+from .common import define_script_exit_codes, define_script_options, script_calcinfo, validate_training_config
 
 REQUIRED_MODELS = ("generator", "site_decoder", "lattice_decoder")
 SAMPLES_FOLDER = "samples"
@@ -54,10 +53,7 @@ class SampleCalculation(CalcJob):
         spec.input("max_predicted_energy", valid_type=orm.Float, required=False,
                    help="Screening (DCGAN + constraint): keep valid crystals predicted at or below this (eV/atom).")
         spec.inputs.validator = _validate_inputs
-        options = spec.inputs["metadata"]["options"]
-        options["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-        options["withmpi"].default = False
-        options["parser_name"].default = "ccdcgan.sample"
+        define_script_options(spec, "ccdcgan.sample")
         spec.output("summary", valid_type=orm.Dict, help="sampling.json: graphs, decoded, valid, success rate, outcomes.")
         spec.output("candidates", valid_type=StructureBatchData, required=False,
                     help="Every decoded crystal, with info columns sample, outcome and predicted_formation_energy.")
@@ -74,12 +70,5 @@ class SampleCalculation(CalcJob):
                      "--output", SAMPLES_FOLDER]
         if "max_predicted_energy" in self.inputs:
             arguments += ["--max-predicted-energy", repr(self.inputs.max_predicted_energy.value)]
-        codeinfo = CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = arguments
-        codeinfo.stdout_name, codeinfo.stderr_name = STDOUT, STDERR
-        calcinfo = CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.local_copy_list = [(model.uuid, model.filename, f"models/{role}.keras") for role, model in self.inputs.models.items()]
-        calcinfo.retrieve_list = [STDOUT, STDERR, SAMPLES_FOLDER]
-        return calcinfo
+        copies = [(model.uuid, model.filename, f"models/{role}.keras") for role, model in self.inputs.models.items()]
+        return script_calcinfo(self.inputs.code, arguments, copies, [SAMPLES_FOLDER])

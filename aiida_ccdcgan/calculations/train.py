@@ -4,11 +4,10 @@ import json
 import os
 
 from aiida import orm
-from aiida.common import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
 from ..data.model import KerasModelData
-from .common import MODELS_FOLDER, STDERR, STDOUT, define_script_exit_codes, validate_training_config
+from .common import MODELS_FOLDER, define_script_exit_codes, define_script_options, script_calcinfo, validate_training_config
 
 STAGES = ("autoencoders", "constraint", "gan", "all")
 
@@ -35,10 +34,7 @@ class TrainCalculation(CalcJob):
                    help="The remote folder of an earlier run on the same Computer: its finished stages are reused.")
         spec.input("stage", valid_type=orm.Str, default=lambda: orm.Str("all"), validator=_validate_stage,
                    help="Which stage to train: autoencoders, constraint, gan or all.")
-        options = spec.inputs["metadata"]["options"]
-        options["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-        options["withmpi"].default = False
-        options["parser_name"].default = "ccdcgan.train"
+        define_script_options(spec, "ccdcgan.train")
         spec.output_namespace("models", valid_type=KerasModelData, dynamic=True, help="The trained networks, by role.")
         spec.output("metrics", valid_type=orm.Dict, help="metrics.json: dataset counts, losses, held-out quality.")
         spec.output("learning_curves", valid_type=orm.SinglefileData, required=False, help="learning_curves.png")
@@ -51,14 +47,12 @@ class TrainCalculation(CalcJob):
         config = TrainingConfig.from_dict(self.inputs.config.get_dict())
         with folder.open("config.json", "w") as handle:
             json.dump(config.to_dict(), handle, indent=2)
-        codeinfo = CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = ["config.json", "data.extxyz", "--output", MODELS_FOLDER, "--stage", self.inputs.stage.value]
-        codeinfo.stdout_name, codeinfo.stderr_name = STDOUT, STDERR
-        calcinfo = CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.local_copy_list = [(self.inputs.dataset.uuid, self.inputs.dataset.filename, "data.extxyz")]
-        calcinfo.retrieve_list = [STDOUT, STDERR, MODELS_FOLDER]
+        calcinfo = script_calcinfo(
+            self.inputs.code,
+            ["config.json", "data.extxyz", "--output", MODELS_FOLDER, "--stage", self.inputs.stage.value],
+            [(self.inputs.dataset.uuid, self.inputs.dataset.filename, "data.extxyz")],
+            [MODELS_FOLDER],
+        )
         if "parent_folder" in self.inputs:
             parent = self.inputs.parent_folder
             calcinfo.remote_copy_list = [(parent.computer.uuid, os.path.join(parent.get_remote_path(), MODELS_FOLDER), MODELS_FOLDER)]

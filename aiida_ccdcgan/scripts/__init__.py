@@ -6,8 +6,6 @@ The AiiDA parsers map these exit codes to process exit codes; keep them in this 
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter is not the script's output
-
 EXIT_OK = 0
 EXIT_BAD_INPUT = 10
 EXIT_NAN_LOSS = 11
@@ -16,6 +14,11 @@ EXIT_OUT_OF_MEMORY = 12
 
 ERROR_LINE = "ERROR [code {code}]: {message}"
 """How a script states its failure on stderr; parsers read the code back from this line."""
+
+
+def quiet_backend() -> None:
+    """Keep TensorFlow's C++ start-up chatter out of the script's stderr (call before Keras is imported)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def fail(code: int, message: str) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import EXIT_BAD_INPUT, EXIT_OK, fail
+from . import EXIT_BAD_INPUT, EXIT_OK, fail, quiet_backend
 
 NEEDED = ("generator", "site_decoder", "lattice_decoder")
 
@@ -33,6 +33,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-predicted-energy", type=float, help="Screening: keep valid crystals predicted at or below this (eV/atom).")
     parser.add_argument("--output", type=Path, default=Path("."))
     args = parser.parse_args(argv)
+    quiet_backend()
 
     from ..models.config import TrainingConfig
 

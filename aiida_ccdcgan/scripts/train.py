@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import EXIT_BAD_INPUT, EXIT_NAN_LOSS, EXIT_OK, EXIT_OUT_OF_MEMORY, fail
+from . import EXIT_BAD_INPUT, EXIT_NAN_LOSS, EXIT_OK, EXIT_OUT_OF_MEMORY, fail, quiet_backend
 
 STAGES = ("autoencoders", "constraint", "gan")
 MODEL_FILES = {
@@ -167,6 +167,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output", type=Path, default=Path("."), help="Folder for models, metrics.json, learning_curves.png.")
     parser.add_argument("--stage", choices=(*STAGES, "all"), default="all")
     args = parser.parse_args(argv)
+    quiet_backend()
 
     from ..models.config import TrainingConfig
 
