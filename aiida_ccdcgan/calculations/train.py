@@ -7,9 +7,10 @@ from aiida import orm
 from aiida.engine import CalcJob
 
 from ..data.model import KerasModelData
+from ..models.config import TrainingConfig
 from .common import MODELS_FOLDER, define_script_exit_codes, define_script_options, script_calcinfo, validate_training_config
 
-STAGES = ("autoencoders", "constraint", "gan", "all")
+STAGES = (*TrainingConfig.STAGE_SECTIONS, "all")
 
 
 def _validate_stage(value, _):
@@ -42,8 +43,6 @@ class TrainCalculation(CalcJob):
 
     def prepare_for_submission(self, folder):
         """Write config.json, copy the dataset (and a parent run's models) in, run ``ccdcgan-train … --output models``."""
-        from ..models.config import TrainingConfig
-
         config = TrainingConfig.from_dict(self.inputs.config.get_dict())
         with folder.open("config.json", "w") as handle:
             json.dump(config.to_dict(), handle, indent=2)

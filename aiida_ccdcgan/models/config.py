@@ -115,11 +115,8 @@ class TrainingConfig:
         """sha256 of the whole configuration."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
-    STAGE_SECTIONS = {
-        "autoencoders": ("site_autoencoder", "lattice_autoencoder"),
-        "constraint": ("site_autoencoder", "lattice_autoencoder", "constraint"),
-        "gan": ("site_autoencoder", "lattice_autoencoder", "constraint", "gan"),
-    }
+    STAGE_SECTIONS = {"autoencoders": ("site_autoencoder", "lattice_autoencoder"), "constraint": ("constraint",), "gan": ("gan",)}
+    """The settings sections each training stage (in order) is configured by."""
 
     def stage_digest(self, stage: str) -> str:
         """sha256 of what a stage's result depends on: representation, seed, its settings and the earlier stages'.
@@ -127,7 +124,9 @@ class TrainingConfig:
         A restart that changes only the constraint's settings keeps the trained autoencoders.
         """
         values = self.to_dict()
-        relevant = {key: values[key] for key in ("representation", "seed", *self.STAGE_SECTIONS[stage])}
+        stages = list(self.STAGE_SECTIONS)
+        sections = [section for earlier in stages[: stages.index(stage) + 1] for section in self.STAGE_SECTIONS[earlier]]
+        relevant = {key: values[key] for key in ("representation", "seed", *sections)}
         if stage == "gan" and self.gan.mode == "dcgan":
             relevant.pop("constraint")
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()

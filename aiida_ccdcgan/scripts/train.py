@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..models.config import TrainingConfig
 from . import EXIT_BAD_INPUT, EXIT_NAN_LOSS, EXIT_OK, EXIT_OUT_OF_MEMORY, fail, quiet_backend
 
-STAGES = ("autoencoders", "constraint", "gan")
+STAGES = tuple(TrainingConfig.STAGE_SECTIONS)
 MODEL_FILES = {
     "autoencoders": ("site_encoder", "site_decoder", "lattice_encoder", "lattice_decoder"),
     "constraint": ("constraint",),
@@ -66,9 +67,9 @@ def _part(items, name):
     return [item for item in items if item["split"] == name]
 
 
-def _check_finite(stage: str, losses) -> None:
+def _check_finite(stage: str, losses: dict) -> None:
     """Raise :class:`NanLoss` if any loss is not finite."""
-    values = np.concatenate([np.ravel(v) for v in (losses.values() if isinstance(losses, dict) else [losses])])
+    values = np.concatenate([np.ravel(v) for v in losses.values()])
     if not np.all(np.isfinite(values)):
         raise NanLoss(f"a loss of the {stage} stage became NaN or infinite; lower the learning rate")
 
@@ -168,9 +169,6 @@ def main(argv=None) -> int:
     parser.add_argument("--stage", choices=(*STAGES, "all"), default="all")
     args = parser.parse_args(argv)
     quiet_backend()
-
-    from ..models.config import TrainingConfig
-
     try:
         config = TrainingConfig.from_dict(json.loads(args.config.read_text()))
     except (OSError, ValueError, TypeError) as exception:

@@ -9,10 +9,10 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 
 from ..calculations.train import TrainCalculation
+from ..models.config import TrainingConfig
 from .protocols import ProtocolMixin
 
 _STAGE_IN_MESSAGE = re.compile(r"\b(autoencoders|constraint|gan) stage\b")
-_STAGE_SECTIONS = {"autoencoders": ("site_autoencoder", "lattice_autoencoder"), "constraint": ("constraint",), "gan": ("gan",)}
 
 
 class TrainBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
@@ -44,8 +44,6 @@ class TrainBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
         ``overrides`` is merged into the protocol's values (``{"config": {"gan": {"steps": 100}}}``); ``options``
         into the CalcJob's metadata options (e.g. resources and walltime of a GPU Computer).
         """
-        from ..models.config import TrainingConfig
-
         inputs = cls.get_protocol_inputs(protocol, overrides)
         config = inputs["config"]
         config.setdefault("representation", {})["elements"] = list(elements)
@@ -72,7 +70,7 @@ class TrainBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
                 self.report(f"{node.process_label}<{node.pk}> failed ({node.exit_message}) in no stage named; cannot {change}.")
                 return ProcessHandlerReport(True, self.exit_codes.ERROR_UNRECOVERABLE_FAILURE)
             config = self.ctx.inputs.config.get_dict()
-            for section in _STAGE_SECTIONS[stage.group(1)]:
+            for section in TrainingConfig.STAGE_SECTIONS[stage.group(1)]:
                 value = config[section].get(setting, _default(section, setting)) * factor
                 config[section][setting] = max(1, int(value)) if setting == "batch_size" else value
             self.ctx.inputs.config = orm.Dict(config)
@@ -98,7 +96,5 @@ class TrainBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
 
 def _default(section: str, setting: str):
     """The default value of ``setting`` in the TrainingConfig ``section``."""
-    from ..models.config import TrainingConfig
-
     return getattr(getattr(TrainingConfig(), section), setting)
 
