@@ -46,14 +46,45 @@ def _make_profile(backend: str, folder: Path) -> dict:
     import psycopg
 
     name = f"aiida_bench_{uuid.uuid4().hex[:8]}"
-    dsn = f"host={os.environ['PGHOST']} port={os.environ.get('PGPORT', 5432)} user={os.environ.get('PGUSER', 'postgres')}"
+    dsn = (
+        f"host={os.environ['PGHOST']} port={os.environ.get('PGPORT', 5432)} user={os.environ.get('PGUSER', 'postgres')}"
+    )
     with psycopg.connect(dsn, password=os.environ.get("PGPASSWORD"), dbname="postgres", autocommit=True) as connection:
         connection.execute(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
-    _run([BIN / "verdi", "profile", "setup", "core.psql_dos", "--non-interactive", "--profile-name", "bench",
-          "--email", "bench@localhost", "--first-name", "bench", "--last-name", "bench", "--institution", "bench",
-          "--broker", "none", "--database-hostname", os.environ["PGHOST"], "--database-port", os.environ.get("PGPORT", "5432"),
-          "--database-username", os.environ.get("PGUSER", "postgres"), "--database-password", os.environ.get("PGPASSWORD", ""),
-          "--database-name", name, "--repository-uri", (folder / "repository").as_uri()], env)
+    _run(
+        [
+            BIN / "verdi",
+            "profile",
+            "setup",
+            "core.psql_dos",
+            "--non-interactive",
+            "--profile-name",
+            "bench",
+            "--email",
+            "bench@localhost",
+            "--first-name",
+            "bench",
+            "--last-name",
+            "bench",
+            "--institution",
+            "bench",
+            "--broker",
+            "none",
+            "--database-hostname",
+            os.environ["PGHOST"],
+            "--database-port",
+            os.environ.get("PGPORT", "5432"),
+            "--database-username",
+            os.environ.get("PGUSER", "postgres"),
+            "--database-password",
+            os.environ.get("PGPASSWORD", ""),
+            "--database-name",
+            name,
+            "--repository-uri",
+            (folder / "repository").as_uri(),
+        ],
+        env,
+    )
     return env
 
 
@@ -102,9 +133,18 @@ def bench_backend(backend: str, data: Path) -> dict:
         output = _run([BIN / "aiida-ccdcgan", "import", "vo-csv", data, "--group", "vo", "--json"], env).stdout
         import_s = time.perf_counter() - start
         summary = json.loads(output)
-        inner = json.loads(_run([sys.executable, "-c", MEASURE_IN_PROFILE, data, "vo"], env).stdout.strip().splitlines()[-1])
-        return {"backend": backend, "cli_import_s": round(import_s, 2), "structures": summary["structures"], **inner,
-                "store_speedup_one_transaction": round(inner["store_commit_per_node_s"] / inner["store_one_transaction_s"], 2)}
+        inner = json.loads(
+            _run([sys.executable, "-c", MEASURE_IN_PROFILE, data, "vo"], env).stdout.strip().splitlines()[-1]
+        )
+        return {
+            "backend": backend,
+            "cli_import_s": round(import_s, 2),
+            "structures": summary["structures"],
+            **inner,
+            "store_speedup_one_transaction": round(
+                inner["store_commit_per_node_s"] / inner["store_one_transaction_s"], 2
+            ),
+        }
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -38,7 +38,7 @@ def _fast_rate(structures, config: VoxelConfig, repeats: int = 1, batch_size: in
     start = time.perf_counter()
     for _ in range(repeats):
         for i in range(0, len(structures), batch_size):
-            crystals = [canonical_crystal(s, config) for s in structures[i:i + batch_size]]
+            crystals = [canonical_crystal(s, config) for s in structures[i : i + batch_size]]
             site_voxels(crystals, config)
             lattice_voxels(crystals, config)
     return repeats * len(structures) / (time.perf_counter() - start)
@@ -94,7 +94,10 @@ def main():
     parser.add_argument("--json", type=Path, help="Also write the results here.")
     args = parser.parse_args()
 
-    vo = [r.structure for r in read_dataset("vo-csv", DATA / "vo_imatgen_dft.csv.gz", energy_column="", group_key_column="")]
+    vo = [
+        r.structure
+        for r in read_dataset("vo-csv", DATA / "vo_imatgen_dft.csv.gz", energy_column="", group_key_column="")
+    ]
     mp20 = [r.structure for r in read_dataset("cdvae-csv", DATA / "mp20_subset_trainval.csv.gz", energy_column="")]
     mp20_small = [s for s in mp20 if len(s.composition.elements) <= 3]
     start = time.perf_counter()

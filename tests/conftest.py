@@ -27,8 +27,12 @@ def _postgres_dsn() -> str | None:
     if os.environ.get("AIIDA_TEST_PG_DSN"):
         return os.environ["AIIDA_TEST_PG_DSN"]
     if os.environ.get("PGHOST"):
-        parts = {"host": os.environ["PGHOST"], "port": os.environ.get("PGPORT", "5432"),
-                 "user": os.environ.get("PGUSER", "postgres"), "password": os.environ.get("PGPASSWORD")}
+        parts = {
+            "host": os.environ["PGHOST"],
+            "port": os.environ.get("PGPORT", "5432"),
+            "user": os.environ.get("PGUSER", "postgres"),
+            "password": os.environ.get("PGPASSWORD"),
+        }
         return " ".join(f"{key}={value}" for key, value in parts.items() if value)
     return None
 
@@ -50,7 +54,7 @@ def _patch_create_db_locale() -> None:
     except locale.Error:
         from aiida.manage.external import postgres
 
-        postgres._CREATE_DB_COMMAND = "CREATE DATABASE \"{}\" OWNER \"{}\" ENCODING 'UTF8' TEMPLATE=template0"
+        postgres._CREATE_DB_COMMAND = 'CREATE DATABASE "{}" OWNER "{}" ENCODING \'UTF8\' TEMPLATE=template0'
 
 
 _patch_create_db_locale()
@@ -80,7 +84,7 @@ class ExternalPostgresCluster:
         with psycopg.connect(self.conninfo, dbname="postgres", autocommit=True) as connection:
             if not connection.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", (user,)).fetchone():
                 connection.execute(f"CREATE ROLE \"{user}\" LOGIN CREATEDB PASSWORD '{password}'")
-            connection.execute(f"CREATE DATABASE \"{name}\" OWNER \"{user}\" ENCODING 'UTF8' TEMPLATE template0")
+            connection.execute(f'CREATE DATABASE "{name}" OWNER "{user}" ENCODING \'UTF8\' TEMPLATE template0')
         self.created.append(name)
         return {
             "database_engine": "postgresql_psycopg",
@@ -172,4 +176,3 @@ def crystals():
     from dataset_files import make_crystals
 
     return make_crystals()
-

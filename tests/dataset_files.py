@@ -17,7 +17,9 @@ def write_cdvae_csv(records, path: Path) -> Path:
         writer.writerow(["material_id", "formation_energy_per_atom", "band_gap", "spacegroup.number", "cif"])
         for record in records:
             energy = "" if record.formation_energy is None else record.formation_energy
-            writer.writerow([record.source_id, energy, 0.5, record.properties.get("spacegroup"), record.structure.to(fmt="cif")])
+            writer.writerow(
+                [record.source_id, energy, 0.5, record.properties.get("spacegroup"), record.structure.to(fmt="cif")]
+            )
     return path
 
 
@@ -27,8 +29,15 @@ def write_vo_csv(records, path: Path) -> Path:
         writer = csv.writer(handle)
         writer.writerow(["id", "prototype_mp_id", "formula", "formation_energy", "poscar"])
         for record in records:
-            writer.writerow([record.source_id, record.group_key, record.structure.composition.reduced_formula,
-                             record.formation_energy, record.structure.to(fmt="poscar")])
+            writer.writerow(
+                [
+                    record.source_id,
+                    record.group_key,
+                    record.structure.composition.reduced_formula,
+                    record.formation_energy,
+                    record.structure.to(fmt="poscar"),
+                ]
+            )
     return path
 
 
@@ -39,7 +48,11 @@ def write_extxyz_file(records, path: Path) -> Path:
     frames = []
     for record in records:
         atoms = AseAtomsAdaptor.get_atoms(record.structure)
-        atoms.info = {"source_id": record.source_id, "formation_energy": record.formation_energy, "group_key": record.group_key}
+        atoms.info = {
+            "source_id": record.source_id,
+            "formation_energy": record.formation_energy,
+            "group_key": record.group_key,
+        }
         frames.append(atoms)
     write(path, frames, format="extxyz")
     return path
@@ -69,8 +82,12 @@ def write_ase_db(records, path: Path) -> Path:
 
     with ase.db.connect(path, type="db", append=False) as database:
         for record in records:
-            database.write(AseAtomsAdaptor.get_atoms(record.structure), source_id=record.source_id,
-                           formation_energy=record.formation_energy, group_key=record.group_key)
+            database.write(
+                AseAtomsAdaptor.get_atoms(record.structure),
+                source_id=record.source_id,
+                formation_energy=record.formation_energy,
+                group_key=record.group_key,
+            )
     return path
 
 
@@ -83,10 +100,14 @@ def make_crystals():
     bi2se3 = Structure.from_spacegroup(
         "R-3m", Lattice.hexagonal(4.14, 28.6), ["Bi", "Se", "Se"], [[0, 0, 0.4008], [0, 0, 0], [0, 0, 0.2117]]
     ).get_primitive_structure()
-    bismuth = Structure.from_spacegroup("R-3m", Lattice.hexagonal(4.546, 11.862), ["Bi"], [[0, 0, 0.2341]]).get_primitive_structure()
+    bismuth = Structure.from_spacegroup(
+        "R-3m", Lattice.hexagonal(4.546, 11.862), ["Bi"], [[0, 0, 0.2341]]
+    ).get_primitive_structure()
     selenium = Structure.from_spacegroup(152, Lattice.hexagonal(4.366, 4.954), ["Se"], [[0.2254, 0, 1 / 3]])
     bise = Structure(Lattice.hexagonal(4.2, 6.0), ["Bi", "Se"], [[0, 0, 0], [1 / 3, 2 / 3, 0.5]])
-    rocksalt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure()
+    rocksalt = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    ).get_primitive_structure()
     return [
         CrystalRecord("Bi2Se3-R-3m", bi2se3, -0.39, "bise-a", {"spacegroup": 166, "note": "layered"}),
         CrystalRecord("Bi-A7", bismuth, 0.0, "bi", {"spacegroup": 166}),
@@ -94,8 +115,6 @@ def make_crystals():
         CrystalRecord("BiSe-hex", bise, -0.21, "bise-a", {"spacegroup": 187}),
         CrystalRecord("NaCl-B1", rocksalt, -2.1, "nacl", {"spacegroup": 225}),
     ]
-
-
 
 
 def assert_same_crystals(expected, actual):

@@ -22,8 +22,12 @@ BIN = Path(sys.executable).parent
 def codes(aiida_code_installed):
     """InstalledCodes for the two console scripts on the test localhost."""
     return {
-        "train": aiida_code_installed(default_calc_job_plugin="ccdcgan.train", filepath_executable=str(BIN / "ccdcgan-train")),
-        "sample": aiida_code_installed(default_calc_job_plugin="ccdcgan.sample", filepath_executable=str(BIN / "ccdcgan-sample")),
+        "train": aiida_code_installed(
+            default_calc_job_plugin="ccdcgan.train", filepath_executable=str(BIN / "ccdcgan-train")
+        ),
+        "sample": aiida_code_installed(
+            default_calc_job_plugin="ccdcgan.sample", filepath_executable=str(BIN / "ccdcgan-sample")
+        ),
     }
 
 
@@ -36,16 +40,35 @@ def _dataset(tmp_path) -> orm.SinglefileData:
 
 
 def _sample_inputs(code, train_node, count=5, seed=7):
-    models = {role: train_node.outputs.models[role] for role in ("generator", "site_decoder", "lattice_decoder", "constraint")}
-    return {"code": code, "config": orm.Dict(TINY_CONFIG), "models": models, "count": orm.Int(count), "seed": orm.Int(seed)}
+    models = {
+        role: train_node.outputs.models[role] for role in ("generator", "site_decoder", "lattice_decoder", "constraint")
+    }
+    return {
+        "code": code,
+        "config": orm.Dict(TINY_CONFIG),
+        "models": models,
+        "count": orm.Int(count),
+        "seed": orm.Int(seed),
+    }
 
 
 def test_train_with_run_then_sample_through_the_daemon(codes, tmp_path, submit_and_await):
-    train_result, train_node = run_get_node(TrainCalculation, code=codes["train"], config=orm.Dict(TINY_CONFIG), dataset=_dataset(tmp_path))
+    train_result, train_node = run_get_node(
+        TrainCalculation, code=codes["train"], config=orm.Dict(TINY_CONFIG), dataset=_dataset(tmp_path)
+    )
     assert train_node.is_finished_ok, (train_node.exit_status, train_node.exit_message)
     models = train_node.outputs.models
-    assert sorted(models) == sorted(["site_encoder", "site_decoder", "lattice_encoder", "lattice_decoder",
-                                     "constraint", "generator", "discriminator"])
+    assert sorted(models) == sorted(
+        [
+            "site_encoder",
+            "site_decoder",
+            "lattice_encoder",
+            "lattice_decoder",
+            "constraint",
+            "generator",
+            "discriminator",
+        ]
+    )
     generator = models["generator"]
     assert isinstance(generator, KerasModelData) and generator.creator.pk == train_node.pk
     assert generator.base.attributes.get("framework") == "keras" and len(generator.sha256) == 64
@@ -79,15 +102,28 @@ def test_a_nan_loss_gives_its_exit_code(codes, tmp_path):
 
 def test_invalid_inputs_are_refused_before_submission(codes, tmp_path):
     with pytest.raises(ValueError, match="Invalid training configuration: Unknown training setting"):
-        run_get_node(TrainCalculation, code=codes["train"], config=orm.Dict({**TINY_CONFIG, "typo": 1}), dataset=_dataset(tmp_path))
+        run_get_node(
+            TrainCalculation,
+            code=codes["train"],
+            config=orm.Dict({**TINY_CONFIG, "typo": 1}),
+            dataset=_dataset(tmp_path),
+        )
     with pytest.raises(ValueError, match="stage must be one of"):
-        run_get_node(TrainCalculation, code=codes["train"], config=orm.Dict(TINY_CONFIG), dataset=_dataset(tmp_path), stage=orm.Str("everything"))
+        run_get_node(
+            TrainCalculation,
+            code=codes["train"],
+            config=orm.Dict(TINY_CONFIG),
+            dataset=_dataset(tmp_path),
+            stage=orm.Str("everything"),
+        )
 
 
 def _fake_model(tmp_path, role="generator", digest="0" * 64) -> KerasModelData:
     path = tmp_path / f"{role}.keras"
     path.write_bytes(b"not a keras archive")
-    return KerasModelData(path, role=role, representation_digest=digest, config_digest="1" * 64, keras_version="3", backend="tensorflow")
+    return KerasModelData(
+        path, role=role, representation_digest=digest, config_digest="1" * 64, keras_version="3", backend="tensorflow"
+    )
 
 
 def test_tampered_foreign_and_mismatched_models_are_refused(codes, tmp_path):
@@ -96,7 +132,9 @@ def test_tampered_foreign_and_mismatched_models_are_refused(codes, tmp_path):
         foreign.load()
     tampered = _fake_model(tmp_path, "site_decoder")
     (tmp_path / "other.keras").write_bytes(b"something else")
-    tampered.set_file(tmp_path / "other.keras", filename="site_decoder.keras")  # the content changes, the recorded hash does not
+    tampered.set_file(
+        tmp_path / "other.keras", filename="site_decoder.keras"
+    )  # the content changes, the recorded hash does not
     tampered.store()
     with pytest.raises(ModelFileError, match="was altered after it was stored"):
         tampered.verify()
@@ -105,22 +143,29 @@ def test_tampered_foreign_and_mismatched_models_are_refused(codes, tmp_path):
 
     models = {role: _fake_model(tmp_path, role).store() for role in ("generator", "site_decoder", "lattice_decoder")}
     with pytest.raises(ValueError, match="trained for another representation than the configuration"):
-        run_get_node(SampleCalculation, code=codes["sample"], config=orm.Dict(TINY_CONFIG), models=models, count=orm.Int(3))
+        run_get_node(
+            SampleCalculation, code=codes["sample"], config=orm.Dict(TINY_CONFIG), models=models, count=orm.Int(3)
+        )
     from aiida_ccdcgan.models.config import TrainingConfig
 
     digest = TrainingConfig.from_dict(TINY_CONFIG).representation.digest()
     matching = {role: _fake_model(tmp_path, role, digest).store() for role in ("generator", "lattice_decoder")}
     with pytest.raises(ValueError, match="models lacks site_decoder"):
-        run_get_node(SampleCalculation, code=codes["sample"], config=orm.Dict(TINY_CONFIG), models=matching, count=orm.Int(3))
+        run_get_node(
+            SampleCalculation, code=codes["sample"], config=orm.Dict(TINY_CONFIG), models=matching, count=orm.Int(3)
+        )
     matching["site_decoder"] = _fake_model(tmp_path, "site_decoder", digest).store()
     with pytest.raises(ValueError, match="count must be at least 1"):
-        run_get_node(SampleCalculation, code=codes["sample"], config=orm.Dict(TINY_CONFIG), models=matching, count=orm.Int(0))
+        run_get_node(
+            SampleCalculation, code=codes["sample"], config=orm.Dict(TINY_CONFIG), models=matching, count=orm.Int(0)
+        )
 
 
 def test_structure_batch_round_trip(crystals):
     structures = [record.structure for record in crystals]
-    batch = StructureBatchData.from_structures(structures, {"energy": [r.formation_energy for r in crystals],
-                                                            "label": [r.source_id for r in crystals]}).store()
+    batch = StructureBatchData.from_structures(
+        structures, {"energy": [r.formation_energy for r in crystals], "label": [r.source_id for r in crystals]}
+    ).store()
     loaded = orm.load_node(batch.pk)
     assert loaded.count == 5 and loaded.info_names == ["energy", "label"]
     for original, back in zip(structures, loaded.get_structures()):

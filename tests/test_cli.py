@@ -20,8 +20,13 @@ def cli(aiida_profile):
     """Run ``aiida-ccdcgan -p <test profile> ARGS`` and return the completed process."""
 
     def run(*args, cwd=None):
-        return subprocess.run([EXECUTABLE, "-p", aiida_profile.name, *map(str, args)],
-                              capture_output=True, text=True, cwd=cwd, timeout=300)
+        return subprocess.run(
+            [EXECUTABLE, "-p", aiida_profile.name, *map(str, args)],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            timeout=300,
+        )
 
     return run
 
@@ -46,8 +51,19 @@ def test_import_summary_reimport_split_and_export(cli, crystals, tmp_path, group
     parts = {name: orm.load_group(f"{group_label}/split-3/{name}").count() for name in ("train", "validation", "test")}
     assert sum(parts.values()) == 5
 
-    exported = cli("export", group_label, "--cif-dir", "cifs", "--extxyz", "all.extxyz", "--csv", "all.csv",
-                   "--max-formation-energy", "-0.3", cwd=tmp_path)
+    exported = cli(
+        "export",
+        group_label,
+        "--cif-dir",
+        "cifs",
+        "--extxyz",
+        "all.extxyz",
+        "--csv",
+        "all.csv",
+        "--max-formation-energy",
+        "-0.3",
+        cwd=tmp_path,
+    )
     assert exported.returncode == 0, exported.stderr
     assert "Exported 2 structures" in exported.stdout
     assert sorted(p.name for p in (tmp_path / "cifs").iterdir()) == ["Bi2Se3-R-3m.cif", "NaCl-B1.cif"]
@@ -58,17 +74,32 @@ def test_import_summary_reimport_split_and_export(cli, crystals, tmp_path, group
     ("args", "message"),
     [
         (["import", "vo-csv", "missing.csv.gz"], "missing.csv.gz: no such file"),
-        (["import", "cdvae-csv", "vo.csv.gz"], "column(s) 'cif', 'material_id', 'formation_energy_per_atom' are missing"),
+        (
+            ["import", "cdvae-csv", "vo.csv.gz"],
+            "column(s) 'cif', 'material_id', 'formation_energy_per_atom' are missing",
+        ),
         (["import", "extxyz", "empty.extxyz"], "empty.extxyz: the file is empty"),
-        (["import", "csv", "vo.csv.gz", "--structure-format", "poscar", "--structure-column", "poscar"],
-         "A plain CSV import needs id_column"),
+        (
+            ["import", "csv", "vo.csv.gz", "--structure-format", "poscar", "--structure-column", "poscar"],
+            "A plain CSV import needs id_column",
+        ),
         (["import", "vo-csv", "nan.csv.gz"], "row 2 (id 'Bi-A7'): the energy 'formation_energy' is nan"),
         (["dataset", "summary", "no-such-group"], "No group 'no-such-group'"),
         (["export", "no-such-group", "--csv", "x.csv"], "No group 'no-such-group'"),
     ],
-    ids=["missing-file", "wrong-columns", "empty-file", "csv-without-id", "nan-energy", "unknown-group", "export-unknown-group"],
+    ids=[
+        "missing-file",
+        "wrong-columns",
+        "empty-file",
+        "csv-without-id",
+        "nan-energy",
+        "unknown-group",
+        "export-unknown-group",
+    ],
 )
-def test_bad_input_exits_1_with_a_clear_message_and_stores_nothing(cli, crystals, tmp_path, group_label, node_count, args, message):
+def test_bad_input_exits_1_with_a_clear_message_and_stores_nothing(
+    cli, crystals, tmp_path, group_label, node_count, args, message
+):
     write_vo_csv(crystals, tmp_path / "vo.csv.gz")
     crystals[1].formation_energy = float("nan")
     write_vo_csv(crystals, tmp_path / "nan.csv.gz")
@@ -83,7 +114,10 @@ def test_bad_input_exits_1_with_a_clear_message_and_stores_nothing(cli, crystals
 
 def test_group_holding_another_import_is_refused(cli, crystals, tmp_path, group_label):
     crystals[0].formation_energy = -0.3918
-    assert cli("import", "cdvae-csv", write_cdvae_csv(crystals, tmp_path / "a.csv"), "--group", group_label).returncode == 0
+    assert (
+        cli("import", "cdvae-csv", write_cdvae_csv(crystals, tmp_path / "a.csv"), "--group", group_label).returncode
+        == 0
+    )
     result = cli("import", "vo-csv", write_vo_csv(crystals, tmp_path / "b.csv.gz"), "--group", group_label)
     assert result.returncode == 1 and f"group '{group_label}' already holds a different import" in result.stderr
 
@@ -102,8 +136,13 @@ def test_readme_main_job_on_a_fresh_sqlite_profile(tmp_path, shared_data):
     assert presto.returncode == 0, presto.stderr
     profile = subprocess.run([verdi, "profile", "show"], capture_output=True, text=True, env=environment).stdout
     assert "core.sqlite_dos" in profile
-    result = subprocess.run([EXECUTABLE, "import", "cdvae-csv", shared_data / "mp20_subset_trainval.csv.gz", "--group", "mp20"],
-                            capture_output=True, text=True, env=environment, timeout=600)
+    result = subprocess.run(
+        [EXECUTABLE, "import", "cdvae-csv", shared_data / "mp20_subset_trainval.csv.gz", "--group", "mp20"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     assert "Imported 2129 structures" in result.stdout and "structures  2129" in result.stdout
     assert "with formation energy  2129" in result.stdout
@@ -143,7 +182,16 @@ def test_represent_roundtrip_command(cli, crystals, tmp_path):
 @pytest.mark.slow
 def test_represent_roundtrip_on_the_vo_dataset(cli, shared_data):
     """Without any network, the representation gives back (nearly) every V–O crystal."""
-    result = cli("represent", "roundtrip", shared_data / "vo_imatgen_dft.csv.gz", "--elements", "V,O", "--limit", "3000", "--json")
+    result = cli(
+        "represent",
+        "roundtrip",
+        shared_data / "vo_imatgen_dft.csv.gz",
+        "--elements",
+        "V,O",
+        "--limit",
+        "3000",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["n"] == 3000

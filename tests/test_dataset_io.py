@@ -84,6 +84,7 @@ def test_cif_names_are_safe_and_unique(crystals, tmp_path):
 
 # ---- bad input: every case names the problem and the place ------------------------------------------------
 
+
 def _vo_rows(tmp_path, rows, header=("id", "prototype_mp_id", "formation_energy", "poscar")):
     path = tmp_path / "bad.csv"
     with open(path, "w", newline="") as handle:
@@ -103,18 +104,47 @@ GOOD = _poscar(["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        ([("a", "t", "-1.0", GOOD), ("b", "t", "-1.0", "not a poscar at all")], r"bad.csv, row 2 .*id 'b'.*cannot read the POSCAR"),
+        (
+            [("a", "t", "-1.0", GOOD), ("b", "t", "-1.0", "not a poscar at all")],
+            r"bad.csv, row 2 .*id 'b'.*cannot read the POSCAR",
+        ),
         ([("a", "t", "nan", GOOD)], r"row 1 .*'formation_energy' is nan; energies must be finite"),
         ([("a", "t", "", GOOD)], r"row 1 .*'formation_energy' is missing"),
         ([("a", "t", "abc", GOOD)], r"'formation_energy' = 'abc' is not a number"),
-        ([("a", "t", "-1", _poscar(["Na", "Cl"], [[0, 0, 0], [0.02, 0.0, 0.0]]))], r"0.080 Å apart .*overlapping atoms"),
-        ([("a", "t", "-1", _poscar(["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).replace("Na", "Xx"))], r"Xx0\+ is not a chemical element"),
-        ([("a", "t", "-1", GOOD.replace("4.0000000000000000    0.0000000000000000    0.0000000000000000",
-                                         "0.0000000000000000    0.0000000000000000    0.0000000000000000"))],
-         r"row 1 .*(cell volume is 0|cannot read)"),
+        (
+            [("a", "t", "-1", _poscar(["Na", "Cl"], [[0, 0, 0], [0.02, 0.0, 0.0]]))],
+            r"0.080 Å apart .*overlapping atoms",
+        ),
+        (
+            [("a", "t", "-1", _poscar(["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).replace("Na", "Xx"))],
+            r"Xx0\+ is not a chemical element",
+        ),
+        (
+            [
+                (
+                    "a",
+                    "t",
+                    "-1",
+                    GOOD.replace(
+                        "4.0000000000000000    0.0000000000000000    0.0000000000000000",
+                        "0.0000000000000000    0.0000000000000000    0.0000000000000000",
+                    ),
+                )
+            ],
+            r"row 1 .*(cell volume is 0|cannot read)",
+        ),
         ([], r"has a header but no rows"),
     ],
-    ids=["unreadable-row", "nan-energy", "missing-energy", "text-energy", "overlapping", "not-an-element", "zero-volume", "no-rows"],
+    ids=[
+        "unreadable-row",
+        "nan-energy",
+        "missing-energy",
+        "text-energy",
+        "overlapping",
+        "not-an-element",
+        "zero-volume",
+        "no-rows",
+    ],
 )
 def test_bad_csv_rows_are_named(tmp_path, rows, message):
     with pytest.raises(DatasetError, match=message):

@@ -75,10 +75,15 @@ def test_folder_import_and_cif_export_round_trip(crystals, tmp_path, group_label
 
 def test_formation_energy_is_queryable(crystals, tmp_path, group_label):
     group_label = import_dataset("cdvae-csv", write_cdvae_csv(crystals, tmp_path / "set.csv"), group_label).group_label
+
     def low_energy(project):
         builder = orm.QueryBuilder().append(orm.Group, filters={"label": group_label}, tag="group")
-        return builder.append(orm.StructureData, with_group="group", project=project,
-                              filters={f"extras.{extras.FORMATION_ENERGY}": {"<": -0.3}})
+        return builder.append(
+            orm.StructureData,
+            with_group="group",
+            project=project,
+            filters={f"extras.{extras.FORMATION_ENERGY}": {"<": -0.3}},
+        )
 
     assert sorted(low_energy(f"extras.{extras.SOURCE_ID}").all(flat=True)) == ["Bi2Se3-R-3m", "NaCl-B1"]
     assert export_dataset(low_energy("*"), extxyz_path=tmp_path / "low.extxyz") == 2
@@ -138,7 +143,9 @@ def test_summary(crystals, tmp_path, group_label):
     assert summary["elements"] == ["Bi", "Cl", "Na", "Se"] and summary["chemical_systems"] == 4
     assert summary["group_keys"] == 4
     assert summary["natoms"] == {"min": 2, "max": 5, "mean": 2.8}
-    assert summary["formation_energy_per_atom"]["min"] == -2.1 and summary["formation_energy_per_atom"]["below_zero"] == 3
+    assert (
+        summary["formation_energy_per_atom"]["min"] == -2.1 and summary["formation_energy_per_atom"]["below_zero"] == 3
+    )
     assert summary["import"]["format"] == "vo-csv" and summary["import"]["count"] == 5
 
 
@@ -158,8 +165,12 @@ def test_group_split_is_recorded_deterministic_and_keeps_templates_together(tmp_
     from aiida_ccdcgan.dataset import CrystalRecord, write_extxyz
 
     records = [
-        CrystalRecord(f"s{i}", Structure(Lattice.cubic(3 + 0.01 * i), ["Bi", "Se"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
-                      -0.1 * (i % 7), f"template-{i // 2}")
+        CrystalRecord(
+            f"s{i}",
+            Structure(Lattice.cubic(3 + 0.01 * i), ["Bi", "Se"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+            -0.1 * (i % 7),
+            f"template-{i // 2}",
+        )
         for i in range(40)
     ]
     write_extxyz(records, tmp_path / "set.extxyz")

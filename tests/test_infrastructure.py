@@ -17,7 +17,12 @@ def test_postgresql_is_really_postgresql():
 
     storage = get_manager().get_profile_storage()
     assert storage.get_session().bind.dialect.name == "postgresql"
-    assert storage.get_session().execute(__import__("sqlalchemy").text("select version()")).scalar().startswith("PostgreSQL")
+    assert (
+        storage.get_session()
+        .execute(__import__("sqlalchemy").text("select version()"))
+        .scalar()
+        .startswith("PostgreSQL")
+    )
 
 
 @pytest.mark.daemon

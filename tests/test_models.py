@@ -73,13 +73,25 @@ def tiny_models():
     crystals = [canonical_crystal(r.structure, TINY) for r in records]
     settings = AutoencoderSettings(latent=8, filters=8, epochs=2, batch_size=4)
     site = train_autoencoder(crystals, TINY, "site", settings, seed=3)
-    lattice = train_autoencoder(crystals, TINY, "lattice", AutoencoderSettings(latent=4, filters=8, epochs=2, batch_size=4), seed=3)
+    lattice = train_autoencoder(
+        crystals, TINY, "lattice", AutoencoderSettings(latent=4, filters=8, epochs=2, batch_size=4), seed=3
+    )
     layout = GraphLayout(2, site_latent=8, lattice_latent=4)
     graphs = encode_crystals(crystals, TINY, layout, site[0], lattice[0])
     energies = np.array([r.formation_energy for r in records])
-    constraint, constraint_losses = train_constraint(graphs, energies, ConstraintSettings(epochs=3, batch_size=4), seed=3)
-    return {"crystals": crystals, "site": site, "lattice": lattice, "layout": layout, "graphs": graphs,
-            "energies": energies, "constraint": constraint, "constraint_losses": constraint_losses}
+    constraint, constraint_losses = train_constraint(
+        graphs, energies, ConstraintSettings(epochs=3, batch_size=4), seed=3
+    )
+    return {
+        "crystals": crystals,
+        "site": site,
+        "lattice": lattice,
+        "layout": layout,
+        "graphs": graphs,
+        "energies": energies,
+        "constraint": constraint,
+        "constraint_losses": constraint_losses,
+    }
 
 
 def test_autoencoders_train_on_voxels_built_on_the_fly(tiny_models):
@@ -92,8 +104,13 @@ def test_autoencoders_train_on_voxels_built_on_the_fly(tiny_models):
 
 
 def test_training_is_reproducible_with_a_seed(tiny_models):
-    again = train_autoencoder(tiny_models["crystals"], TINY, "lattice",
-                              AutoencoderSettings(latent=4, filters=8, epochs=2, batch_size=4), seed=3)
+    again = train_autoencoder(
+        tiny_models["crystals"],
+        TINY,
+        "lattice",
+        AutoencoderSettings(latent=4, filters=8, epochs=2, batch_size=4),
+        seed=3,
+    )
     assert again[2] == tiny_models["lattice"][2]
 
 
@@ -153,7 +170,9 @@ def test_gan_steps_move_only_the_weights_they_should(tiny_models, mode):
     assert _moved(c0, _weights(constraint)) == 0  # the constraint is never trained by the GAN
     first, second = combined(noise, training=True), combined(noise, training=True)
     for a, b in zip(*(x if isinstance(x, list) else [x] for x in (first, second))):
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))  # no dropout in critics
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b)
+        )  # no dropout in critics
     losses = gan_step(generator, discriminator, combined, tiny_models["graphs"], noise)
     assert len(losses) == 3 and all(np.isfinite(losses))
 
@@ -190,6 +209,11 @@ def test_models_run_on_the_torch_backend(tmp_path):
         "assert np.all(np.isfinite(losses['g'])) and sample_graphs(g, 2, seed=0).shape == (2, 8, 8, 1)\n"
         "print('torch ok')\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "KERAS_BACKEND": "torch"})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "KERAS_BACKEND": "torch"},
+    )
     assert result.returncode == 0 and "torch ok" in result.stdout, result.stderr[-2000:]

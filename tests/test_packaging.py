@@ -30,8 +30,10 @@ def test_setup_json_mirrors_pyproject():
     assert setup["classifiers"] == project["classifiers"]
     assert setup["install_requires"] == project["dependencies"]
     assert setup["extras_require"] == project["optional-dependencies"]
-    entry_points = {group: sorted(f"{name} = {target}" for name, target in points.items())
-                    for group, points in project["entry-points"].items()}
+    entry_points = {
+        group: sorted(f"{name} = {target}" for name, target in points.items())
+        for group, points in project["entry-points"].items()
+    }
     entry_points["console_scripts"] = sorted(f"{name} = {target}" for name, target in project["scripts"].items())
     assert {group: sorted(points) for group, points in setup["entry_points"].items()} == entry_points
 
@@ -46,8 +48,12 @@ def test_registry_conventions():
 
 
 def _modules_after(code: str) -> set[str]:
-    result = subprocess.run([sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return set(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
@@ -76,6 +82,10 @@ def test_pure_layers_know_nothing_of_aiida():
 
 
 def test_verdi_lists_the_entry_points():
-    output = subprocess.run([Path(sys.executable).with_name("verdi"), "plugin", "list", "aiida.calculations"],
-                            capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        [Path(sys.executable).with_name("verdi"), "plugin", "list", "aiida.calculations"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "ccdcgan.split_dataset" in output

@@ -53,8 +53,11 @@ def test_lattice_parameters_come_back_within_one_percent(lattice):
 
 
 def test_orientation_and_handedness_do_not_matter():
-    base = Structure(Lattice.from_parameters(4.3, 5.7, 6.2, 78.0, 101.0, 66.0), ["Bi", "Se", "Se"],
-                     [[0, 0, 0], [0.31, 0.52, 0.27], [0.7, 0.1, 0.6]])
+    base = Structure(
+        Lattice.from_parameters(4.3, 5.7, 6.2, 78.0, 101.0, 66.0),
+        ["Bi", "Se", "Se"],
+        [[0, 0, 0], [0.31, 0.52, 0.27], [0.7, 0.1, 0.6]],
+    )
     rotation = np.linalg.qr(np.random.default_rng(1).normal(size=(3, 3)))[0]
     rotated = Structure(Lattice(base.lattice.matrix @ rotation.T), base.species, base.frac_coords)
     left_handed = Structure(Lattice(base.lattice.matrix[[1, 0, 2]]), base.species, base.frac_coords[:, [1, 0, 2]])
@@ -66,8 +69,11 @@ def test_orientation_and_handedness_do_not_matter():
 
 
 def test_atoms_near_faces_and_corners_survive_periodicity():
-    structure = Structure(Lattice.hexagonal(4.2, 6.0), ["Bi", "Bi", "Se", "Se"],
-                          [[0.999, 0.001, 0.9995], [0.5, 0.5, 0.0005], [0.0, 0.999, 0.5], [0.25, 0.75, 0.999]])
+    structure = Structure(
+        Lattice.hexagonal(4.2, 6.0),
+        ["Bi", "Bi", "Se", "Se"],
+        [[0.999, 0.001, 0.9995], [0.5, 0.5, 0.0005], [0.0, 0.999, 0.5], [0.25, 0.75, 0.999]],
+    )
     result = _round_trip(structure)
     assert result.failure is None
     assert result.structure.composition == structure.composition
@@ -83,8 +89,11 @@ def test_positions_are_not_quantised_to_the_grid():
 
 
 def test_fast_encoder_equals_the_naive_reference():
-    structure = Structure(Lattice.from_parameters(4.3, 5.7, 6.2, 78.0, 101.0, 66.0), ["Bi", "Se", "Se"],
-                          [[0, 0, 0], [0.31, 0.52, 0.27], [0.7, 0.1, 0.6]])
+    structure = Structure(
+        Lattice.from_parameters(4.3, 5.7, 6.2, 78.0, 101.0, 66.0),
+        ["Bi", "Se", "Se"],
+        [[0, 0, 0], [0.31, 0.52, 0.27], [0.7, 0.1, 0.6]],
+    )
     crystal = canonical_crystal(structure, BISE)
     np.testing.assert_allclose(site_voxels([crystal], BISE)[0], naive_site_voxels(crystal, BISE), atol=1e-6)
     np.testing.assert_allclose(lattice_voxels([crystal], BISE)[0], naive_lattice_voxel(crystal, BISE), atol=1e-6)
@@ -101,7 +110,9 @@ def test_one_element_structure_fills_its_own_channel():
 
 
 def test_gaussians_follow_the_configuration():
-    config = VoxelConfig(elements=("Bi", "Se"), sigma=0.3, threshold=0.05, site_grid=32, lattice_grid=16, box_length=12.0)
+    config = VoxelConfig(
+        elements=("Bi", "Se"), sigma=0.3, threshold=0.05, site_grid=32, lattice_grid=16, box_length=12.0
+    )
     structure = Structure(Lattice.cubic(4.0), ["Bi"], [[0, 0, 0]])
     sites, lattices = encode_structures([structure], config)
     assert sites.shape == (1, 32, 32, 32, 2) and lattices.shape == (1, 16, 16, 16)
@@ -112,8 +123,11 @@ def test_gaussians_follow_the_configuration():
 
 
 def test_structure_beyond_the_limits_is_rejected_with_a_reason():
-    chain = Structure(Lattice.from_parameters(20.0, 4.0, 4.0, 90, 90, 90), ["Bi", "Se", "Bi", "Se"],
-                      [[0, 0, 0], [0.25, 0.5, 0.5], [0.5, 0, 0], [0.75, 0.5, 0.5]])
+    chain = Structure(
+        Lattice.from_parameters(20.0, 4.0, 4.0, 90, 90, 90),
+        ["Bi", "Se", "Bi", "Se"],
+        [[0, 0, 0], [0.25, 0.5, 0.5], [0.5, 0, 0], [0.75, 0.5, 0.5]],
+    )
     with pytest.raises(OutsideLimits, match="too large for the box") as error:
         encode_structures([chain], BISE)
     assert error.value.reason == "too_large_for_box"
@@ -140,7 +154,10 @@ def test_two_atoms_0_3_angstrom_apart_are_invalid():
     good = Structure(Lattice.cubic(5.0), ["Bi", "Se"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     assert validity(good, BISE) == (None, "")
     assert validity(Structure(Lattice.cubic(5.0), ["Te"], [[0, 0, 0]]), BISE)[0] is Invalid.FOREIGN_ELEMENT
-    assert validity(Structure(Lattice.cubic(25.0), ["Bi"] * 21, np.random.default_rng(0).random((21, 3))), BISE)[0] is Invalid.TOO_MANY_ATOMS
+    assert (
+        validity(Structure(Lattice.cubic(25.0), ["Bi"] * 21, np.random.default_rng(0).random((21, 3))), BISE)[0]
+        is Invalid.TOO_MANY_ATOMS
+    )
     assert validity(good, VoxelConfig(elements=("Bi", "Se"), min_volume_per_atom=100))[0] is Invalid.SMALL_VOLUME
 
 

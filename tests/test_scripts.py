@@ -39,7 +39,15 @@ def trained(tmp_path_factory):
 
 def test_train_writes_models_metrics_and_curves(trained):
     out = trained / "out"
-    for name in ("site_encoder", "site_decoder", "lattice_encoder", "lattice_decoder", "constraint", "generator", "discriminator"):
+    for name in (
+        "site_encoder",
+        "site_decoder",
+        "lattice_encoder",
+        "lattice_decoder",
+        "constraint",
+        "generator",
+        "discriminator",
+    ):
         assert (out / f"{name}.keras").stat().st_size > 0
     assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     metrics = json.loads((out / "metrics.json").read_text())

@@ -27,18 +27,29 @@ def test_protocols_give_valid_builders(train_code, tmp_path):
     dataset = _dataset(tmp_path)
     paper = TrainBaseWorkChain.get_builder_from_protocol(train_code, dataset, ["Bi", "Se"], protocol="paper")
     config = TrainingConfig.from_dict(paper.train.config.get_dict())
-    assert (config.representation.site_grid, config.representation.lattice_grid, config.representation.sigma) == (64, 32, 0.26)
+    assert (config.representation.site_grid, config.representation.lattice_grid, config.representation.sigma) == (
+        64,
+        32,
+        0.26,
+    )
     assert (config.site_autoencoder.latent, config.lattice_autoencoder.latent, config.layout.side) == (200, 25, 28)
     assert (config.gan.fe_weight, config.gan.noise_dim, config.gan.steps) == (0.1, 200, 1_000_000)
     fast = TrainBaseWorkChain.get_builder_from_protocol(
-        train_code, dataset, ["Bi", "Se"], overrides={"config": {"gan": {"steps": 5}}}, options={"max_wallclock_seconds": 60})
+        train_code,
+        dataset,
+        ["Bi", "Se"],
+        overrides={"config": {"gan": {"steps": 5}}},
+        options={"max_wallclock_seconds": 60},
+    )
     fast_config = fast.train.config.get_dict()
     assert fast_config["gan"]["steps"] == 5 and fast_config["representation"]["site_grid"] == 32
     assert fast.train.metadata.options["max_wallclock_seconds"] == 60
     with pytest.raises(ValueError, match="Unknown protocol 'precise'"):
         TrainBaseWorkChain.get_builder_from_protocol(train_code, dataset, ["Bi", "Se"], protocol="precise")
     with pytest.raises(ValueError, match="Unknown setting\\(s\\) in 'gan': stepz"):
-        TrainBaseWorkChain.get_builder_from_protocol(train_code, dataset, ["Bi", "Se"], overrides={"config": {"gan": {"stepz": 5}}})
+        TrainBaseWorkChain.get_builder_from_protocol(
+            train_code, dataset, ["Bi", "Se"], overrides={"config": {"gan": {"stepz": 5}}}
+        )
 
 
 def _failed_child(exit_code, message):
@@ -65,8 +76,10 @@ def workchain(train_code, tmp_path):
 
 
 def test_nan_loss_lowers_the_failed_stage_learning_rate(workchain):
-    node = _failed_child(TrainCalculation.exit_codes.ERROR_NAN_LOSS,
-                         "A training loss became NaN: a loss of the constraint stage became NaN or infinite; lower the learning rate")
+    node = _failed_child(
+        TrainCalculation.exit_codes.ERROR_NAN_LOSS,
+        "A training loss became NaN: a loss of the constraint stage became NaN or infinite; lower the learning rate",
+    )
     report = workchain.handle_nan_loss(node)
     assert report.do_break and report.exit_code.status == 0
     config = workchain.ctx.inputs.config.get_dict()
@@ -76,33 +89,59 @@ def test_nan_loss_lowers_the_failed_stage_learning_rate(workchain):
 
 
 def test_out_of_memory_halves_the_batch_and_walltime_restarts(workchain):
-    node = _failed_child(TrainCalculation.exit_codes.ERROR_OUT_OF_MEMORY,
-                         "The script ran out of memory: out of memory in the autoencoders stage; halve the batch size")
+    node = _failed_child(
+        TrainCalculation.exit_codes.ERROR_OUT_OF_MEMORY,
+        "The script ran out of memory: out of memory in the autoencoders stage; halve the batch size",
+    )
     before = copy.deepcopy(workchain.ctx.inputs.config.get_dict())
     workchain.handle_out_of_memory(node)
     config = workchain.ctx.inputs.config.get_dict()
     assert config["site_autoencoder"]["batch_size"] == 2 and config["lattice_autoencoder"]["batch_size"] == 2
     assert config["constraint"] == before["constraint"]
-    walltime = _failed_child(TrainCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME, "The job ran out of walltime.")
+    walltime = _failed_child(
+        TrainCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME, "The job ran out of walltime."
+    )
     workchain.handle_out_of_walltime(walltime)
-    assert workchain.ctx.inputs.config.get_dict() == config and workchain.ctx.inputs.parent_folder.pk == walltime.outputs.remote_folder.pk
+    assert (
+        workchain.ctx.inputs.config.get_dict() == config
+        and workchain.ctx.inputs.parent_folder.pk == walltime.outputs.remote_folder.pk
+    )
     unknown = _failed_child(TrainCalculation.exit_codes.ERROR_NAN_LOSS, "NaN somewhere")
-    assert workchain.handle_nan_loss(unknown).exit_code.status == TrainBaseWorkChain.exit_codes.ERROR_UNRECOVERABLE_FAILURE.status
+    assert (
+        workchain.handle_nan_loss(unknown).exit_code.status
+        == TrainBaseWorkChain.exit_codes.ERROR_UNRECOVERABLE_FAILURE.status
+    )
 
 
 @pytest.mark.slow
 def test_restart_reuses_finished_stages_and_the_workchain_runs(train_code, tmp_path):
     dataset = _dataset(tmp_path)
-    _, first = run_get_node(TrainCalculation, code=train_code, config=orm.Dict(TINY_CONFIG), dataset=dataset,
-                            stage=orm.Str("autoencoders"))
-    assert first.is_finished_ok and sorted(first.outputs.models) == ["lattice_decoder", "lattice_encoder", "site_decoder", "site_encoder"]
-    _, second = run_get_node(TrainCalculation, code=train_code, config=orm.Dict(TINY_CONFIG), dataset=dataset,
-                             stage=orm.Str("constraint"), parent_folder=first.outputs.remote_folder)
+    _, first = run_get_node(
+        TrainCalculation, code=train_code, config=orm.Dict(TINY_CONFIG), dataset=dataset, stage=orm.Str("autoencoders")
+    )
+    assert first.is_finished_ok and sorted(first.outputs.models) == [
+        "lattice_decoder",
+        "lattice_encoder",
+        "site_decoder",
+        "site_encoder",
+    ]
+    _, second = run_get_node(
+        TrainCalculation,
+        code=train_code,
+        config=orm.Dict(TINY_CONFIG),
+        dataset=dataset,
+        stage=orm.Str("constraint"),
+        parent_folder=first.outputs.remote_folder,
+    )
     assert second.is_finished_ok, second.exit_message
     assert "constraint" in second.outputs.models
-    assert second.outputs.models.site_encoder.sha256 == first.outputs.models.site_encoder.sha256  # reused, not retrained
+    assert (
+        second.outputs.models.site_encoder.sha256 == first.outputs.models.site_encoder.sha256
+    )  # reused, not retrained
 
-    builder = TrainBaseWorkChain.get_builder_from_protocol(train_code, dataset, ["Bi", "Se"], overrides={"config": TINY_CONFIG})
+    builder = TrainBaseWorkChain.get_builder_from_protocol(
+        train_code, dataset, ["Bi", "Se"], overrides={"config": TINY_CONFIG}
+    )
     _, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_status
     assert {"generator", "constraint"} <= set(node.outputs.models) and "metrics" in node.outputs

@@ -38,7 +38,9 @@ def script_calcinfo(code, arguments, local_copy_list, retrieve_list) -> CalcInfo
 
 def define_script_exit_codes(spec) -> None:
     """Add the exit codes both CalcJobs share to ``spec``."""
-    spec.exit_code(300, "ERROR_OUTPUT_MISSING", message="The script finished without writing {filename}; see stderr.txt.")
+    spec.exit_code(
+        300, "ERROR_OUTPUT_MISSING", message="The script finished without writing {filename}; see stderr.txt."
+    )
     spec.exit_code(301, "ERROR_SCRIPT_FAILED", message="The script failed without a stated reason: {message}")
     for status, label, message in SCRIPT_EXIT_CODES.values():
         spec.exit_code(status, label, message=message)

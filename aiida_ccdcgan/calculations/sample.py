@@ -28,8 +28,10 @@ def _validate_inputs(inputs, _):
         return None  # the config port's own validator reports it
     for role, model in inputs["models"].items():
         if model.base.attributes.get("representation_digest") != digest:
-            return (f"The {role} model (pk {model.pk}) was trained for another representation than the configuration "
-                    "describes; use the configuration the models were trained with.")
+            return (
+                f"The {role} model (pk {model.pk}) was trained for another representation than the configuration "
+                "describes; use the configuration the models were trained with."
+            )
     if "max_predicted_energy" in inputs and "constraint" not in inputs["models"]:
         return "Screening by predicted formation energy needs models.constraint."
     if inputs["count"].value < 1:
@@ -44,19 +46,37 @@ class SampleCalculation(CalcJob):
     def define(cls, spec):
         """Inputs, outputs and exit codes."""
         super().define(spec)
-        spec.input("config", valid_type=orm.Dict, validator=validate_training_config,
-                   help="The TrainingConfig the models were trained with.")
-        spec.input_namespace("models", valid_type=KerasModelData, dynamic=True,
-                             help="generator, site_decoder, lattice_decoder and optionally constraint.")
+        spec.input(
+            "config",
+            valid_type=orm.Dict,
+            validator=validate_training_config,
+            help="The TrainingConfig the models were trained with.",
+        )
+        spec.input_namespace(
+            "models",
+            valid_type=KerasModelData,
+            dynamic=True,
+            help="generator, site_decoder, lattice_decoder and optionally constraint.",
+        )
         spec.input("count", valid_type=orm.Int, help="Number of crystal graphs to generate.")
         spec.input("seed", valid_type=orm.Int, default=lambda: orm.Int(0), help="The same seed gives the same samples.")
-        spec.input("max_predicted_energy", valid_type=orm.Float, required=False,
-                   help="Screening (DCGAN + constraint): keep valid crystals predicted at or below this (eV/atom).")
+        spec.input(
+            "max_predicted_energy",
+            valid_type=orm.Float,
+            required=False,
+            help="Screening (DCGAN + constraint): keep valid crystals predicted at or below this (eV/atom).",
+        )
         spec.inputs.validator = _validate_inputs
         define_script_options(spec, "ccdcgan.sample")
-        spec.output("summary", valid_type=orm.Dict, help="sampling.json: graphs, decoded, valid, success rate, outcomes.")
-        spec.output("candidates", valid_type=StructureBatchData, required=False,
-                    help="Every decoded crystal, with info columns sample, outcome and predicted_formation_energy.")
+        spec.output(
+            "summary", valid_type=orm.Dict, help="sampling.json: graphs, decoded, valid, success rate, outcomes."
+        )
+        spec.output(
+            "candidates",
+            valid_type=StructureBatchData,
+            required=False,
+            help="Every decoded crystal, with info columns sample, outcome and predicted_formation_energy.",
+        )
         define_script_exit_codes(spec)
 
     def prepare_for_submission(self, folder):
@@ -66,8 +86,16 @@ class SampleCalculation(CalcJob):
         with folder.open("config.json", "w") as handle:
             json.dump(self.inputs.config.get_dict(), handle, indent=2)
         folder.get_subfolder("models", create=True)
-        arguments = ["config.json", "models", "--count", str(self.inputs.count.value), "--seed", str(self.inputs.seed.value),
-                     "--output", SAMPLES_FOLDER]
+        arguments = [
+            "config.json",
+            "models",
+            "--count",
+            str(self.inputs.count.value),
+            "--seed",
+            str(self.inputs.seed.value),
+            "--output",
+            SAMPLES_FOLDER,
+        ]
         if "max_predicted_energy" in self.inputs:
             arguments += ["--max-predicted-energy", repr(self.inputs.max_predicted_energy.value)]
         copies = [(model.uuid, model.filename, f"models/{role}.keras") for role, model in self.inputs.models.items()]

@@ -8,7 +8,13 @@ from aiida.engine import CalcJob
 
 from ..data.model import KerasModelData
 from ..models.config import TrainingConfig
-from .common import MODELS_FOLDER, define_script_exit_codes, define_script_options, script_calcinfo, validate_training_config
+from .common import (
+    MODELS_FOLDER,
+    define_script_exit_codes,
+    define_script_options,
+    script_calcinfo,
+    validate_training_config,
+)
 
 STAGES = (*TrainingConfig.STAGE_SECTIONS, "all")
 
@@ -27,14 +33,30 @@ class TrainCalculation(CalcJob):
     def define(cls, spec):
         """Inputs, outputs and exit codes."""
         super().define(spec)
-        spec.input("config", valid_type=orm.Dict, validator=validate_training_config,
-                   help="A TrainingConfig as a dictionary: representation, the four stages, seed.")
-        spec.input("dataset", valid_type=orm.SinglefileData,
-                   help="Extended XYZ with formation_energy (eV/atom) and optionally split in each frame's info.")
-        spec.input("parent_folder", valid_type=orm.RemoteData, required=False,
-                   help="The remote folder of an earlier run on the same Computer: its finished stages are reused.")
-        spec.input("stage", valid_type=orm.Str, default=lambda: orm.Str("all"), validator=_validate_stage,
-                   help="Which stage to train: autoencoders, constraint, gan or all.")
+        spec.input(
+            "config",
+            valid_type=orm.Dict,
+            validator=validate_training_config,
+            help="A TrainingConfig as a dictionary: representation, the four stages, seed.",
+        )
+        spec.input(
+            "dataset",
+            valid_type=orm.SinglefileData,
+            help="Extended XYZ with formation_energy (eV/atom) and optionally split in each frame's info.",
+        )
+        spec.input(
+            "parent_folder",
+            valid_type=orm.RemoteData,
+            required=False,
+            help="The remote folder of an earlier run on the same Computer: its finished stages are reused.",
+        )
+        spec.input(
+            "stage",
+            valid_type=orm.Str,
+            default=lambda: orm.Str("all"),
+            validator=_validate_stage,
+            help="Which stage to train: autoencoders, constraint, gan or all.",
+        )
         define_script_options(spec, "ccdcgan.train")
         spec.output_namespace("models", valid_type=KerasModelData, dynamic=True, help="The trained networks, by role.")
         spec.output("metrics", valid_type=orm.Dict, help="metrics.json: dataset counts, losses, held-out quality.")
@@ -54,5 +76,7 @@ class TrainCalculation(CalcJob):
         )
         if "parent_folder" in self.inputs:
             parent = self.inputs.parent_folder
-            calcinfo.remote_copy_list = [(parent.computer.uuid, os.path.join(parent.get_remote_path(), MODELS_FOLDER), MODELS_FOLDER)]
+            calcinfo.remote_copy_list = [
+                (parent.computer.uuid, os.path.join(parent.get_remote_path(), MODELS_FOLDER), MODELS_FOLDER)
+            ]
         return calcinfo

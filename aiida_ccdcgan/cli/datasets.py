@@ -28,7 +28,9 @@ def dataset_summary(group_label, as_json):
 @cmd_dataset.command("split")
 @click.argument("group_label")
 @click.option("--key", default=extras.GROUP_KEY, show_default=True, help="Extra whose equal values stay on one side.")
-@click.option("--fractions", nargs=3, type=float, default=(0.8, 0.1, 0.1), show_default=True, help="Train, validation, test.")
+@click.option(
+    "--fractions", nargs=3, type=float, default=(0.8, 0.1, 0.1), show_default=True, help="Train, validation, test."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the shuffle.")
 @decorators.with_dbenv()
 def dataset_split(group_label, key, fractions, seed):
@@ -44,7 +46,9 @@ def dataset_split(group_label, key, fractions, seed):
 @cmd_root.command("export")
 @click.argument("group_label")
 @click.option("--cif-dir", type=click.Path(file_okay=False), help="Folder to write one CIF per structure into.")
-@click.option("--extxyz", "extxyz_path", type=click.Path(dir_okay=False), help="Extended XYZ file with energies in the info.")
+@click.option(
+    "--extxyz", "extxyz_path", type=click.Path(dir_okay=False), help="Extended XYZ file with energies in the info."
+)
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="CSV summary, one line per structure.")
 @click.option("--max-formation-energy", type=float, help="Only structures with E_f (eV/atom) at most this.")
 @decorators.with_dbenv()
@@ -59,7 +63,10 @@ def cmd_export(group_label, cif_dir, extxyz_path, csv_path, max_formation_energy
         source = group
         if max_formation_energy is not None:
             source = orm.QueryBuilder().append(orm.Group, filters={"id": group.pk}, tag="group")
-            source.append(orm.StructureData, with_group="group",
-                          filters={f"extras.{extras.FORMATION_ENERGY}": {"<=": max_formation_energy}})
+            source.append(
+                orm.StructureData,
+                with_group="group",
+                filters={f"extras.{extras.FORMATION_ENERGY}": {"<=": max_formation_energy}},
+            )
         count = export_dataset(source, cif_folder=cif_dir, extxyz_path=extxyz_path, csv_path=csv_path)
     echo.echo_success(f"Exported {count} structures from group '{group_label}'.")

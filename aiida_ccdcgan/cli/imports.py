@@ -6,32 +6,56 @@ from aiida.cmdline.utils import decorators, echo
 from . import cmd_root
 from .utils import clear_errors, print_summary, progress_bar
 
-GROUP = click.option("-g", "--group", "group_label", required=True, help="Label of the Group that will hold the structures.")
-MIN_DISTANCE = click.option("--min-distance", type=float, default=0.5, show_default=True,
-                            help="Refuse crystals with two atoms closer than this (Å, periodic images included).")
-MIN_VOLUME = click.option("--min-volume", type=float, default=0.1, show_default=True, help="Refuse cells smaller than this (Å³).")
+GROUP = click.option(
+    "-g", "--group", "group_label", required=True, help="Label of the Group that will hold the structures."
+)
+MIN_DISTANCE = click.option(
+    "--min-distance",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Refuse crystals with two atoms closer than this (Å, periodic images included).",
+)
+MIN_VOLUME = click.option(
+    "--min-volume", type=float, default=0.1, show_default=True, help="Refuse cells smaller than this (Å³)."
+)
 AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 
 
 def csv_column_options(function):
     """Options naming the columns of a structure CSV (defaults come from the format's layout)."""
-    for option in reversed((
-        click.option("--structure-column", help="Column holding the CIF or POSCAR text."),
-        click.option("--id-column", help="Column holding each structure's id."),
-        click.option("--energy-column", help="Column with the formation energy in eV/atom ('' for none)."),
-        click.option("--group-key-column", help="Column with the key a group-aware split keeps together ('' for none)."),
-    )):
+    for option in reversed(
+        (
+            click.option("--structure-column", help="Column holding the CIF or POSCAR text."),
+            click.option("--id-column", help="Column holding each structure's id."),
+            click.option("--energy-column", help="Column with the formation energy in eV/atom ('' for none)."),
+            click.option(
+                "--group-key-column", help="Column with the key a group-aware split keeps together ('' for none)."
+            ),
+        )
+    ):
         function = option(function)
     return function
 
 
 def atoms_key_options(function):
     """Options naming the info keys of extended XYZ frames or ASE database rows."""
-    for option in reversed((
-        click.option("--energy-key", default="formation_energy", show_default=True, help="Key of the formation energy in eV/atom ('' for none)."),
-        click.option("--id-key", default="source_id", show_default=True, help="Key of each structure's id (else its index)."),
-        click.option("--group-key", default="group_key", show_default=True, help="Key a group-aware split keeps together."),
-    )):
+    for option in reversed(
+        (
+            click.option(
+                "--energy-key",
+                default="formation_energy",
+                show_default=True,
+                help="Key of the formation energy in eV/atom ('' for none).",
+            ),
+            click.option(
+                "--id-key", default="source_id", show_default=True, help="Key of each structure's id (else its index)."
+            ),
+            click.option(
+                "--group-key", default="group_key", show_default=True, help="Key a group-aware split keeps together."
+            ),
+        )
+    ):
         function = option(function)
     return function
 
@@ -54,8 +78,14 @@ def _run_import(fmt, path, group_label, min_distance, min_volume, as_json, **opt
     from ..tools.datasets import dataset_summary, import_dataset
 
     with clear_errors():
-        report = import_dataset(fmt, path, group_label, checks=ImportChecks(min_distance, min_volume),
-                                progress=progress_bar(f"reading {fmt}"), **options)
+        report = import_dataset(
+            fmt,
+            path,
+            group_label,
+            checks=ImportChecks(min_distance, min_volume),
+            progress=progress_bar(f"reading {fmt}"),
+            **options,
+        )
     (echo.echo_success if report.stored else echo.echo_report)(report.message, err=as_json)
     print_summary(dataset_summary(report.group_label), as_json)
 
@@ -81,7 +111,9 @@ def import_vo_csv(path, group_label, min_distance, min_volume, as_json, **column
 @cmd_import.command("csv")
 @click.argument("path", type=click.Path(dir_okay=False))
 @csv_column_options
-@click.option("--structure-format", type=click.Choice(["cif", "poscar"]), required=True, help="Format of the structure text.")
+@click.option(
+    "--structure-format", type=click.Choice(["cif", "poscar"]), required=True, help="Format of the structure text."
+)
 @import_options
 def import_csv(path, group_label, min_distance, min_volume, as_json, **columns):
     """Import any CSV with one structure (CIF or POSCAR text) per row; name its columns with the options."""
@@ -109,8 +141,12 @@ def import_ase_db(path, group_label, min_distance, min_volume, as_json, **keys):
 @cmd_import.command("folder")
 @click.argument("path", type=click.Path(file_okay=False))
 @click.option("--energies", "energies_csv", type=click.Path(dir_okay=False), help="CSV of energies keyed by file name.")
-@click.option("--file-column", default="filename", show_default=True, help="Column of the energies CSV holding the file name.")
-@click.option("--energy-column", default="formation_energy", show_default=True, help="Column of the energies CSV with eV/atom.")
+@click.option(
+    "--file-column", default="filename", show_default=True, help="Column of the energies CSV holding the file name."
+)
+@click.option(
+    "--energy-column", default="formation_energy", show_default=True, help="Column of the energies CSV with eV/atom."
+)
 @import_options
 def import_folder(path, group_label, min_distance, min_volume, as_json, **options):
     """Import a folder of CIF / POSCAR files (*.cif, *.vasp, *.poscar, POSCAR*, CONTCAR*)."""

@@ -39,8 +39,11 @@ def _input_format(path: Path) -> tuple[str, dict]:
 
 @cmd_represent.command("roundtrip")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--elements", required=True,
-              help="Comma-separated element list of the representation (e.g. Bi,Se), or 'auto' for each structure's own.")
+@click.option(
+    "--elements",
+    required=True,
+    help="Comma-separated element list of the representation (e.g. Bi,Se), or 'auto' for each structure's own.",
+)
 @click.option("--limit", type=int, help="Only the first N structures (after --max-elements).")
 @click.option("--max-elements", type=int, help="Only structures with at most this many elements.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Structures encoded and decoded at once.")
@@ -56,11 +59,15 @@ def represent_roundtrip(path, elements, limit, max_elements, batch_size, as_json
     from ..representation.roundtrip import roundtrip
 
     with clear_errors():
-        symbols = None if elements.strip().lower() == "auto" else tuple(s.strip() for s in elements.split(",") if s.strip())
+        symbols = (
+            None if elements.strip().lower() == "auto" else tuple(s.strip() for s in elements.split(",") if s.strip())
+        )
         if symbols == ():
             raise DatasetError("--elements is empty; give e.g. Bi,Se or auto.")
         fmt, options = _input_format(path)
-        structures = [record.structure for record in read_dataset(fmt, path, progress=progress_bar("reading"), **options)]
+        structures = [
+            record.structure for record in read_dataset(fmt, path, progress=progress_bar("reading"), **options)
+        ]
         if max_elements is not None:
             structures = [s for s in structures if len(s.composition.elements) <= max_elements]
         if limit is not None:
@@ -72,7 +79,11 @@ def represent_roundtrip(path, elements, limit, max_elements, batch_size, as_json
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    click.echo(f"{result['matched']} of {result['within_limits']} structures within the limits match after the round trip "
-               f"({100 * result['match_rate']:.2f} %); {result['n'] - result['within_limits']} of {result['n']} outside the limits.")
+    click.echo(
+        f"{result['matched']} of {result['within_limits']} structures within the limits match after the round trip "
+        f"({100 * result['match_rate']:.2f} %); {result['n'] - result['within_limits']} of {result['n']} outside the limits."
+    )
     click.echo(f"failures: {result['failures'] or 'none'}; outside limits: {result['outside_limits'] or 'none'}")
-    click.echo(f"encode {result['encode_structures_per_s']} structures/s, decode {result['decode_structures_per_s']} structures/s")
+    click.echo(
+        f"encode {result['encode_structures_per_s']} structures/s, decode {result['decode_structures_per_s']} structures/s"
+    )

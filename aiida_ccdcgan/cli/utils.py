@@ -43,7 +43,12 @@ def print_summary(summary: dict, as_json: bool) -> None:
     ]
     if "formation_energy_per_atom" in summary:
         energy = summary["formation_energy_per_atom"]
-        rows.append(("E_f (eV/atom)", f"{energy['min']} … {energy['max']} (mean {energy['mean']}, {energy['below_zero']} below 0)"))
+        rows.append(
+            (
+                "E_f (eV/atom)",
+                f"{energy['min']} … {energy['max']} (mean {energy['mean']}, {energy['below_zero']} below 0)",
+            )
+        )
     if summary.get("import"):
         rows.append(("source", f"{summary['import']['source']} ({summary['import']['format']})"))
     width = max(len(name) for name, _ in rows)

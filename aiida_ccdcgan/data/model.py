@@ -30,18 +30,29 @@ class KerasModelData(SinglefileData):
     mode (no arbitrary code, no pickle). Importing this module does not import Keras.
     """
 
-    def __init__(self, file, role: str, representation_digest: str, config_digest: str, keras_version: str, backend: str, **kwargs):
+    def __init__(
+        self,
+        file,
+        role: str,
+        representation_digest: str,
+        config_digest: str,
+        keras_version: str,
+        backend: str,
+        **kwargs,
+    ):
         super().__init__(file, filename=f"{role}.keras", **kwargs)
         path = Path(file)
-        self.base.attributes.set_many({
-            "role": role,
-            "sha256": _sha256(path),
-            "framework": "keras",
-            "keras_version": keras_version,
-            "backend": backend,
-            "representation_digest": representation_digest,
-            "config_digest": config_digest,
-        })
+        self.base.attributes.set_many(
+            {
+                "role": role,
+                "sha256": _sha256(path),
+                "framework": "keras",
+                "keras_version": keras_version,
+                "backend": backend,
+                "representation_digest": representation_digest,
+                "config_digest": config_digest,
+            }
+        )
 
     @property
     def role(self) -> str:
@@ -62,7 +73,9 @@ class KerasModelData(SinglefileData):
                 f"Model {self.pk} ({self.role}): the file's sha256 {actual[:12]}… is not the recorded {self.sha256[:12]}…; "
                 "the file was altered after it was stored. Do not load it; retrain or restore it."
             )
-        if representation_digest is not None and representation_digest != self.base.attributes.get("representation_digest"):
+        if representation_digest is not None and representation_digest != self.base.attributes.get(
+            "representation_digest"
+        ):
             raise ModelFileError(
                 f"Model {self.pk} ({self.role}) was trained for another representation (digest "
                 f"{self.base.attributes.get('representation_digest', '')[:12]}…, expected {representation_digest[:12]}…); "
@@ -80,4 +93,6 @@ class KerasModelData(SinglefileData):
             try:
                 return keras.saving.load_model(path, safe_mode=True, compile=False)
             except Exception as exception:
-                raise ModelFileError(f"Model {self.pk} ({self.role}) is not a loadable Keras model: {exception}") from None
+                raise ModelFileError(
+                    f"Model {self.pk} ({self.role}) is not a loadable Keras model: {exception}"
+                ) from None

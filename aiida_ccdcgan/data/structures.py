@@ -18,14 +18,18 @@ class StructureBatchData(ArrayData):
     """
 
     @classmethod
-    def from_structures(cls, structures: Sequence[Structure], info: dict[str, Sequence] | None = None) -> StructureBatchData:
+    def from_structures(
+        cls, structures: Sequence[Structure], info: dict[str, Sequence] | None = None
+    ) -> StructureBatchData:
         """Build an unstored batch from pymatgen structures and per-structure info columns (numbers or text)."""
         node = cls()
         counts = np.array([len(s) for s in structures], dtype=np.int64)
         node.set_array("offsets", np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
         node.set_array("cells", np.array([s.lattice.matrix for s in structures], dtype=np.float64).reshape(-1, 3, 3))
         node.set_array("numbers", np.array([site.specie.Z for s in structures for site in s], dtype=np.int64))
-        node.set_array("frac_coords", np.concatenate([s.frac_coords for s in structures]) if structures else np.zeros((0, 3)))
+        node.set_array(
+            "frac_coords", np.concatenate([s.frac_coords for s in structures]) if structures else np.zeros((0, 3))
+        )
         for name, values in (info or {}).items():
             if len(values) != len(structures):
                 raise ValueError(f"Info column {name!r} has {len(values)} values for {len(structures)} structures.")
@@ -45,11 +49,15 @@ class StructureBatchData(ArrayData):
     @property
     def info_names(self) -> list[str]:
         """Names of the per-crystal info columns."""
-        return sorted(n[len(INFO_PREFIX):] for n in self.get_arraynames() if n.startswith(INFO_PREFIX))
+        return sorted(n[len(INFO_PREFIX) :] for n in self.get_arraynames() if n.startswith(INFO_PREFIX))
 
     def get_structures(self) -> list[Structure]:
         """Return the crystals as pymatgen structures."""
         offsets, cells = self.get_array("offsets"), self.get_array("cells")
         numbers, coords = self.get_array("numbers"), self.get_array("frac_coords")
-        return [Structure(Lattice(cells[i]), numbers[offsets[i]:offsets[i + 1]].tolist(), coords[offsets[i]:offsets[i + 1]])
-                for i in range(len(cells))]
+        return [
+            Structure(
+                Lattice(cells[i]), numbers[offsets[i] : offsets[i + 1]].tolist(), coords[offsets[i] : offsets[i + 1]]
+            )
+            for i in range(len(cells))
+        ]

@@ -45,7 +45,9 @@ def check_structure(structure: Structure, where: str, checks: ImportChecks = Imp
         )
     dummies = sorted({str(site.specie) for site in structure if isinstance(site.specie, DummySpecies)})
     if dummies:
-        raise DatasetError(f"{where}: {', '.join(dummies)} is not a chemical element. Use element symbols (e.g. Bi, Se).")
+        raise DatasetError(
+            f"{where}: {', '.join(dummies)} is not a chemical element. Use element symbols (e.g. Bi, Se)."
+        )
     centres, neighbours, _, distances = structure.get_neighbor_list(checks.min_distance, exclude_self=True)
     if len(distances):
         closest = int(np.argmin(distances))

@@ -76,7 +76,9 @@ def _parse_structure_text(text: str, fmt: str, where: str) -> Structure:
             warnings.simplefilter("ignore")
             structure = Structure.from_str(text, fmt=fmt)
     except Exception as exception:  # pymatgen raises many types for bad text
-        raise DatasetError(f"{where}: cannot read the {fmt.upper()} text ({type(exception).__name__}: {exception}).") from None
+        raise DatasetError(
+            f"{where}: cannot read the {fmt.upper()} text ({type(exception).__name__}: {exception})."
+        ) from None
     return structure
 
 
@@ -162,8 +164,12 @@ def read_extxyz(
     for index, atoms in enumerate(frames):
         where = f"{path.name}, frame {index}"
         if not atoms.pbc.all():
-            raise DatasetError(f"{where}: the frame is not periodic in all three directions (pbc={atoms.pbc.tolist()}).")
-        records.append(_record_from_atoms(atoms, dict(atoms.info), f"{index}", where, energy_key, id_key, group_key, checks))
+            raise DatasetError(
+                f"{where}: the frame is not periodic in all three directions (pbc={atoms.pbc.tolist()})."
+            )
+        records.append(
+            _record_from_atoms(atoms, dict(atoms.info), f"{index}", where, energy_key, id_key, group_key, checks)
+        )
     return records
 
 
@@ -182,12 +188,22 @@ def read_ase_db(
         with ase.db.connect(path, type="db") as database:
             rows = list(database.select())
     except Exception as exception:
-        raise DatasetError(f"{path}: cannot read as an ASE database ({type(exception).__name__}: {exception}).") from None
+        raise DatasetError(
+            f"{path}: cannot read as an ASE database ({type(exception).__name__}: {exception})."
+        ) from None
     if not rows:
         raise DatasetError(f"{path}: the database holds no rows.")
     return [
-        _record_from_atoms(row.toatoms(), dict(row.key_value_pairs), f"{row.id}", f"{path.name}, row id {row.id}",
-                           energy_key, id_key, group_key, checks)
+        _record_from_atoms(
+            row.toatoms(),
+            dict(row.key_value_pairs),
+            f"{row.id}",
+            f"{path.name}, row id {row.id}",
+            energy_key,
+            id_key,
+            group_key,
+            checks,
+        )
         for row in rows
     ]
 
@@ -239,7 +255,9 @@ def read_structure_folder(
     if energies is not None:
         unknown = sorted(set(energies) - {p.name for p in files})
         if unknown:
-            raise DatasetError(f"{energies_csv}: energies given for files that are not in {folder}: {', '.join(unknown[:5])}.")
+            raise DatasetError(
+                f"{energies_csv}: energies given for files that are not in {folder}: {', '.join(unknown[:5])}."
+            )
     records = []
     for path in files:
         where = f"{folder.name}/{path.name}"
@@ -264,7 +282,9 @@ def _read_energy_table(path: str | Path, file_column: str, energy_column: str) -
         reader = csv.DictReader(handle)
         missing = [c for c in (file_column, energy_column) if c not in (reader.fieldnames or [])]
         if missing:
-            raise DatasetError(f"{path}: the column(s) {', '.join(map(repr, missing))} are missing (found: {reader.fieldnames}).")
+            raise DatasetError(
+                f"{path}: the column(s) {', '.join(map(repr, missing))} are missing (found: {reader.fieldnames})."
+            )
         return {row[file_column]: row[energy_column] for row in reader}
 
 

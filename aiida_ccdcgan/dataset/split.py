@@ -12,7 +12,9 @@ from .records import DatasetError
 SPLIT_NAMES = ("train", "validation", "test")
 
 
-def group_split(keys: Sequence[str], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> dict[str, list[int]]:
+def group_split(
+    keys: Sequence[str], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> dict[str, list[int]]:
     """Split items by their grouping key into train/validation/test index lists.
 
     All items with the same key land in the same split (e.g. both V–O copies of one template). The groups
@@ -21,7 +23,9 @@ def group_split(keys: Sequence[str], fractions: Sequence[float] = (0.8, 0.1, 0.1
     """
     fractions = np.asarray(fractions, dtype=float)
     if fractions.shape != (3,) or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
-        raise DatasetError(f"Split fractions must be three non-negative numbers adding up to 1, got {fractions.tolist()}.")
+        raise DatasetError(
+            f"Split fractions must be three non-negative numbers adding up to 1, got {fractions.tolist()}."
+        )
     if not keys:
         raise DatasetError("Nothing to split: the dataset is empty.")
     if any(key is None or key == "" for key in keys):

@@ -72,8 +72,13 @@ def write_summary_csv(records: Sequence[CrystalRecord], path: str | Path) -> Pat
         writer.writerow([*SUMMARY_COLUMNS, *property_names])
         for record in records:
             writer.writerow(
-                [record.source_id, record.structure.composition.reduced_formula, len(record.structure),
-                 "" if record.formation_energy is None else repr(record.formation_energy),
-                 record.group_key or "", *(record.properties.get(name, "") for name in property_names)]
+                [
+                    record.source_id,
+                    record.structure.composition.reduced_formula,
+                    len(record.structure),
+                    "" if record.formation_energy is None else repr(record.formation_energy),
+                    record.group_key or "",
+                    *(record.properties.get(name, "") for name in property_names),
+                ]
             )
     return path

@@ -81,7 +81,9 @@ class TrainingConfig:
     @property
     def layout(self) -> GraphLayout:
         """The crystal-graph layout these settings imply."""
-        return GraphLayout(len(self.representation.elements), self.site_autoencoder.latent, self.lattice_autoencoder.latent)
+        return GraphLayout(
+            len(self.representation.elements), self.site_autoencoder.latent, self.lattice_autoencoder.latent
+        )
 
     def to_dict(self) -> dict:
         """Return the configuration as a JSON-safe dictionary."""
@@ -93,8 +95,10 @@ class TrainingConfig:
     def from_dict(cls, values: dict) -> TrainingConfig:
         """Build a configuration from a dictionary, refusing unknown keys at any level."""
         sections = {
-            "site_autoencoder": AutoencoderSettings, "lattice_autoencoder": AutoencoderSettings,
-            "constraint": ConstraintSettings, "gan": GanSettings,
+            "site_autoencoder": AutoencoderSettings,
+            "lattice_autoencoder": AutoencoderSettings,
+            "constraint": ConstraintSettings,
+            "gan": GanSettings,
         }
         unknown = set(values) - {*sections, "representation", "seed"}
         if unknown:
@@ -115,7 +119,11 @@ class TrainingConfig:
         """sha256 of the whole configuration."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
-    STAGE_SECTIONS = {"autoencoders": ("site_autoencoder", "lattice_autoencoder"), "constraint": ("constraint",), "gan": ("gan",)}
+    STAGE_SECTIONS = {
+        "autoencoders": ("site_autoencoder", "lattice_autoencoder"),
+        "constraint": ("constraint",),
+        "gan": ("gan",),
+    }
     """The settings sections each training stage (in order) is configured by."""
 
     def stage_digest(self, stage: str) -> str:
@@ -125,7 +133,9 @@ class TrainingConfig:
         """
         values = self.to_dict()
         stages = list(self.STAGE_SECTIONS)
-        sections = [section for earlier in stages[: stages.index(stage) + 1] for section in self.STAGE_SECTIONS[earlier]]
+        sections = [
+            section for earlier in stages[: stages.index(stage) + 1] for section in self.STAGE_SECTIONS[earlier]
+        ]
         relevant = {key: values[key] for key in ("representation", "seed", *sections)}
         if stage == "gan" and self.gan.mode == "dcgan":
             relevant.pop("constraint")

@@ -36,7 +36,11 @@ class GraphLayout:
     def to_graphs(self, lattice_latents: np.ndarray, site_latents: np.ndarray) -> np.ndarray:
         """Lay out lattice latents ``(N, lattice_latent)`` and site latents ``(N, n_elements, site_latent)`` as ``(N, side, side, 1)``."""
         count = len(lattice_latents)
-        if lattice_latents.shape != (count, self.lattice_latent) or site_latents.shape != (count, self.n_elements, self.site_latent):
+        if lattice_latents.shape != (count, self.lattice_latent) or site_latents.shape != (
+            count,
+            self.n_elements,
+            self.site_latent,
+        ):
             raise ValueError(
                 f"Expected lattice latents (N, {self.lattice_latent}) and site latents (N, {self.n_elements}, {self.site_latent}), "
                 f"got {lattice_latents.shape} and {site_latents.shape}."
@@ -53,5 +57,8 @@ class GraphLayout:
         if graphs.ndim != 4 or graphs.shape[1:] != (self.side, self.side, 1):
             raise ValueError(f"Expected graphs of shape (N, {self.side}, {self.side}, 1), got {graphs.shape}.")
         flat = graphs.reshape(len(graphs), -1)
-        sites = np.stack([flat[:, self.slot * (k + 1) : self.slot * (k + 1) + self.site_latent] for k in range(self.n_elements)], axis=1)
+        sites = np.stack(
+            [flat[:, self.slot * (k + 1) : self.slot * (k + 1) + self.site_latent] for k in range(self.n_elements)],
+            axis=1,
+        )
         return flat[:, : self.lattice_latent].copy(), sites

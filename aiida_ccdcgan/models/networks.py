@@ -27,7 +27,9 @@ def _halvings(grid: int) -> int:
     return int(steps)
 
 
-def build_autoencoder(grid: int, latent: int, filters: int = 64, name: str = "autoencoder") -> tuple[keras.Model, keras.Model, keras.Model]:
+def build_autoencoder(
+    grid: int, latent: int, filters: int = 64, name: str = "autoencoder"
+) -> tuple[keras.Model, keras.Model, keras.Model]:
     """Return ``(encoder, decoder, autoencoder)`` for one-channel ``grid``³ voxels and a tanh latent of size ``latent``.
 
     Encoder: [Conv3D(filters, 4, stride 2, same), LeakyReLU 0.2] down to 4³, then Conv3D(latent, 4, valid) and
@@ -48,8 +50,9 @@ def build_autoencoder(grid: int, latent: int, filters: int = 64, name: str = "au
     y = layers.LeakyReLU(LEAKY_SLOPE)(y)
     for step in range(halvings):
         last = step == halvings - 1
-        y = layers.Conv3DTranspose(1 if last else filters, 4, strides=2, padding="same", use_bias=False,
-                                   activation="sigmoid" if last else None)(y)
+        y = layers.Conv3DTranspose(
+            1 if last else filters, 4, strides=2, padding="same", use_bias=False, activation="sigmoid" if last else None
+        )(y)
         if not last:
             y = layers.LeakyReLU(LEAKY_SLOPE)(y)
     decoder = keras.Model(code, y, name=f"{name}_decoder")

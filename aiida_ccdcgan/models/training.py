@@ -30,7 +30,15 @@ def seed_everything(seed: int) -> None:
 class VoxelBatches(keras.utils.PyDataset):
     """One-channel voxel images built on the fly: ``site`` (every element channel of every crystal) or ``lattice``."""
 
-    def __init__(self, crystals: Sequence[CanonicalCrystal], config: VoxelConfig, kind: str, batch_size: int, seed: int, shuffle: bool = True):
+    def __init__(
+        self,
+        crystals: Sequence[CanonicalCrystal],
+        config: VoxelConfig,
+        kind: str,
+        batch_size: int,
+        seed: int,
+        shuffle: bool = True,
+    ):
         super().__init__()
         if kind not in ("site", "lattice"):
             raise ValueError(f"kind must be 'site' or 'lattice', not {kind!r}.")
@@ -64,13 +72,21 @@ def train_autoencoder(crystals, config: VoxelConfig, kind: str, settings: Autoen
     """Train the site or lattice autoencoder on plain sigmoid outputs with MSE; return ``(encoder, decoder, losses)``."""
     seed_everything(seed)
     grid = config.site_grid if kind == "site" else config.lattice_grid
-    encoder, decoder, autoencoder = build_autoencoder(grid, settings.latent, settings.filters, name=f"{kind}_autoencoder")
-    autoencoder.compile(optimizer=keras.optimizers.Adam(settings.learning_rate, settings.beta_1, settings.beta_2), loss="mse")
-    history = autoencoder.fit(VoxelBatches(crystals, config, kind, settings.batch_size, seed), epochs=settings.epochs, verbose=0)
+    encoder, decoder, autoencoder = build_autoencoder(
+        grid, settings.latent, settings.filters, name=f"{kind}_autoencoder"
+    )
+    autoencoder.compile(
+        optimizer=keras.optimizers.Adam(settings.learning_rate, settings.beta_1, settings.beta_2), loss="mse"
+    )
+    history = autoencoder.fit(
+        VoxelBatches(crystals, config, kind, settings.batch_size, seed), epochs=settings.epochs, verbose=0
+    )
     return encoder, decoder, [float(v) for v in history.history["loss"]]
 
 
-def encode_crystals(crystals, config: VoxelConfig, layout: GraphLayout, site_encoder, lattice_encoder, batch_size: int = 16) -> np.ndarray:
+def encode_crystals(
+    crystals, config: VoxelConfig, layout: GraphLayout, site_encoder, lattice_encoder, batch_size: int = 16
+) -> np.ndarray:
     """Return the crystal graphs ``(N, side, side, 1)`` of canonical crystals."""
     graphs = []
     channels = len(config.elements)
@@ -84,7 +100,9 @@ def encode_crystals(crystals, config: VoxelConfig, layout: GraphLayout, site_enc
     return np.concatenate(graphs)
 
 
-def decode_graphs(graphs, config: VoxelConfig, layout: GraphLayout, site_decoder, lattice_decoder, batch_size: int = 16) -> list[DecodeResult]:
+def decode_graphs(
+    graphs, config: VoxelConfig, layout: GraphLayout, site_decoder, lattice_decoder, batch_size: int = 16
+) -> list[DecodeResult]:
     """Decode crystal graphs through the autoencoder decoders and the representation into crystals (or failures)."""
     results = []
     channels = len(config.elements)
@@ -102,8 +120,14 @@ def train_constraint(graphs, energies, settings: ConstraintSettings, seed: int =
     seed_everything(seed)
     model = build_constraint(graphs.shape[1])
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate, settings.beta_1), loss="mse")
-    history = model.fit(graphs, np.asarray(energies, dtype=np.float32), batch_size=settings.batch_size,
-                        epochs=settings.epochs, shuffle=True, verbose=0)
+    history = model.fit(
+        graphs,
+        np.asarray(energies, dtype=np.float32),
+        batch_size=settings.batch_size,
+        epochs=settings.epochs,
+        shuffle=True,
+        verbose=0,
+    )
     return model, [float(v) for v in history.history["loss"]]
 
 
@@ -112,8 +136,12 @@ def regression_metrics(predicted, target) -> dict:
     predicted, target = np.ravel(predicted), np.ravel(target)
     residual = predicted - target
     total = np.sum((target - target.mean()) ** 2)
-    return {"mae": float(np.mean(np.abs(residual))), "rmse": float(np.sqrt(np.mean(residual**2))),
-            "r2": float(1 - np.sum(residual**2) / total) if total > 0 else None, "n": int(len(target))}
+    return {
+        "mae": float(np.mean(np.abs(residual))),
+        "rmse": float(np.sqrt(np.mean(residual**2))),
+        "r2": float(1 - np.sum(residual**2) / total) if total > 0 else None,
+        "n": int(len(target)),
+    }
 
 
 def _formation_energy_loss(kind: str):
@@ -133,7 +161,9 @@ def build_gan(side: int, settings: GanSettings, constraint=None):
     if settings.mode == "ccdcgan" and constraint is None:
         raise ValueError("CCDCGAN needs the trained constraint model.")
     generator, discriminator = build_generator(settings.noise_dim, side), build_discriminator(side)
-    discriminator.compile(optimizer=keras.optimizers.Adam(settings.learning_rate, settings.beta_1), loss="binary_crossentropy")
+    discriminator.compile(
+        optimizer=keras.optimizers.Adam(settings.learning_rate, settings.beta_1), loss="binary_crossentropy"
+    )
     critics = [discriminator]
     losses, weights = ["binary_crossentropy"], [1.0]
     if settings.mode == "ccdcgan":
@@ -143,7 +173,9 @@ def build_gan(side: int, settings: GanSettings, constraint=None):
         weights.append(settings.fe_weight)
     combined = GeneratorWithCritics(generator, critics, name=settings.mode)
     discriminator.trainable = False
-    combined.compile(optimizer=keras.optimizers.Adam(settings.learning_rate, settings.beta_1), loss=losses, loss_weights=weights)
+    combined.compile(
+        optimizer=keras.optimizers.Adam(settings.learning_rate, settings.beta_1), loss=losses, loss_weights=weights
+    )
     combined(np.zeros((1, settings.noise_dim), np.float32))  # build
     return generator, discriminator, combined
 

@@ -14,7 +14,11 @@ class ScriptParser(Parser):
 
     def stated_failure(self):
         """Return the exit code for the failure the script stated on stderr, or None if it stated none."""
-        stderr = self.retrieved.base.repository.get_object_content(STDERR) if STDERR in self.retrieved.base.repository.list_object_names() else ""
+        stderr = (
+            self.retrieved.base.repository.get_object_content(STDERR)
+            if STDERR in self.retrieved.base.repository.list_object_names()
+            else ""
+        )
         match = ERROR_PATTERN.search(stderr)
         if match is None:
             return None

@@ -30,6 +30,9 @@ class SampleParser(ScriptParser):
                 info = {name: [frame.info.get(name) for frame in frames] for name in ("sample", "outcome")}
                 if all("predicted_formation_energy" in frame.info for frame in frames):
                     info["predicted_formation_energy"] = [frame.info["predicted_formation_energy"] for frame in frames]
-                self.out("candidates", StructureBatchData.from_structures([AseAtomsAdaptor.get_structure(f) for f in frames], info))
+                self.out(
+                    "candidates",
+                    StructureBatchData.from_structures([AseAtomsAdaptor.get_structure(f) for f in frames], info),
+                )
         self.out("summary", orm.Dict(summary))
         return None

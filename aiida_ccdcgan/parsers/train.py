@@ -23,9 +23,17 @@ class TrainParser(ScriptParser):
                 return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename=f"{MODELS_FOLDER}/metrics.json")
             metrics = json.loads((folder / "metrics.json").read_text())
             for path in sorted(folder.glob("*.keras")):
-                self.out(f"models.{path.stem}", KerasModelData(
-                    path, role=path.stem, representation_digest=metrics["representation_digest"],
-                    config_digest=metrics["config_digest"], keras_version=metrics["keras_version"], backend=metrics["backend"]))
+                self.out(
+                    f"models.{path.stem}",
+                    KerasModelData(
+                        path,
+                        role=path.stem,
+                        representation_digest=metrics["representation_digest"],
+                        config_digest=metrics["config_digest"],
+                        keras_version=metrics["keras_version"],
+                        backend=metrics["backend"],
+                    ),
+                )
             if (folder / "learning_curves.png").is_file():
                 self.out("learning_curves", orm.SinglefileData(folder / "learning_curves.png"))
         self.out("metrics", orm.Dict(metrics))

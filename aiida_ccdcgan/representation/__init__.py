@@ -2,7 +2,14 @@
 
 from .config import VoxelConfig
 from .decode import DecodeFailure, DecodeResult, decode_batch, decode_crystal, decode_lattice, find_peaks
-from .encode import CanonicalCrystal, canonical_crystal, check_representable, encode_structures, lattice_voxels, site_voxels
+from .encode import (
+    CanonicalCrystal,
+    canonical_crystal,
+    check_representable,
+    encode_structures,
+    lattice_voxels,
+    site_voxels,
+)
 
 __all__ = (
     "CanonicalCrystal",

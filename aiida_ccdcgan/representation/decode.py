@@ -55,7 +55,9 @@ def decode_lattice(voxel: np.ndarray, config: VoxelConfig) -> np.ndarray:
     if len(index) < 6:
         raise LatticeDecodeError(f"only {len(index)} lattice voxels above the threshold; at least 6 are needed")
     d = (index - centre) / size
-    design = np.column_stack([d[:, 0] ** 2, d[:, 1] ** 2, d[:, 2] ** 2, 2 * d[:, 0] * d[:, 1], 2 * d[:, 0] * d[:, 2], 2 * d[:, 1] * d[:, 2]])
+    design = np.column_stack(
+        [d[:, 0] ** 2, d[:, 1] ** 2, d[:, 2] ** 2, 2 * d[:, 0] * d[:, 1], 2 * d[:, 0] * d[:, 2], 2 * d[:, 1] * d[:, 2]]
+    )
     p = values[mask]
     target = -2 * config.sigma**2 * np.log(p)
     weighted = design * (p * p)[:, None]
@@ -93,8 +95,12 @@ def find_peaks(sites: np.ndarray, config: VoxelConfig) -> tuple[np.ndarray, np.n
         step = np.zeros(3, dtype=np.int64)
         step[axis] = 1
         below_index, above_index = (cells - step) % grid, (cells + step) % grid
-        log_below = np.log(np.maximum(sites[below_index[:, 0], below_index[:, 1], below_index[:, 2], channels], _LOG_FLOOR))
-        log_above = np.log(np.maximum(sites[above_index[:, 0], above_index[:, 1], above_index[:, 2], channels], _LOG_FLOOR))
+        log_below = np.log(
+            np.maximum(sites[below_index[:, 0], below_index[:, 1], below_index[:, 2], channels], _LOG_FLOOR)
+        )
+        log_above = np.log(
+            np.maximum(sites[above_index[:, 0], above_index[:, 1], above_index[:, 2], channels], _LOG_FLOOR)
+        )
         curvature = log_below - 2 * log_peak + log_above
         with np.errstate(divide="ignore", invalid="ignore"):
             offset = np.where(curvature < 0, 0.5 * (log_below - log_above) / curvature, 0.0)
@@ -102,7 +108,9 @@ def find_peaks(sites: np.ndarray, config: VoxelConfig) -> tuple[np.ndarray, np.n
     return (cells + offsets) * config.voxel_size, values, channels
 
 
-_NEIGHBOUR_SHIFTS = np.array([(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1) if (a, b, c) != (0, 0, 0)])
+_NEIGHBOUR_SHIFTS = np.array(
+    [(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1) if (a, b, c) != (0, 0, 0)]
+)
 _LOG_FLOOR = 1e-6
 
 
@@ -138,7 +146,9 @@ def decode_crystal(sites: np.ndarray, lattice: np.ndarray, config: VoxelConfig) 
         frac = ((positions[mine] - config.box_length / 2) @ inverse) % 1.0
         frac = frac[np.argsort(-values[mine])]
         if len(frac) > 4 * config.max_atoms:  # hopeless; do not spend time merging
-            return DecodeResult(None, DecodeFailure.TOO_MANY_ATOMS, f"{len(frac)} peaks in the {config.elements[channel]} channel")
+            return DecodeResult(
+                None, DecodeFailure.TOO_MANY_ATOMS, f"{len(frac)} peaks in the {config.elements[channel]} channel"
+            )
         distances = _minimum_image_distances(frac, cell)
         kept = []
         for index in range(len(frac)):

@@ -93,7 +93,9 @@ def canonical_crystal(structure: Structure, config: VoxelConfig) -> CanonicalCry
     return CanonicalCrystal(cell, positions, channels)
 
 
-_IMAGES = np.array([(0, 0, 0)] + [(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1) if (a, b, c) != (0, 0, 0)])
+_IMAGES = np.array(
+    [(0, 0, 0)] + [(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1) if (a, b, c) != (0, 0, 0)]
+)
 _IMAGE_PASSES = 5
 
 
@@ -111,13 +113,16 @@ def check_representable(crystal: CanonicalCrystal, config: VoxelConfig) -> None:
     pseudo-atom's Gaussian along each axis.
     """
     if len(crystal.channels) > config.max_atoms:
-        raise OutsideLimits("too_many_atoms", f"The cell has {len(crystal.channels)} atoms, more than the representation's maximum of {config.max_atoms}.")
+        raise OutsideLimits(
+            "too_many_atoms",
+            f"The cell has {len(crystal.channels)} atoms, more than the representation's maximum of {config.max_atoms}.",
+        )
     if not _fits_box(crystal, config):
         extent = np.abs(crystal.positions).max() + config.cutoff
         raise OutsideLimits(
             "too_large_for_box",
             f"The atoms reach {extent:.2f} Å from their centre, beyond the {config.box_length / 2:.2f} Å half-width of "
-            f"the {config.box_length} Å site box: the structure is too large for the box."
+            f"the {config.box_length} Å site box: the structure is too large for the box.",
         )
     heights = cell_heights(crystal.cell)
     if heights.min() < 2 * config.cutoff or _lattice_extent_voxels(crystal.cell, config).min() < 1:
@@ -126,7 +131,7 @@ def check_representable(crystal: CanonicalCrystal, config: VoxelConfig) -> None:
             f"The cell (heights {np.round(heights, 2).tolist()} Å, lengths "
             f"{np.round(np.linalg.norm(crystal.cell, axis=1), 2).tolist()} Å) cannot be carried by the "
             f"{config.lattice_grid}³ lattice voxel: a height below {2 * config.cutoff:.2f} Å or a length above "
-            f"{config.cutoff * config.lattice_grid:.1f} Å."
+            f"{config.cutoff * config.lattice_grid:.1f} Å.",
         )
 
 
@@ -155,8 +160,11 @@ def site_voxels(crystals: Sequence[CanonicalCrystal], config: VoxelConfig) -> np
     stamps = profiles[:, 0, :, None, None] * profiles[:, 1, None, :, None] * profiles[:, 2, None, None, :]
     stamps[stamps < config.threshold] = 0.0
     wrapped = indices % grid
-    flat = (((owners[:, None, None, None] * grid + wrapped[:, 0, :, None, None]) * grid + wrapped[:, 1, None, :, None]) * grid
-            + wrapped[:, 2, None, None, :]) * channels + atom_channels[:, None, None, None]
+    flat = (
+        ((owners[:, None, None, None] * grid + wrapped[:, 0, :, None, None]) * grid + wrapped[:, 1, None, :, None])
+        * grid
+        + wrapped[:, 2, None, None, :]
+    ) * channels + atom_channels[:, None, None, None]
     voxels = np.zeros(len(crystals) * grid**3 * channels, dtype=np.float32)
     np.add.at(voxels, flat.ravel(), stamps.ravel().astype(np.float32))
     return voxels.reshape(len(crystals), grid, grid, grid, channels)
@@ -197,8 +205,12 @@ def encode_structures(structures: Sequence[Structure], config: VoxelConfig) -> t
             crystal = canonical_crystal(structure, config)
             check_representable(crystal, config)
         except OutsideLimits as exception:
-            raise OutsideLimits(exception.reason, f"Structure {index} ({structure.composition.reduced_formula}): {exception}") from None
+            raise OutsideLimits(
+                exception.reason, f"Structure {index} ({structure.composition.reduced_formula}): {exception}"
+            ) from None
         except DatasetError as exception:
-            raise DatasetError(f"Structure {index} ({structure.composition.reduced_formula if len(structure) else 'empty'}): {exception}") from None
+            raise DatasetError(
+                f"Structure {index} ({structure.composition.reduced_formula if len(structure) else 'empty'}): {exception}"
+            ) from None
         crystals.append(crystal)
     return site_voxels(crystals, config), lattice_voxels(crystals, config)

@@ -61,7 +61,11 @@ def roundtrip(
     failures: Counter = Counter()
     matched = decoded_count = 0
     decode_seconds = 0.0
-    chunks = [(symbols, members[i:i + batch_size]) for symbols, members in batches.items() for i in range(0, len(members), batch_size)]
+    chunks = [
+        (symbols, members[i : i + batch_size])
+        for symbols, members in batches.items()
+        for i in range(0, len(members), batch_size)
+    ]
     for symbols, chunk in chunks if progress is None else progress(chunks):
         crystals = [canonical[i] for i in chunk]
         start = time.perf_counter()

@@ -39,5 +39,8 @@ def validity(structure: Structure, config: VoxelConfig) -> tuple[Invalid | None,
         return Invalid.SMALL_VOLUME, f"{volume:.3g} Å³ per atom, less than {config.min_volume_per_atom}"
     _, _, _, distances = structure.get_neighbor_list(config.min_distance, exclude_self=True)
     if len(distances):
-        return Invalid.TOO_CLOSE, f"atoms {distances.min():.2f} Å apart (periodic images included), less than {config.min_distance} Å"
+        return (
+            Invalid.TOO_CLOSE,
+            f"atoms {distances.min():.2f} Å apart (periodic images included), less than {config.min_distance} Å",
+        )
     return None, ""

@@ -25,12 +25,22 @@ NEEDED = ("generator", "site_decoder", "lattice_decoder")
 
 def main(argv=None) -> int:
     """Entry point of ``ccdcgan-sample``."""
-    parser = argparse.ArgumentParser(prog="ccdcgan-sample", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="ccdcgan-sample", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("config", type=Path, help="The JSON training configuration the models were trained with.")
-    parser.add_argument("models", type=Path, help="Folder with generator.keras, site_decoder.keras, lattice_decoder.keras (and constraint.keras).")
+    parser.add_argument(
+        "models",
+        type=Path,
+        help="Folder with generator.keras, site_decoder.keras, lattice_decoder.keras (and constraint.keras).",
+    )
     parser.add_argument("--count", type=int, required=True, help="Number of crystal graphs to generate.")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-predicted-energy", type=float, help="Screening: keep valid crystals predicted at or below this (eV/atom).")
+    parser.add_argument(
+        "--max-predicted-energy",
+        type=float,
+        help="Screening: keep valid crystals predicted at or below this (eV/atom).",
+    )
     parser.add_argument("--output", type=Path, default=Path("."))
     args = parser.parse_args(argv)
     quiet_backend()
@@ -54,11 +64,16 @@ def main(argv=None) -> int:
     from ..representation.validity import validity
 
     seed_everything(args.seed)
-    models = {name: keras.saving.load_model(args.models / f"{name}.keras", safe_mode=True, compile=False)
-              for name in (*NEEDED, "constraint") if (args.models / f"{name}.keras").exists()}
+    models = {
+        name: keras.saving.load_model(args.models / f"{name}.keras", safe_mode=True, compile=False)
+        for name in (*NEEDED, "constraint")
+        if (args.models / f"{name}.keras").exists()
+    }
     graphs = sample_graphs(models["generator"], args.count, args.seed)
     predicted = models["constraint"].predict(graphs, verbose=0).ravel() if "constraint" in models else None
-    results = decode_graphs(graphs, config.representation, config.layout, models["site_decoder"], models["lattice_decoder"])
+    results = decode_graphs(
+        graphs, config.representation, config.layout, models["site_decoder"], models["lattice_decoder"]
+    )
 
     from ase.io import write
     from pymatgen.io.ase import AseAtomsAdaptor
@@ -70,7 +85,11 @@ def main(argv=None) -> int:
             continue
         reason, detail = validity(result.structure, config.representation)
         outcome = reason.value if reason else "valid"
-        if outcome == "valid" and args.max_predicted_energy is not None and predicted[index] > args.max_predicted_energy:
+        if (
+            outcome == "valid"
+            and args.max_predicted_energy is not None
+            and predicted[index] > args.max_predicted_energy
+        ):
             outcome = "screened_out"
         outcomes[outcome] += 1
         atoms = AseAtomsAdaptor.get_atoms(result.structure)
@@ -81,10 +100,16 @@ def main(argv=None) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     if frames:
         write(args.output / "candidates.extxyz", frames, format="extxyz")
-    summary = {"graphs": args.count, "seed": args.seed, "decoded": len(frames), "valid": outcomes["valid"],
-               "success_rate": outcomes["valid"] / args.count, "outcomes": dict(outcomes),
-               "screening_max_predicted_energy": args.max_predicted_energy,
-               "predicted_formation_energy_mean": float(np.mean(predicted)) if predicted is not None else None}
+    summary = {
+        "graphs": args.count,
+        "seed": args.seed,
+        "decoded": len(frames),
+        "valid": outcomes["valid"],
+        "success_rate": outcomes["valid"] / args.count,
+        "outcomes": dict(outcomes),
+        "screening_max_predicted_energy": args.max_predicted_energy,
+        "predicted_formation_energy_mean": float(np.mean(predicted)) if predicted is not None else None,
+    }
     (args.output / "sampling.json").write_text(json.dumps(summary, indent=2))
     print(f"ccdcgan-sample: {outcomes['valid']} valid of {args.count} graphs", file=sys.stderr)
     return EXIT_OK

@@ -76,18 +76,30 @@ def _check_finite(stage: str, losses: dict) -> None:
 
 def reconstruction(items, config, models) -> dict:
     """Encode → decode held-out crystals through the autoencoders and count StructureMatcher matches."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
     from ..models.training import decode_graphs, encode_crystals
     from ..representation.roundtrip import MATCHER_SETTINGS
-    from pymatgen.analysis.structure_matcher import StructureMatcher
 
     if not items:
         return {"n": 0, "matched": 0, "ratio": None, "failures": {}}
-    graphs = encode_crystals([i["crystal"] for i in items], config.representation, config.layout,
-                             models["site_encoder"], models["lattice_encoder"])
-    results = decode_graphs(graphs, config.representation, config.layout, models["site_decoder"], models["lattice_decoder"])
+    graphs = encode_crystals(
+        [i["crystal"] for i in items],
+        config.representation,
+        config.layout,
+        models["site_encoder"],
+        models["lattice_encoder"],
+    )
+    results = decode_graphs(
+        graphs, config.representation, config.layout, models["site_decoder"], models["lattice_decoder"]
+    )
     matcher, matched, failures = StructureMatcher(**MATCHER_SETTINGS), 0, {}
     for item, result in zip(items, results):
-        reason = result.failure.value if result.failure else (None if matcher.fit(item["record"].structure, result.structure) else "no_match")
+        reason = (
+            result.failure.value
+            if result.failure
+            else (None if matcher.fit(item["record"].structure, result.structure) else "no_match")
+        )
         if reason:
             failures[reason] = failures.get(reason, 0) + 1
         else:
@@ -104,15 +116,22 @@ def run_stage(stage: str, items, config, output: Path, models: dict) -> dict:
     if stage == "autoencoders":
         crystals = [i["crystal"] for i in train]
         models["site_encoder"], models["site_decoder"], site_losses = train_autoencoder(
-            crystals, config.representation, "site", config.site_autoencoder, config.seed)
+            crystals, config.representation, "site", config.site_autoencoder, config.seed
+        )
         models["lattice_encoder"], models["lattice_decoder"], lattice_losses = train_autoencoder(
-            crystals, config.representation, "lattice", config.lattice_autoencoder, config.seed)
+            crystals, config.representation, "lattice", config.lattice_autoencoder, config.seed
+        )
         losses = {"site_autoencoder": site_losses, "lattice_autoencoder": lattice_losses}
         _check_finite(stage, losses)
         metrics = {"reconstruction_validation": reconstruction(validation, config, models), "losses": losses}
     else:
-        graphs = encode_crystals([i["crystal"] for i in train], config.representation, config.layout,
-                                 models["site_encoder"], models["lattice_encoder"])
+        graphs = encode_crystals(
+            [i["crystal"] for i in train],
+            config.representation,
+            config.layout,
+            models["site_encoder"],
+            models["lattice_encoder"],
+        )
         if stage == "constraint":
             energies = [i["energy"] for i in train]
             if any(e is None for e in energies):
@@ -121,15 +140,26 @@ def run_stage(stage: str, items, config, output: Path, models: dict) -> dict:
             metrics = {"losses": {"constraint": constraint_losses}}
             _check_finite(stage, metrics["losses"])
             if validation and all(i["energy"] is not None for i in validation):
-                held_out = encode_crystals([i["crystal"] for i in validation], config.representation, config.layout,
-                                           models["site_encoder"], models["lattice_encoder"])
+                held_out = encode_crystals(
+                    [i["crystal"] for i in validation],
+                    config.representation,
+                    config.layout,
+                    models["site_encoder"],
+                    models["lattice_encoder"],
+                )
                 predicted = models["constraint"].predict(held_out, verbose=0)
                 metrics["validation"] = regression_metrics(predicted, [i["energy"] for i in validation])
         else:
             constraint = models.get("constraint") if config.gan.mode == "ccdcgan" else None
-            models["generator"], models["discriminator"], losses = train_gan(graphs, config.gan, constraint, config.seed)
+            models["generator"], models["discriminator"], losses = train_gan(
+                graphs, config.gan, constraint, config.seed
+            )
             _check_finite(stage, losses)
-            metrics = {"losses": {k: v.tolist() for k, v in losses.items()}, "steps": config.gan.steps, "mode": config.gan.mode}
+            metrics = {
+                "losses": {k: v.tolist() for k, v in losses.items()},
+                "steps": config.gan.steps,
+                "mode": config.gan.mode,
+            }
     for name in MODEL_FILES[stage]:
         models[name].save(output / f"{name}.keras")
     metrics["seconds"] = round(time.perf_counter() - start, 2)
@@ -143,7 +173,11 @@ def plot_learning_curves(metrics: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = {f"{stage}: {name}": values for stage, entry in metrics["stages"].items() for name, values in entry["losses"].items()}
+    curves = {
+        f"{stage}: {name}": values
+        for stage, entry in metrics["stages"].items()
+        for name, values in entry["losses"].items()
+    }
     figure, axes = plt.subplots(1, max(1, len(curves)), figsize=(4 * max(1, len(curves)), 3), squeeze=False)
     for axis, (name, values) in zip(axes[0], curves.items()):
         axis.plot(np.arange(1, len(values) + 1), values)
@@ -157,15 +191,22 @@ def plot_learning_curves(metrics: dict, path: Path) -> None:
 def _out_of_memory(exception: BaseException) -> bool:
     """Whether an exception means the device or host ran out of memory (any backend)."""
     return isinstance(exception, MemoryError) or any(
-        marker in type(exception).__name__ for marker in ("ResourceExhausted", "OutOfMemory"))
+        marker in type(exception).__name__ for marker in ("ResourceExhausted", "OutOfMemory")
+    )
 
 
 def main(argv=None) -> int:
     """Entry point of ``ccdcgan-train``."""
-    parser = argparse.ArgumentParser(prog="ccdcgan-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="ccdcgan-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("config", type=Path, help="JSON training configuration (TrainingConfig).")
-    parser.add_argument("data", type=Path, help="Extended XYZ dataset: formation_energy and optional split in each frame's info.")
-    parser.add_argument("--output", type=Path, default=Path("."), help="Folder for models, metrics.json, learning_curves.png.")
+    parser.add_argument(
+        "data", type=Path, help="Extended XYZ dataset: formation_energy and optional split in each frame's info."
+    )
+    parser.add_argument(
+        "--output", type=Path, default=Path("."), help="Folder for models, metrics.json, learning_curves.png."
+    )
     parser.add_argument("--stage", choices=(*STAGES, "all"), default="all")
     args = parser.parse_args(argv)
     quiet_backend()
@@ -176,16 +217,25 @@ def main(argv=None) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     metrics_path = args.output / "metrics.json"
     previous = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-    metrics = {"config_digest": config.digest(), "representation_digest": config.representation.digest(),
-               "config": config.to_dict(), "stages": previous.get("stages", {})}
+    metrics = {
+        "config_digest": config.digest(),
+        "representation_digest": config.representation.digest(),
+        "config": config.to_dict(),
+        "stages": previous.get("stages", {}),
+    }
     try:
         items, skipped = load_dataset(args.data, config, config.seed)
     except Exception as exception:  # any unreadable input is bad input for this script
         return fail(EXIT_BAD_INPUT, f"cannot use the dataset {args.data}: {exception}")
     if not _part(items, "train"):
-        return fail(EXIT_BAD_INPUT, f"the dataset {args.data} has no training structures within the representation's limits")
-    metrics["dataset"] = {"within_limits": len(items), "outside_limits": skipped,
-                          **{name: len(_part(items, name)) for name in ("train", "validation", "test")}}
+        return fail(
+            EXIT_BAD_INPUT, f"the dataset {args.data} has no training structures within the representation's limits"
+        )
+    metrics["dataset"] = {
+        "within_limits": len(items),
+        "outside_limits": skipped,
+        **{name: len(_part(items, name)) for name in ("train", "validation", "test")},
+    }
 
     import keras
 
@@ -199,22 +249,33 @@ def main(argv=None) -> int:
             print(f"ccdcgan-train: {stage} already done for this configuration; resuming after it", file=sys.stderr)
             continue
         metrics["stages"] = {k: v for k, v in metrics["stages"].items() if STAGES.index(k) < STAGES.index(stage)}
-        earlier = [name for done in STAGES[: STAGES.index(stage)] for name in MODEL_FILES[done]
-                   if not (name == "constraint" and config.gan.mode == "dcgan")]
+        earlier = [
+            name
+            for done in STAGES[: STAGES.index(stage)]
+            for name in MODEL_FILES[done]
+            if not (name == "constraint" and config.gan.mode == "dcgan")
+        ]
         missing = [name for name in earlier if name not in models and not (args.output / f"{name}.keras").exists()]
         if missing:
             return fail(EXIT_BAD_INPUT, f"the {stage} stage needs {', '.join(missing)}; run the earlier stages first")
         for name in earlier:
-            models.setdefault(name, keras.saving.load_model(args.output / f"{name}.keras", safe_mode=True, compile=False))
+            models.setdefault(
+                name, keras.saving.load_model(args.output / f"{name}.keras", safe_mode=True, compile=False)
+            )
         try:
-            metrics["stages"][stage] = {"digest": config.stage_digest(stage), **run_stage(stage, items, config, args.output, models)}
+            metrics["stages"][stage] = {
+                "digest": config.stage_digest(stage),
+                **run_stage(stage, items, config, args.output, models),
+            }
         except NanLoss as exception:
             return fail(EXIT_NAN_LOSS, str(exception))
         except ValueError as exception:
             return fail(EXIT_BAD_INPUT, f"cannot run the {stage} stage: {exception}")
         except Exception as exception:
             if _out_of_memory(exception):
-                return fail(EXIT_OUT_OF_MEMORY, f"out of memory in the {stage} stage; halve the batch size ({exception})")
+                return fail(
+                    EXIT_OUT_OF_MEMORY, f"out of memory in the {stage} stage; halve the batch size ({exception})"
+                )
             raise
         metrics_path.write_text(json.dumps(metrics, indent=2))
         print(f"ccdcgan-train: {stage} done in {metrics['stages'][stage]['seconds']} s", file=sys.stderr)

@@ -32,6 +32,7 @@ from ..dataset import (
     write_summary_csv,
 )
 
+
 @dataclasses.dataclass
 class ImportReport:
     """What an import did: the group, how many structures it holds, and whether anything new was stored."""
@@ -120,9 +121,14 @@ def import_dataset(
     if group is not None:
         info = group.base.extras.get(extras.GROUP_IMPORT, None)
         if info and info.get("import_id") == import_id:
-            return ImportReport(group.label, group.uuid, group.count(), False,
-                                f"Already imported: group '{group.label}' holds these {group.count()} structures "
-                                f"from {info.get('source')}; nothing stored.")
+            return ImportReport(
+                group.label,
+                group.uuid,
+                group.count(),
+                False,
+                f"Already imported: group '{group.label}' holds these {group.count()} structures "
+                f"from {info.get('source')}; nothing stored.",
+            )
         if info or group.count():
             source = info.get("source") if info else "other nodes"
             raise DatasetError(
@@ -130,9 +136,14 @@ def import_dataset(
                 f"--group name, or remove the old one first with `verdi group delete {group_label}`."
             )
     for other in _groups_holding(import_id):
-        return ImportReport(other.label, other.uuid, other.count(), False,
-                            f"Already imported into group '{other.label}' ({other.count()} structures); nothing "
-                            f"stored. To have it under another name too: verdi group copy {other.label} {group_label}")
+        return ImportReport(
+            other.label,
+            other.uuid,
+            other.count(),
+            False,
+            f"Already imported into group '{other.label}' ({other.count()} structures); nothing "
+            f"stored. To have it under another name too: verdi group copy {other.label} {group_label}",
+        )
 
     records = read_dataset(fmt, path, checks=checks, progress=progress, **options)
     info = {
@@ -154,8 +165,13 @@ def import_dataset(
         nodes = [structure_node(record).store() for record in (records if progress is None else progress(records))]
         group.add_nodes(nodes)
         group.base.extras.set(extras.GROUP_IMPORT, info)
-    return ImportReport(group.label, group.uuid, len(nodes), True,
-                        f"Imported {len(nodes)} structures from {path.name} into group '{group.label}'.")
+    return ImportReport(
+        group.label,
+        group.uuid,
+        len(nodes),
+        True,
+        f"Imported {len(nodes)} structures from {path.name} into group '{group.label}'.",
+    )
 
 
 def load_group(label: str) -> orm.Group:
@@ -225,7 +241,9 @@ def dataset_summary(label: str) -> dict[str, Any]:
         "formulas": len(formulas),
         "most_common_formulas": dict(formulas.most_common(5)),
         "group_keys": len({v[extras.GROUP_KEY] for v in values if extras.GROUP_KEY in v}),
-        "natoms": {"min": int(natoms.min()), "max": int(natoms.max()), "mean": round(float(natoms.mean()), 2)} if len(natoms) else {},
+        "natoms": {"min": int(natoms.min()), "max": int(natoms.max()), "mean": round(float(natoms.mean()), 2)}
+        if len(natoms)
+        else {},
         "with_formation_energy": len(energies),
         "import": group.base.extras.get(extras.GROUP_IMPORT, None),
     }
@@ -292,8 +310,14 @@ def split_dataset_group(
             part.add_nodes(members[name])
             part.base.extras.set(
                 extras.GROUP_SPLIT,
-                {"dataset": group.uuid, "key": key, "fractions": list(fractions), "seed": seed,
-                 "part": name, "split_node": result.uuid},
+                {
+                    "dataset": group.uuid,
+                    "key": key,
+                    "fractions": list(fractions),
+                    "seed": seed,
+                    "part": name,
+                    "split_node": result.uuid,
+                },
             )
             groups[name] = part
     return groups

@@ -34,11 +34,20 @@ class TrainBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
         spec.expose_inputs(TrainCalculation, namespace="train")
         spec.expose_outputs(TrainCalculation)
         spec.outline(cls.setup, while_(cls.should_run_process)(cls.run_process, cls.inspect_process), cls.results)
-        spec.exit_code(320, "ERROR_UNRECOVERABLE_FAILURE", message="The calculation failed in a way no restart can fix.")
+        spec.exit_code(
+            320, "ERROR_UNRECOVERABLE_FAILURE", message="The calculation failed in a way no restart can fix."
+        )
 
     @classmethod
-    def get_builder_from_protocol(cls, code: orm.Code, dataset: orm.SinglefileData, elements, protocol: str | None = None,
-                                  overrides: dict | None = None, options: dict | None = None):
+    def get_builder_from_protocol(
+        cls,
+        code: orm.Code,
+        dataset: orm.SinglefileData,
+        elements,
+        protocol: str | None = None,
+        overrides: dict | None = None,
+        options: dict | None = None,
+    ):
         """Return a builder with the inputs of ``protocol`` (``fast`` or ``paper``) for ``dataset`` and ``elements``.
 
         ``overrides`` is merged into the protocol's values (``{"config": {"gan": {"steps": 100}}}``); ``options``
@@ -67,7 +76,9 @@ class TrainBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
         stage = _STAGE_IN_MESSAGE.search(node.exit_message or "")
         if setting is not None:
             if stage is None:
-                self.report(f"{node.process_label}<{node.pk}> failed ({node.exit_message}) in no stage named; cannot {change}.")
+                self.report(
+                    f"{node.process_label}<{node.pk}> failed ({node.exit_message}) in no stage named; cannot {change}."
+                )
                 return ProcessHandlerReport(True, self.exit_codes.ERROR_UNRECOVERABLE_FAILURE)
             config = self.ctx.inputs.config.get_dict()
             for section in TrainingConfig.STAGE_SECTIONS[stage.group(1)]:
@@ -75,13 +86,17 @@ class TrainBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
                 config[section][setting] = max(1, int(value)) if setting == "batch_size" else value
             self.ctx.inputs.config = orm.Dict(config)
         self.ctx.inputs.parent_folder = node.outputs.remote_folder
-        self.report(f"{node.process_label}<{node.pk}> failed ({node.exit_message}); {change} and restart with its finished stages.")
+        self.report(
+            f"{node.process_label}<{node.pk}> failed ({node.exit_message}); {change} and restart with its finished stages."
+        )
         return ProcessHandlerReport(True)
 
     @process_handler(priority=500, exit_codes=[TrainCalculation.exit_codes.ERROR_NAN_LOSS])
     def handle_nan_loss(self, node):
         """A loss became NaN: lower the failed stage's learning rate."""
-        return self._restart_after(node, f"lower the learning rate ×{self.LEARNING_RATE_FACTOR}", "learning_rate", self.LEARNING_RATE_FACTOR)
+        return self._restart_after(
+            node, f"lower the learning rate ×{self.LEARNING_RATE_FACTOR}", "learning_rate", self.LEARNING_RATE_FACTOR
+        )
 
     @process_handler(priority=490, exit_codes=[TrainCalculation.exit_codes.ERROR_OUT_OF_MEMORY])
     def handle_out_of_memory(self, node):
@@ -97,4 +112,3 @@ class TrainBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
 def _default(section: str, setting: str):
     """The default value of ``setting`` in the TrainingConfig ``section``."""
     return getattr(getattr(TrainingConfig(), section), setting)
-

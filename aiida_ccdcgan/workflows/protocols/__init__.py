@@ -39,7 +39,10 @@ class ProtocolMixin:
     @classmethod
     def get_available_protocols(cls) -> dict[str, dict]:
         """Each protocol's name and description."""
-        return {name: {"description": values["description"]} for name, values in cls._load_protocol_file()["protocols"].items()}
+        return {
+            name: {"description": values["description"]}
+            for name, values in cls._load_protocol_file()["protocols"].items()
+        }
 
     @classmethod
     def get_protocol_inputs(cls, protocol: str | None = None, overrides: dict | None = None) -> dict:
