@@ -74,22 +74,26 @@ def _check_finite(stage: str, losses: dict) -> None:
         raise NanLoss(f"a loss of the {stage} stage became NaN or infinite; lower the learning rate")
 
 
+def _graphs(items, config, models):
+    """Crystal graphs of dataset items through the trained encoders."""
+    from ..models.training import encode_crystals
+
+    crystals = [item["crystal"] for item in items]
+    return encode_crystals(
+        crystals, config.representation, config.layout, models["site_encoder"], models["lattice_encoder"]
+    )
+
+
 def reconstruction(items, config, models) -> dict:
     """Encode → decode held-out crystals through the autoencoders and count StructureMatcher matches."""
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
-    from ..models.training import decode_graphs, encode_crystals
+    from ..models.training import decode_graphs
     from ..representation.roundtrip import MATCHER_SETTINGS
 
     if not items:
         return {"n": 0, "matched": 0, "ratio": None, "failures": {}}
-    graphs = encode_crystals(
-        [i["crystal"] for i in items],
-        config.representation,
-        config.layout,
-        models["site_encoder"],
-        models["lattice_encoder"],
-    )
+    graphs = _graphs(items, config, models)
     results = decode_graphs(
         graphs, config.representation, config.layout, models["site_decoder"], models["lattice_decoder"]
     )
@@ -109,7 +113,7 @@ def reconstruction(items, config, models) -> dict:
 
 def run_stage(stage: str, items, config, output: Path, models: dict) -> dict:
     """Train one stage, save its models into ``models`` and ``output``, and return its metrics."""
-    from ..models.training import encode_crystals, regression_metrics, train_autoencoder, train_constraint, train_gan
+    from ..models.training import regression_metrics, train_autoencoder, train_constraint, train_gan
 
     train, validation = _part(items, "train"), _part(items, "validation")
     start = time.perf_counter()
@@ -125,13 +129,7 @@ def run_stage(stage: str, items, config, output: Path, models: dict) -> dict:
         _check_finite(stage, losses)
         metrics = {"reconstruction_validation": reconstruction(validation, config, models), "losses": losses}
     else:
-        graphs = encode_crystals(
-            [i["crystal"] for i in train],
-            config.representation,
-            config.layout,
-            models["site_encoder"],
-            models["lattice_encoder"],
-        )
+        graphs = _graphs(train, config, models)
         if stage == "constraint":
             energies = [i["energy"] for i in train]
             if any(e is None for e in energies):
@@ -140,13 +138,7 @@ def run_stage(stage: str, items, config, output: Path, models: dict) -> dict:
             metrics = {"losses": {"constraint": constraint_losses}}
             _check_finite(stage, metrics["losses"])
             if validation and all(i["energy"] is not None for i in validation):
-                held_out = encode_crystals(
-                    [i["crystal"] for i in validation],
-                    config.representation,
-                    config.layout,
-                    models["site_encoder"],
-                    models["lattice_encoder"],
-                )
+                held_out = _graphs(validation, config, models)
                 predicted = models["constraint"].predict(held_out, verbose=0)
                 metrics["validation"] = regression_metrics(predicted, [i["energy"] for i in validation])
         else:
