@@ -34,8 +34,8 @@ class NanLoss(RuntimeError):
     """A training loss became NaN or infinite."""
 
 
-def load_dataset(path: Path, config, seed: int):
-    """Read the dataset and split it: the frames' ``split`` info if present, else 90/10 by group key (seeded)."""
+def load_dataset(path: Path, config):
+    """Read the dataset and split it: the frames' ``split`` info if present, else 90/10 by group key (seeded with the configuration's seed)."""
     from ..dataset import group_split, read_extxyz
     from ..representation import canonical_crystal
     from ..representation.encode import OutsideLimits, check_representable
@@ -45,7 +45,7 @@ def load_dataset(path: Path, config, seed: int):
     splits = [record.properties.get("split") for record in records]
     if any(s is None for s in splits):
         keys = [r.group_key or r.source_id for r in records]
-        indices = group_split(keys, (0.9, 0.1, 0.0), seed)
+        indices = group_split(keys, (0.9, 0.1, 0.0), config.seed)
         splits = [None] * len(records)
         for name, members in indices.items():
             for i in members:
@@ -216,7 +216,7 @@ def main(argv=None) -> int:
         "stages": previous.get("stages", {}),
     }
     try:
-        items, skipped = load_dataset(args.data, config, config.seed)
+        items, skipped = load_dataset(args.data, config)
     except Exception as exception:  # any unreadable input is bad input for this script
         return fail(EXIT_BAD_INPUT, f"cannot use the dataset {args.data}: {exception}")
     if not _part(items, "train"):
