@@ -20,6 +20,7 @@ from aiida_ccdcgan.models.training import (  # noqa: E402
     sample_graphs,
     train_autoencoder,
     train_constraint,
+    weighted_binary_crossentropy,
 )
 from aiida_ccdcgan.representation import DecodeFailure, VoxelConfig, canonical_crystal  # noqa: E402
 
@@ -112,6 +113,44 @@ def test_training_is_reproducible_with_a_seed(tiny_models):
         seed=3,
     )
     assert again[2] == tiny_models["lattice"][2]
+
+
+def test_spatial_latent_batch_norm_and_weighted_cross_entropy(tiny_models):
+    """The fast protocol's autoencoder options: a 4³ spatial latent, BatchNorm, foreground-weighted BCE, cosine."""
+    encoder, decoder, autoencoder = build_autoencoder(16, 64, filters=8, latent_grid=4, batch_norm=True)
+    assert encoder.output_shape == (None, 64) and autoencoder.output_shape == (None, 16, 16, 16, 1)
+    assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in encoder.layers)
+    with pytest.raises(ValueError, match="latent_grid"):
+        build_autoencoder(16, 100, latent_grid=4)
+
+    loss = weighted_binary_crossentropy(9.0)
+    y_true, y_pred = np.array([[1.0, 0.0]]), np.array([[0.5, 0.5]])
+    # voxel weights 1 + 9·1 = 10 and 1: mean of (10·ln 2, ln 2)
+    assert float(loss(y_true, y_pred)) == pytest.approx(5.5 * np.log(2), rel=1e-5)
+
+    settings = AutoencoderSettings(
+        latent=64,
+        filters=8,
+        latent_grid=4,
+        batch_norm=True,
+        loss="weighted_bce",
+        foreground_weight=50.0,
+        schedule="cosine",
+        epochs=2,
+        batch_size=4,
+    )
+    site_encoder, _, losses = train_autoencoder(tiny_models["crystals"], TINY, "site", settings, seed=3)
+    assert len(losses) == 2 and all(np.isfinite(losses)) and losses[1] < losses[0]
+    assert site_encoder.output_shape == (None, 64)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [({"loss": "l1"}, "loss must be"), ({"schedule": "step"}, "schedule must be"), ({"latent_grid": 2}, "latent_grid")],
+)
+def test_autoencoder_settings_name_what_is_wrong(change, message):
+    with pytest.raises(ValueError, match=message):
+        AutoencoderSettings(latent=64, **change)
 
 
 def test_constraint_trains_and_is_measured(tiny_models):

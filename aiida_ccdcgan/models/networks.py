@@ -5,7 +5,7 @@ sizes as parameters: an autoencoder halves its grid with stride-2 convolutions d
 4³ VALID convolution to a 1³ latent, so 64³ gives the paper's five encoder layers and 32³ the lattice
 autoencoder's four. With the paper's sizes the parameter counts equal the reference's (a test checks them).
 Deliberate differences: the autoencoders end in a plain sigmoid (the code's "threshold" op kills the
-gradients); nothing else.
+gradients); optional BatchNorm and a 4³ spatial latent for the autoencoders (settings, off in the paper's protocol).
 """
 
 from __future__ import annotations
@@ -28,33 +28,56 @@ def _halvings(grid: int) -> int:
 
 
 def build_autoencoder(
-    grid: int, latent: int, filters: int = 64, name: str = "autoencoder"
+    grid: int,
+    latent: int,
+    filters: int = 64,
+    name: str = "autoencoder",
+    latent_grid: int = 1,
+    batch_norm: bool = False,
 ) -> tuple[keras.Model, keras.Model, keras.Model]:
     """Return ``(encoder, decoder, autoencoder)`` for one-channel ``grid``³ voxels and a tanh latent of size ``latent``.
 
-    Encoder: [Conv3D(filters, 4, stride 2, same), LeakyReLU 0.2] down to 4³, then Conv3D(latent, 4, valid) and
-    tanh. Decoder: the mirror with transposed convolutions, ending in a sigmoid. No biases, as the original.
+    Encoder: [Conv3D(filters, 4, stride 2, same), LeakyReLU 0.2] down to 4³, then the latent: with
+    ``latent_grid=1`` (the paper) Conv3D(latent, 4, valid) to a 1³ vector; with ``latent_grid=4`` a
+    Conv3D(latent / 64, 3, same) that keeps the 4³ grid — the same number of values, laid out in space, which
+    the decoder turns back into positions with convolutions alone (learns in minutes on a CPU where the 1³
+    latent needs hours). Decoder: the mirror with transposed convolutions, ending in a sigmoid. No biases, as
+    the original; ``batch_norm`` puts a BatchNormalization before every hidden LeakyReLU (the sparse voxel
+    images otherwise give near-constant latents and vanishing gradients).
     """
     halvings = _halvings(grid)
+    if latent_grid not in (1, 4) or latent % latent_grid**3:
+        raise ValueError(
+            f"latent_grid must be 1 or 4 with a latent divisible by latent_grid³, not {latent_grid}, {latent}."
+        )
+
+    def hidden(x):
+        return layers.LeakyReLU(LEAKY_SLOPE)(layers.BatchNormalization()(x) if batch_norm else x)
+
     voxels = keras.Input((grid, grid, grid, 1), name="voxels")
     x = voxels
     for _ in range(halvings):
-        x = layers.Conv3D(filters, 4, strides=2, padding="same", use_bias=False)(x)
-        x = layers.LeakyReLU(LEAKY_SLOPE)(x)
-    x = layers.Conv3D(latent, 4, padding="valid", use_bias=False, activation="tanh")(x)
+        x = hidden(layers.Conv3D(filters, 4, strides=2, padding="same", use_bias=False)(x))
+    if latent_grid == 1:
+        x = layers.Conv3D(latent, 4, padding="valid", use_bias=False, activation="tanh")(x)
+    else:
+        x = layers.Conv3D(latent // 64, 3, padding="same", use_bias=False, activation="tanh")(x)
     encoder = keras.Model(voxels, layers.Flatten()(x), name=f"{name}_encoder")
 
     code = keras.Input((latent,), name="latent")
-    y = layers.Reshape((1, 1, 1, latent))(code)
-    y = layers.Conv3DTranspose(filters, 4, padding="valid", use_bias=False)(y)
-    y = layers.LeakyReLU(LEAKY_SLOPE)(y)
+    if latent_grid == 1:
+        y = layers.Reshape((1, 1, 1, latent))(code)
+        y = hidden(layers.Conv3DTranspose(filters, 4, padding="valid", use_bias=False)(y))
+    else:
+        y = layers.Reshape((4, 4, 4, latent // 64))(code)
+        y = hidden(layers.Conv3D(filters, 3, padding="same", use_bias=False)(y))
     for step in range(halvings):
         last = step == halvings - 1
         y = layers.Conv3DTranspose(
             1 if last else filters, 4, strides=2, padding="same", use_bias=False, activation="sigmoid" if last else None
         )(y)
         if not last:
-            y = layers.LeakyReLU(LEAKY_SLOPE)(y)
+            y = hidden(y)
     decoder = keras.Model(code, y, name=f"{name}_decoder")
     autoencoder = keras.Model(voxels, decoder(encoder(voxels)), name=name)
     return encoder, decoder, autoencoder

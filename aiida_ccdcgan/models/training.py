@@ -68,19 +68,36 @@ class VoxelBatches(keras.utils.PyDataset):
             self.rng.shuffle(self.samples)
 
 
+def weighted_binary_crossentropy(foreground_weight: float):
+    """Binary cross-entropy against voxel densities, each voxel weighted ``1 + foreground_weight·density``."""
+
+    def loss(y_true, y_pred):
+        y_pred = keras.ops.clip(y_pred, 1e-6, 1 - 1e-6)
+        entropy = -(y_true * keras.ops.log(y_pred) + (1 - y_true) * keras.ops.log(1 - y_pred))
+        return keras.ops.mean((1 + foreground_weight * y_true) * entropy)
+
+    return loss
+
+
 def train_autoencoder(crystals, config: VoxelConfig, kind: str, settings: AutoencoderSettings, seed: int = 0):
-    """Train the site or lattice autoencoder on plain sigmoid outputs with MSE; return ``(encoder, decoder, losses)``."""
+    """Train the site or lattice autoencoder on plain sigmoid outputs; return ``(encoder, decoder, losses)``."""
     seed_everything(seed)
     grid = config.site_grid if kind == "site" else config.lattice_grid
     encoder, decoder, autoencoder = build_autoencoder(
-        grid, settings.latent, settings.filters, name=f"{kind}_autoencoder"
+        grid,
+        settings.latent,
+        settings.filters,
+        name=f"{kind}_autoencoder",
+        latent_grid=settings.latent_grid,
+        batch_norm=settings.batch_norm,
     )
-    autoencoder.compile(
-        optimizer=keras.optimizers.Adam(settings.learning_rate, settings.beta_1, settings.beta_2), loss="mse"
-    )
-    history = autoencoder.fit(
-        VoxelBatches(crystals, config, kind, settings.batch_size, seed), epochs=settings.epochs, verbose=0
-    )
+    batches = VoxelBatches(crystals, config, kind, settings.batch_size, seed)
+    learning_rate = settings.learning_rate
+    if settings.schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, settings.epochs * len(batches))
+    loss = "mse" if settings.loss == "mse" else weighted_binary_crossentropy(settings.foreground_weight)
+    autoencoder.compile(optimizer=keras.optimizers.Adam(learning_rate, settings.beta_1, settings.beta_2), loss=loss)
+    history = autoencoder.fit(batches, epochs=settings.epochs, verbose=0)
     return encoder, decoder, [float(v) for v in history.history["loss"]]
 
 
