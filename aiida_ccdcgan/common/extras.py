@@ -33,3 +33,18 @@ GROUP_IMPORT = "ccdcgan_import"
 
 GROUP_SPLIT = "ccdcgan_split"
 """Extra of a split Group: the dataset it was cut from, the calcfunction that decided it, its part."""
+
+E_ABOVE_HULL = "e_above_hull"
+"""Energy above the convex hull in eV/atom, on the energy scale named by ``ENERGY_SCALE``."""
+
+CLASSIFICATION = "classification"
+"""``stable``, ``metastable`` or ``unstable`` by the paper's thresholds (aiida_ccdcgan.thermodynamics)."""
+
+DISTINCT = "distinct"
+"""True if the crystal matches no training crystal and no earlier candidate (StructureMatcher 0.2/0.3/5°)."""
+
+ENERGY_SCALE = "energy_scale"
+"""Which engine and model the energies come from, e.g. ``sevennet:7net-0``; never compare across scales."""
+
+ENERGY_PER_ATOM = "energy_per_atom"
+"""Total energy per atom of a relaxed crystal in eV/atom, on the scale ``ENERGY_SCALE``."""

@@ -1,0 +1,103 @@
+"""Calcfunctions of the thermodynamics: elemental references gathered, relaxed candidates assessed on the hull."""
+
+from __future__ import annotations
+
+import math
+
+from aiida import orm
+from aiida.engine import calcfunction
+
+from ...data.structures import StructureBatchData
+from .relax import STRUCTURE_LABEL
+
+
+@calcfunction
+def elemental_reference_structures(elements: orm.List) -> StructureBatchData:
+    """The elemental reference crystals of ``elements`` (Bi A7, Se trigonal A8, …) as one batch."""
+    from ...thermodynamics import reference_structure
+
+    return StructureBatchData.from_structures(
+        [reference_structure(element) for element in elements.get_list()], {"element": elements.get_list()}
+    )
+
+
+@calcfunction
+def reference_energies(relaxed: StructureBatchData) -> dict:
+    """One Float per element (eV/atom) from relaxed elemental references: outputs named by the element."""
+    energies = {}
+    elements = [str(structure.composition.elements[0]) for structure in relaxed.get_structures()]
+    for element, status, energy in zip(
+        elements, relaxed.info("status").tolist(), relaxed.info("energy_per_atom").tolist()
+    ):
+        if status != "converged" or not math.isfinite(energy):
+            raise ValueError(f"The {element} reference did not converge ({status}); its energy cannot be a reference.")
+        energies[element] = orm.Float(energy)
+    return energies
+
+
+@calcfunction
+def assess_relaxed(
+    relaxed: StructureBatchData,
+    references: orm.Dict,
+    known_phases: orm.List,
+    criteria: orm.Dict,
+    known_structures: StructureBatchData | None = None,
+) -> dict:
+    """Formation energy, energy above hull, class and distinctness of every converged relaxed crystal.
+
+    ``references``: element → energy per atom on the same scale as ``relaxed``; ``known_phases``: entries
+    ``{"composition": "BiSe", "formation_energy": -0.3}`` of phases already known at that level of theory, which
+    join the hull; ``known_structures``: the training database, for "distinct". Outputs ``assessed`` (the
+    converged crystals, columns ``index`` into ``relaxed``, ``formation_energy``, ``e_above_hull``,
+    ``classification``, ``distinct``), ``hull`` (the stable phases) and one StructureData per assessed crystal
+    under ``structures``.
+    """
+    from ...thermodynamics import (
+        Criteria,
+        classify,
+        distinct_flags,
+        energies_above_hull,
+        formation_energy_per_atom,
+        phase_diagram,
+    )
+
+    criteria_values = Criteria(**criteria.get_dict())
+    energies = references.get_dict()
+    elements = sorted(energies)
+    structures = relaxed.get_structures()
+    statuses, per_atom = relaxed.info("status").tolist(), relaxed.info("energy_per_atom").tolist()
+    chosen = [i for i, status in enumerate(statuses) if status == "converged"]
+    candidates = [
+        (structures[i].composition, formation_energy_per_atom(structures[i].composition, per_atom[i], energies))
+        for i in chosen
+    ]
+    known = [(entry["composition"], entry["formation_energy"]) for entry in known_phases.get_list()]
+    above_hull = energies_above_hull(candidates, elements, hull_phases=known + candidates)
+    distinct = distinct_flags(
+        [structures[i] for i in chosen],
+        known_structures.get_structures() if known_structures is not None else [],
+        criteria_values,
+    )
+    info = {
+        "index": chosen,
+        "formation_energy": [energy for _, energy in candidates],
+        "e_above_hull": above_hull,
+        "classification": [
+            classify(energy, hull, criteria_values) for (_, energy), hull in zip(candidates, above_hull)
+        ],
+        "distinct": distinct,
+    }
+    diagram = phase_diagram(known + candidates, elements)
+    stable = [
+        {"composition": entry.composition.reduced_formula, "formation_energy": entry.energy_per_atom}
+        for entry in sorted(
+            diagram.stable_entries, key=lambda entry: entry.composition.get_atomic_fraction(elements[-1])
+        )
+    ]
+    outputs = {
+        "assessed": StructureBatchData.from_structures([structures[i] for i in chosen], info),
+        "hull": orm.Dict({"elements": elements, "stable_phases": stable}),
+    }
+    for i in chosen:
+        outputs[f"structures.{STRUCTURE_LABEL.format(index=i)}"] = orm.StructureData(pymatgen=structures[i])
+    return outputs

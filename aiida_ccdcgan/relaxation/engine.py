@@ -1,0 +1,157 @@
+"""Relax crystals with an ASE calculator: one at a time, or a batch over worker processes.
+
+Each worker process loads the potential once, limits torch to ``threads_per_worker`` threads and relaxes the
+structures it is handed; a structure that fails, explodes or does not converge is recorded with its status and
+the batch goes on. Results come back in input order.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import math
+import multiprocessing
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from ase import Atoms
+
+from .settings import RelaxSettings, Status
+
+
+@dataclasses.dataclass
+class RelaxResult:
+    """One relaxation: the final atoms (the input ones if it failed before a step), energies in eV, its status."""
+
+    atoms: Atoms
+    status: Status
+    energy: float = math.nan
+    steps: int = 0
+    max_force: float = math.nan
+    volume_ratio: float = math.nan
+    seconds: float = 0.0
+    error: str = ""
+
+    @property
+    def energy_per_atom(self) -> float:
+        """Total energy per atom (eV/atom)."""
+        return self.energy / len(self.atoms)
+
+
+class Exploded(RuntimeError):
+    """Raised by the optimiser's observer when a structure blows apart or collapses."""
+
+
+def make_calculator(settings: RelaxSettings):
+    """The ASE calculator of ``settings`` (imports torch and the potential's package; weights from the wheel)."""
+    if settings.potential == "sevennet":
+        from sevenn.calculator import SevenNetCalculator
+
+        return SevenNetCalculator(settings.checkpoint or settings.model_name, device=settings.device)
+    from chgnet.model import CHGNet
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    if settings.checkpoint:
+        model = CHGNet.from_file(settings.checkpoint)
+    else:
+        model = CHGNet.load(model_name=settings.model_name, use_device=settings.device, verbose=False)
+    return CHGNetCalculator(model=model, use_device=settings.device, on_isolated_atoms="error")
+
+
+def _check_sane(atoms: Atoms, volume: float, settings: RelaxSettings) -> float:
+    """Raise :class:`Exploded` if ``atoms`` left the allowed volume range or two atoms collide; return V/V₀."""
+    ratio = atoms.get_volume() / volume
+    if not 1 / settings.explode_volume_ratio <= ratio <= settings.explode_volume_ratio:
+        raise Exploded(f"volume changed ×{ratio:.2f} (allowed ×{settings.explode_volume_ratio:g} either way)")
+    if len(atoms) > 1:
+        distances = atoms.get_all_distances(mic=True)
+        closest = distances[np.triu_indices(len(atoms), 1)].min()
+        if closest < settings.min_distance:
+            raise Exploded(f"two atoms came {closest:.2f} Å apart (minimum {settings.min_distance} Å)")
+    return ratio
+
+
+def relax_structure(atoms: Atoms, calculator, settings: RelaxSettings) -> RelaxResult:
+    """Relax a copy of ``atoms`` with ``calculator``; never raises for a bad structure, the status says what happened."""
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import BFGS, FIRE
+
+    start, atoms = time.perf_counter(), atoms.copy()
+    atoms.calc = calculator
+    volume = atoms.get_volume()
+    result = RelaxResult(atoms=atoms, status=Status.FAILED)
+    try:
+        _check_sane(atoms, volume, settings)
+        target = FrechetCellFilter(atoms) if settings.relax_cell else atoms
+        optimizer = {"FIRE": FIRE, "BFGS": BFGS}[settings.optimizer](target, logfile=None)
+
+        def watch():
+            forces = atoms.get_forces()
+            if not (np.isfinite(atoms.get_potential_energy()) and np.isfinite(forces).all()):
+                raise Exploded("the energy or forces are not finite")
+            _check_sane(atoms, volume, settings)
+
+        optimizer.attach(watch, interval=1)
+        converged = optimizer.run(fmax=settings.fmax, steps=settings.max_steps)
+        result.status = Status.CONVERGED if converged else Status.NOT_CONVERGED
+        result.steps = optimizer.nsteps
+        result.energy = float(atoms.get_potential_energy())
+        result.max_force = float(np.linalg.norm(target.get_forces(), axis=1).max())
+    except Exploded as exception:
+        result.status, result.error = Status.EXPLODED, str(exception)
+    except Exception as exception:  # noqa: BLE001 — any failure of the potential is recorded, the batch goes on
+        result.status, result.error = Status.FAILED, f"{type(exception).__name__}: {exception}"
+    result.volume_ratio = float(atoms.get_volume() / volume)
+    result.seconds = time.perf_counter() - start
+    atoms.calc = None
+    return result
+
+
+_WORKER: dict = {}
+
+
+def _start_worker(settings: RelaxSettings) -> None:
+    """Worker initialiser: limit torch's threads, load the potential once."""
+    import torch
+
+    torch.set_num_threads(settings.threads_per_worker)
+    _WORKER["settings"] = settings
+    _WORKER["calculator"] = make_calculator(settings)
+
+
+def _relax_in_worker(atoms: Atoms) -> RelaxResult:
+    """Relax one structure in a worker started by :func:`_start_worker`."""
+    return relax_structure(atoms, _WORKER["calculator"], _WORKER["settings"])
+
+
+def relax_batch(
+    structures: Sequence[Atoms],
+    settings: RelaxSettings,
+    on_result: Callable[[int, RelaxResult], None] | None = None,
+) -> list[RelaxResult]:
+    """Relax ``structures`` over ``settings.workers`` processes (in this process when 1); results in input order.
+
+    ``on_result(index, result)`` is called as each one finishes (to write progress or partial results).
+    Structures are handed out largest first, so a big cell does not finish the batch alone.
+    """
+    results: list[RelaxResult | None] = [None] * len(structures)
+    order = sorted(range(len(structures)), key=lambda i: -len(structures[i]))
+
+    def record(index: int, result: RelaxResult) -> None:
+        results[index] = result
+        if on_result is not None:
+            on_result(index, result)
+
+    if settings.workers == 1 or len(structures) <= 1:
+        _start_worker(settings)
+        for index in order:
+            record(index, _relax_in_worker(structures[index]))
+        return results
+    context = multiprocessing.get_context("spawn")  # torch does not survive fork reliably
+    workers = min(settings.workers, len(structures))
+    with concurrent.futures.ProcessPoolExecutor(workers, context, _start_worker, (settings,)) as pool:
+        futures = {pool.submit(_relax_in_worker, structures[index]): index for index in order}
+        for future in concurrent.futures.as_completed(futures):
+            record(futures[future], future.result())
+    return results

@@ -1,0 +1,131 @@
+"""Formation energies, the convex hull and the paper's classification of crystals (pure pymatgen, no AiiDA).
+
+Energies are in eV. The hull is built in formation-energy space: every phase enters as a pymatgen ``PDEntry``
+with its formation energy per atom times its number of atoms and the elements at zero, so database phases that
+come with formation energies only (the training data) and freshly relaxed ones sit on one hull — as long as
+all of them were computed at one level of theory (one potential, or one DFT setting), which the caller must
+ensure (CHGNet's MP2020-corrected scale and SevenNet's raw PBE scale must never meet on one hull).
+
+The paper's definitions (Long et al. 2021): *stable* E_f < 0 and E_hull < 0.10 eV/atom; *metastable* E_f < 0 and
+0.10 ≤ E_hull < 0.15 eV/atom; *distinct*: no StructureMatcher match (ltol 0.2, stol 0.3, angle 5°) with the
+training database nor with another distinct candidate found before it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Composition, Element, Structure
+
+from .representation.roundtrip import MATCHER_SETTINGS
+
+
+@dataclasses.dataclass(frozen=True)
+class Criteria:
+    """Thresholds of the paper's classification (eV/atom) and the StructureMatcher settings for "distinct"."""
+
+    stable_hull: float = 0.10
+    metastable_hull: float = 0.15
+    max_formation_energy: float = 0.0
+    matcher: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(MATCHER_SETTINGS))
+
+    def __post_init__(self):
+        if not self.stable_hull <= self.metastable_hull:
+            raise ValueError(
+                f"stable_hull ({self.stable_hull}) must not exceed metastable_hull ({self.metastable_hull})."
+            )
+
+
+def formation_energy_per_atom(
+    composition: Composition | str, energy_per_atom: float, references: Mapping[str, float]
+) -> float:
+    """E_f = E/atom − Σ xᵢ·μᵢ, with μᵢ the energy per atom of element i's relaxed reference (same potential!)."""
+    composition = Composition(composition)
+    missing = sorted(str(el) for el in composition.elements if str(el) not in references)
+    if missing:
+        raise ValueError(
+            f"No elemental reference energy for {', '.join(missing)}; relax the element(s) with the same engine first."
+        )
+    fractions = composition.fractional_composition
+    return float(energy_per_atom - sum(fractions[el] * references[str(el)] for el in composition.elements))
+
+
+def phase_diagram(phases: Sequence[tuple[Composition | str, float]], elements: Sequence[str]) -> PhaseDiagram:
+    """The convex hull of ``phases`` — (composition, formation energy per atom) pairs — and the pure ``elements``."""
+    entries = [PDEntry(Composition({element: 1}), 0.0, name=element) for element in elements]
+    for composition, formation_energy in phases:
+        composition = Composition(composition)
+        foreign = sorted(str(el) for el in composition.elements if str(el) not in elements)
+        if foreign:
+            raise ValueError(
+                f"{composition.reduced_formula} contains {', '.join(foreign)}, outside {'-'.join(elements)}."
+            )
+        entries.append(PDEntry(composition, formation_energy * composition.num_atoms))
+    return PhaseDiagram(entries, elements=[Element(e) for e in elements])
+
+
+def energies_above_hull(
+    phases: Sequence[tuple[Composition | str, float]], elements: Sequence[str], hull_phases=None
+) -> list[float]:
+    """Energy above the hull (eV/atom, ≥ 0) of each of ``phases``; the hull is built from ``hull_phases`` (default:
+    the phases themselves) plus the elements, so a phase below the known hull gets 0 only when it is part of it."""
+    hull_phases = list(phases) if hull_phases is None else list(hull_phases)
+    diagram = phase_diagram(hull_phases, elements)
+    energies = []
+    for composition, formation_energy in phases:
+        composition = Composition(composition)
+        entry = PDEntry(composition, formation_energy * composition.num_atoms)
+        energies.append(float(diagram.get_e_above_hull(entry, allow_negative=True)))
+    return energies
+
+
+def classify(formation_energy: float, energy_above_hull: float, criteria: Criteria = Criteria()) -> str:
+    """``stable``, ``metastable`` or ``unstable`` by the paper's thresholds."""
+    if formation_energy < criteria.max_formation_energy:
+        if energy_above_hull < criteria.stable_hull:
+            return "stable"
+        if energy_above_hull < criteria.metastable_hull:
+            return "metastable"
+    return "unstable"
+
+
+def distinct_flags(
+    candidates: Sequence[Structure], known: Sequence[Structure], criteria: Criteria = Criteria()
+) -> list[bool]:
+    """For each candidate: True if it matches no ``known`` structure and no earlier distinct candidate."""
+    matcher = StructureMatcher(**criteria.matcher)
+    known_by_formula: dict[str, list[Structure]] = {}
+    for structure in known:
+        known_by_formula.setdefault(structure.composition.reduced_formula, []).append(structure)
+    flags = []
+    for candidate in candidates:
+        same_formula = known_by_formula.setdefault(candidate.composition.reduced_formula, [])
+        distinct = not any(matcher.fit(candidate, other) for other in same_formula)
+        if distinct:
+            same_formula.append(candidate)
+        flags.append(distinct)
+    return flags
+
+
+def reference_structure(element: str) -> Structure:
+    """The ground-state crystal of ``element`` used as its formation-energy reference (experimental geometry).
+
+    Bi: A7 (R-3m, a 4.546, c 11.862 Å, z 0.2341; 2-atom primitive cell); Se: trigonal A8 (P3₁21, a 4.366,
+    c 4.954 Å, x 0.2254); V: bcc (a 3.03 Å). Others are refused with what to do instead.
+    """
+    from pymatgen.core import Lattice
+
+    if element == "Bi":
+        conventional = Structure.from_spacegroup("R-3m", Lattice.hexagonal(4.546, 11.862), ["Bi"], [[0, 0, 0.2341]])
+        return conventional.get_primitive_structure()
+    if element == "Se":
+        return Structure.from_spacegroup(152, Lattice.hexagonal(4.366, 4.954), ["Se"], [[0.2254, 0, 1 / 3]])
+    if element == "V":
+        return Structure(Lattice.cubic(3.03), ["V", "V"], [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure()
+    raise ValueError(
+        f"No built-in reference crystal for {element}; relax its ground-state crystal with the same engine and pass "
+        "its energy per atom as a reference."
+    )

@@ -1,0 +1,55 @@
+"""Assess relaxed candidates on the convex hull and mirror the results into queryable extras of each structure."""
+
+from __future__ import annotations
+
+from aiida import orm
+
+from ..calculations.functions.relax import STRUCTURE_LABEL
+from ..calculations.functions.thermodynamics import assess_relaxed
+from ..common import extras
+from ..data.structures import StructureBatchData
+
+
+def assess(
+    relaxed: StructureBatchData,
+    references: dict[str, float],
+    energy_scale: str,
+    known_phases: list[dict] | None = None,
+    known_structures: StructureBatchData | None = None,
+    criteria: dict | None = None,
+) -> orm.CalcFunctionNode:
+    """Run ``assess_relaxed`` and copy each crystal's results into its extras; return the calcfunction node.
+
+    After this, ``QueryBuilder().append(StructureData, filters={'extras.e_above_hull': {'<': 0.1}})`` finds
+    the candidates near the hull. ``references``, ``known_phases`` and ``relaxed`` must share ``energy_scale``.
+    """
+    inputs = {
+        "relaxed": relaxed,
+        "references": orm.Dict(references),
+        "known_phases": orm.List(known_phases or []),
+        "criteria": orm.Dict(criteria or {}),
+    }
+    if known_structures is not None:
+        inputs["known_structures"] = known_structures
+    outputs, node = assess_relaxed.run_get_node(**inputs)
+    assessed = outputs["assessed"]
+    columns = {name: assessed.info(name).tolist() for name in ("index", "formation_energy", "e_above_hull")}
+    columns |= {name: assessed.info(name).tolist() for name in ("classification", "distinct")}
+    energies = relaxed.info("energy_per_atom").tolist()
+    for row, index in enumerate(columns["index"]):
+        structure = outputs["structures"][STRUCTURE_LABEL.format(index=index)]
+        composition = structure.get_pymatgen_structure().composition
+        structure.base.extras.set_many(
+            {
+                extras.FORMULA: composition.reduced_formula,
+                extras.ELEMENTS: sorted(str(e) for e in composition.elements),
+                extras.NATOMS: len(structure.sites),
+                extras.FORMATION_ENERGY: columns["formation_energy"][row],
+                extras.E_ABOVE_HULL: columns["e_above_hull"][row],
+                extras.CLASSIFICATION: columns["classification"][row],
+                extras.DISTINCT: bool(columns["distinct"][row]),
+                extras.ENERGY_SCALE: energy_scale,
+                extras.ENERGY_PER_ATOM: energies[index],
+            }
+        )
+    return node

@@ -1,0 +1,183 @@
+"""Relaxation with real universal potentials (SevenNet-0, CHGNet) on tiny cells: engine, script, CalcJob, workflows."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+from ase.io import read, write
+from pymatgen.core import Lattice, Structure
+from pymatgen.io.ase import AseAtomsAdaptor
+
+pytest.importorskip("sevenn")
+
+from aiida_ccdcgan.calculations.relax import RelaxCalculation  # noqa: E402
+from aiida_ccdcgan.data import StructureBatchData  # noqa: E402
+from aiida_ccdcgan.relaxation import RelaxSettings, Status, relax_batch, relax_structure  # noqa: E402
+from aiida_ccdcgan.thermodynamics import formation_energy_per_atom, reference_structure  # noqa: E402
+from aiida_ccdcgan.workflows.references import CACHE_GROUP, ReferencesWorkChain  # noqa: E402
+from aiida_ccdcgan.workflows.relax import RelaxWorkChain  # noqa: E402
+
+BIN = Path(sys.executable).parent
+QUICK = {"potential": "chgnet", "fmax": 0.1, "max_steps": 40, "workers": 1}
+
+
+def bi2se3(perturb: bool = False) -> Structure:
+    """Bi2Se3, R-3m, 5-atom primitive cell; optionally strained and rattled (seeded) as in mlip_notes.md."""
+    conventional = Structure.from_spacegroup(
+        "R-3m", Lattice.hexagonal(4.14, 28.6), ["Bi", "Se", "Se"], [[0, 0, 0.4008], [0, 0, 0], [0, 0, 0.2117]]
+    )
+    structure = conventional.get_primitive_structure()
+    if perturb:
+        rng = np.random.default_rng(0)
+        strain = rng.uniform(-0.03, 0.03, (3, 3))
+        structure.lattice = Lattice(structure.lattice.matrix @ (np.eye(3) + 0.5 * (strain + strain.T)))
+        shifts = rng.uniform(-0.09, 0.09, (5, 3))
+        for index, shift in enumerate(shifts):
+            structure.translate_sites([index], shift, frac_coords=False)
+    return structure
+
+
+def collapsed() -> Structure:
+    """Two atoms 0.3 Å apart: a relaxation must call it exploded, not crash."""
+    return Structure(Lattice.cubic(4.0), ["Bi", "Se"], [[0, 0, 0], [0.075, 0, 0]])
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValueError, match="potential must be one of sevennet, chgnet"):
+        RelaxSettings(potential="mace")
+    with pytest.raises(ValueError, match="Unknown relaxation setting"):
+        RelaxSettings.from_dict({"fmaxx": 0.1})
+    assert RelaxSettings().energy_scale() == "sevennet:7net-0"
+    assert [status.exit_code for status in Status] == [0, 401, 402, 403]
+
+
+@pytest.mark.slow
+def test_sevennet_formation_energy_of_bi2se3_matches_pbe():
+    """Acceptance: E_f(Bi2Se3) with SevenNet-0 against relaxed Bi (A7) and Se (A8) within 0.03 eV/atom of PBE −0.39."""
+    structures = [bi2se3(perturb=True), reference_structure("Bi"), reference_structure("Se")]
+    results = relax_batch([AseAtomsAdaptor.get_atoms(s) for s in structures], RelaxSettings(workers=2))
+    assert [r.status for r in results] == [Status.CONVERGED] * 3, [r.error for r in results]
+    compound, bismuth, selenium = (r.energy_per_atom for r in results)
+    energy = formation_energy_per_atom("Bi2Se3", compound, {"Bi": bismuth, "Se": selenium})
+    assert energy == pytest.approx(-0.3935, abs=0.03)
+
+
+def test_bad_structures_get_a_status_not_an_exception():
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    settings = RelaxSettings(**QUICK)
+    calculator = CHGNetCalculator(use_device="cpu")
+    exploded = relax_structure(AseAtomsAdaptor.get_atoms(collapsed()), calculator, settings)
+    assert exploded.status is Status.EXPLODED and "0.30 Å apart" in exploded.error
+    unfinished = relax_structure(
+        AseAtomsAdaptor.get_atoms(bi2se3(perturb=True)), calculator, RelaxSettings(**{**QUICK, "max_steps": 2})
+    )
+    assert unfinished.status is Status.NOT_CONVERGED and unfinished.steps == 2 and math.isfinite(unfinished.energy)
+
+    class Broken(CHGNetCalculator):
+        def calculate(self, *args, **kwargs):
+            raise RuntimeError("the model is broken")
+
+    failed = relax_structure(AseAtomsAdaptor.get_atoms(bi2se3()), Broken(use_device="cpu"), settings)
+    assert failed.status is Status.FAILED and "the model is broken" in failed.error and math.isnan(failed.energy)
+
+
+@pytest.mark.slow
+def test_script_relaxes_a_batch_over_two_workers_and_resumes(tmp_path):
+    structures = [bi2se3(perturb=True), collapsed(), reference_structure("Bi"), reference_structure("Se")]
+    write(tmp_path / "in.extxyz", [AseAtomsAdaptor.get_atoms(s) for s in structures], format="extxyz")
+    (tmp_path / "settings.json").write_text(json.dumps({**QUICK, "workers": 2}))
+    command = [str(BIN / "ccdcgan-relax"), "settings.json", "in.extxyz", "--output", "out"]
+    subprocess.run(command, cwd=tmp_path, check=True, capture_output=True, timeout=600)
+    frames = read(tmp_path / "out" / "relaxed.extxyz", index=":")
+    assert [f.info["index"] for f in frames] == [0, 1, 2, 3]
+    assert [f.info["status"] for f in frames] == ["converged", "exploded", "converged", "converged"]
+    assert frames[0].info["energy_per_atom"] == pytest.approx(frames[0].info["total_energy"] / 5)
+    summary = json.loads((tmp_path / "out" / "relax.json").read_text())
+    assert summary["statuses"] == {"converged": 3, "exploded": 1} and summary["energy_scale"] == "chgnet:0.3.0"
+
+    # an interrupted run: only the structures missing from partial.extxyz are relaxed again
+    write(tmp_path / "partial.extxyz", frames[:2], format="extxyz")
+    subprocess.run([*command[:-1], "again", "--resume", "partial.extxyz"], cwd=tmp_path, check=True, timeout=600)
+    assert json.loads((tmp_path / "again" / "relax.json").read_text())["relaxed_now"] == 2
+
+    bad = subprocess.run(
+        [str(BIN / "ccdcgan-relax"), "settings.json", "missing.extxyz"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert bad.returncode == 10 and "ERROR [code 10]: cannot read structures from missing.extxyz" in bad.stderr
+
+
+@pytest.fixture
+def relax_code(aiida_code_installed):
+    """The ccdcgan-relax console script as an InstalledCode on the test localhost."""
+    return aiida_code_installed(
+        default_calc_job_plugin="ccdcgan.relax.mlip", filepath_executable=str(BIN / "ccdcgan-relax")
+    )
+
+
+@pytest.mark.slow
+def test_calcjob_records_every_structure_and_the_facade_runs_in_the_daemon(relax_code, submit_and_await):
+    batch = StructureBatchData.from_structures([bi2se3(perturb=True), collapsed()])
+    _, node = run_get_node(RelaxCalculation, code=relax_code, structures=batch, settings=orm.Dict(QUICK))
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    relaxed = node.outputs.relaxed
+    assert relaxed.info("status").tolist() == ["converged", "exploded"]
+    assert relaxed.info("exit_code").tolist() == [0, 402]
+    assert (
+        np.isfinite(relaxed.info("energy_per_atom")[0])
+        and relaxed.get_structures()[0].composition.reduced_formula == "Bi2Se3"
+    )
+
+    only_bad = StructureBatchData.from_structures([collapsed()])
+    _, failed = run_get_node(RelaxCalculation, code=relax_code, structures=only_bad, settings=orm.Dict(QUICK))
+    assert failed.exit_status == RelaxCalculation.exit_codes.ERROR_NONE_CONVERGED.status
+    assert failed.outputs.relaxed.info("status").tolist() == ["exploded"]  # stored anyway, with its status
+
+    builder = RelaxWorkChain.get_builder_from_protocol(
+        batch, relax_code, protocol="fast", overrides={"mlip": {"settings": QUICK}}
+    )
+    workchain = submit_and_await(builder, timeout=600)
+    assert workchain.is_finished_ok, (workchain.exit_status, workchain.exit_message)
+    assert workchain.outputs.relaxed.info("status").tolist() == ["converged", "exploded"]
+    assert workchain.outputs.summary["engine"] == "mlip" and workchain.outputs.summary["count"] == 2
+
+
+def test_protocol_inputs_are_explicit(relax_code):
+    builder = RelaxWorkChain.get_builder_from_protocol(StructureBatchData.from_structures([bi2se3()]), relax_code)
+    settings = builder.mlip.settings.get_dict()
+    assert settings["potential"] == "sevennet" and settings["fmax"] == 0.05 and settings["threads_per_worker"] == 1
+    with pytest.raises(ValueError, match="Unknown protocol"):
+        RelaxWorkChain.get_builder_from_protocol(
+            StructureBatchData.from_structures([bi2se3()]), relax_code, protocol="x"
+        )
+    with pytest.raises(ValueError, match="Invalid relaxation settings"):
+        run_get_node(
+            RelaxCalculation,
+            code=relax_code,
+            structures=StructureBatchData.from_structures([bi2se3()]),
+            settings=orm.Dict({"potential": "mace"}),
+        )
+
+
+@pytest.mark.slow
+def test_references_are_relaxed_once_per_settings(relax_code):
+    inputs = {
+        "elements": orm.List(["Bi", "Se"]),
+        "relax": {"engine": orm.Str("mlip"), "mlip": {"code": relax_code, "settings": orm.Dict(QUICK)}},
+    }
+    first, first_node = run_get_node(ReferencesWorkChain, **inputs)
+    assert first_node.is_finished_ok, (first_node.exit_status, first_node.exit_message)
+    assert set(first["energies"]) == {"Bi", "Se"} and -5 < first["energies"]["Bi"].value < -3
+    assert len(orm.Group.collection.get(label=CACHE_GROUP).nodes) >= 2
+
+    inputs["relax"]["mlip"]["settings"] = orm.Dict({**QUICK, "workers": 2})  # speed only: same references
+    second, second_node = run_get_node(ReferencesWorkChain, **inputs)
+    assert second_node.is_finished_ok and not second_node.called  # nothing relaxed again
+    assert {e: n.pk for e, n in second["energies"].items()} == {e: n.pk for e, n in first["energies"].items()}
+    assert first["energies"]["Se"].creator.inputs.relaxed.creator  # provenance: energy ← relaxed batch ← CalcJob

@@ -1,0 +1,126 @@
+"""Formation energies, the convex hull and the paper's classification (pure pymatgen)."""
+
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from aiida_ccdcgan.thermodynamics import (
+    Criteria,
+    classify,
+    distinct_flags,
+    energies_above_hull,
+    formation_energy_per_atom,
+    phase_diagram,
+    reference_structure,
+)
+
+
+def test_formation_energy_from_references():
+    # Bi2Se3 with the SevenNet-0 energies of mlip_notes.md §2b
+    energy = formation_energy_per_atom("Bi2Se3", -4.0309, {"Bi": -3.8604, "Se": -3.4739})
+    assert energy == pytest.approx(-4.0309 - (2 * -3.8604 + 3 * -3.4739) / 5)
+    with pytest.raises(ValueError, match="No elemental reference energy for Se"):
+        formation_energy_per_atom("Bi2Se3", -4.0, {"Bi": -3.86})
+
+
+def test_hull_matches_pymatgen_reference_values():
+    """The values of mlip_notes.md §3: Bi2Se3 on the hull, BiSe 27.9 and Bi3Se4 44.8 meV/atom above it."""
+    phases = [("Bi2Se3", -0.3935), ("BiSe", -0.30), ("Bi3Se4", -0.33)]
+    assert energies_above_hull(phases, ["Bi", "Se"]) == pytest.approx([0.0, 0.027917, 0.044762], abs=1e-6)
+    stable = {entry.composition.reduced_formula for entry in phase_diagram(phases, ["Bi", "Se"]).stable_entries}
+    assert stable == {"Bi", "Se", "Bi2Se3"}
+    # a candidate judged against a known hull that it is not part of: its distance can be negative (below it)
+    assert energies_above_hull([("Bi2Se3", -0.5)], ["Bi", "Se"], hull_phases=phases)[0] == pytest.approx(-0.1065)
+    with pytest.raises(ValueError, match="contains V, outside Bi-Se"):
+        phase_diagram([("VSe2", -0.5)], ["Bi", "Se"])
+
+
+@pytest.mark.parametrize(
+    "formation_energy, above_hull, expected",
+    [
+        (-0.3, 0.0, "stable"),
+        (-0.3, 0.0999, "stable"),
+        (-0.3, 0.10, "metastable"),
+        (-0.3, 0.1499, "metastable"),
+        (-0.3, 0.15, "unstable"),
+        (0.0, 0.0, "unstable"),  # E_f < 0 is required
+    ],
+)
+def test_classification_follows_the_paper(formation_energy, above_hull, expected):
+    assert classify(formation_energy, above_hull) == expected
+
+
+def test_criteria_are_checked():
+    with pytest.raises(ValueError, match="must not exceed"):
+        Criteria(stable_hull=0.2, metastable_hull=0.1)
+
+
+def test_distinct_against_known_and_each_other():
+    rocksalt = Structure(Lattice.cubic(5.9), ["Bi", "Se"] * 4, _rocksalt_sites())
+    primitive = rocksalt.get_primitive_structure()
+    strained = primitive.copy()
+    strained.apply_strain(0.05)
+    other = Structure(Lattice.cubic(3.6), ["Bi", "Se"], [[0, 0, 0], [0.5, 0.5, 0.5]])  # CsCl type
+    assert distinct_flags([primitive, other, other.copy()], known=[rocksalt]) == [False, True, False]
+    assert distinct_flags([strained], known=[]) == [True]
+
+
+def _rocksalt_sites():
+    corners = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
+    sites = []
+    for corner in corners:
+        sites += [corner, [(c + 0.5) % 1 for c in corner]]
+    return sites
+
+
+def test_reference_structures():
+    bi, se = reference_structure("Bi"), reference_structure("Se")
+    assert (len(bi), bi.get_space_group_info()[1]) == (2, 166)
+    assert (len(se), se.get_space_group_info()[1]) == (3, 152)
+    with pytest.raises(ValueError, match="No built-in reference crystal for Xe"):
+        reference_structure("Xe")
+
+
+def test_assessment_is_stored_and_queryable(aiida_profile_clean):
+    """assess_relaxed on a batch with hand-set energies; the results become extras a QueryBuilder can filter."""
+    from aiida import orm
+
+    from aiida_ccdcgan.data import StructureBatchData
+    from aiida_ccdcgan.tools.assess import assess
+
+    references = {"Bi": -3.86, "Se": -3.47}
+    bi2se3 = Structure.from_spacegroup(
+        "R-3m", Lattice.hexagonal(4.14, 28.6), ["Bi", "Se", "Se"], [[0, 0, 0.4008], [0, 0, 0], [0, 0, 0.2117]]
+    ).get_primitive_structure()
+    rocksalt = Structure(Lattice.cubic(5.9), ["Bi", "Se"] * 4, _rocksalt_sites()).get_primitive_structure()
+    cscl = Structure(Lattice.cubic(3.6), ["Bi", "Se"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    mixture = (2 * -3.86 + 3 * -3.47) / 5
+    relaxed = StructureBatchData.from_structures(
+        [bi2se3, rocksalt, cscl, cscl],
+        {
+            "status": ["converged", "converged", "converged", "exploded"],
+            "energy_per_atom": [mixture - 0.40, -3.665 - 0.25, -3.665 + 0.05, float("nan")],
+        },
+    )
+    known = [{"composition": "BiSe", "formation_energy": -0.30}]
+    node = assess(
+        relaxed,
+        references,
+        "test:scale",
+        known_phases=known,
+        known_structures=StructureBatchData.from_structures([cscl]),
+    )
+    assessed = node.outputs.assessed
+    assert assessed.info("index").tolist() == [0, 1, 2]  # the exploded one is not assessed
+    assert assessed.info("formation_energy") == pytest.approx([-0.40, -0.25, 0.05])
+    assert assessed.info("classification").tolist() == ["stable", "stable", "unstable"]
+    assert assessed.info("distinct").tolist() == [True, True, False]  # CsCl is in the "training data"
+    # BiSe rock salt at −0.25 lies 0.05 above the known BiSe (−0.30), itself 0.04 above the Bi2Se3 tie line
+    hull = node.outputs.hull.get_dict()
+    assert {p["composition"] for p in hull["stable_phases"]} == {"Bi", "Se", "Bi2Se3"}
+
+    query = orm.QueryBuilder().append(
+        orm.StructureData,
+        filters={"extras.e_above_hull": {"<": 0.10}, "extras.energy_scale": "test:scale"},
+        project=["extras.formula", "extras.classification"],
+    )
+    assert sorted(query.all()) == [["Bi2Se3", "stable"], ["BiSe", "stable"]]

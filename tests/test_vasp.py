@@ -1,0 +1,155 @@
+"""The VASP engine to the limit possible without VASP: aiida-vasp's mock-vasp and dummy POTCARs (never licensed files).
+
+Checked: the k-point mesh of "density 40", the INCAR, KPOINTS and POSCAR the facade makes aiida-vasp write (exactly),
+and the whole facade run through mock-vasp, which answers from a registry entry this test records.
+"""
+
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+from pymatgen.core import Lattice, Structure
+
+from aiida_ccdcgan.calculations.functions.relax import kpoints_from_density
+from aiida_ccdcgan.data import StructureBatchData
+from aiida_ccdcgan.workflows.relax import RelaxWorkChain
+
+BIN = Path(sys.executable).parent
+FAMILY = "ccdcgan-dummy-PBE"
+DUMMY_POTCAR = """  PAW_PBE {element} 01Jan1111
+ {zval:.1f}
+ parameters from PSCTR are:
+   VRHFIN ={element}: dummy
+   LEXCH  = PE
+   EATOM  =     1.1111 eV,    1.1111 Ry
+   TITEL  = PAW_PBE {element} 01Jan1111
+   LULTRA =        F    use ultrasoft PP ?
+   IUNSCR =        1    unscreen: 0-lin 1-nonlin 2-no
+   RPACOR =    1.111    partial core radius
+   POMASS =  {mass:.3f}; ZVAL   =   {zval:.3f}    mass and valenz
+   RCORE  =    1.111    outmost cutoff radius
+   RWIGS  =    1.111; RWIGS  =    1.111    wigner-seitz radius (au A)
+   ENMAX  =  111.111; ENMIN  =   111.111 eV
+   RCLOC  =    1.111    cutoff for local pot
+   LCOR   =        T    correct aug charges
+   LPAW   =        T    paw PP
+   EAUG   =  111.111
+   DEXC   =    0.000
+   RMAX   =    1.111    core radius for proj-oper
+   RAUG   =    1.111    factor for augmentation sphere
+   RDEP   =    1.111    radius for radial grids
+   RDEPT  =    1.111    core radius for aug-charge
+ END of PSCTR-controll parameters
+ End of Dataset
+"""
+
+
+def bi2se3_primitive() -> Structure:
+    """Bi2Se3, R-3m, the 5-atom rhombohedral cell (|a| = 9.84 Å, α ≈ 24°): a skewed cell."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    conventional = Structure.from_spacegroup(
+        "R-3m", Lattice.hexagonal(4.14, 28.6), ["Bi", "Se", "Se"], [[0, 0, 0.4008], [0, 0, 0], [0, 0, 0.2117]]
+    )
+    return SpacegroupAnalyzer(conventional).get_primitive_standard_structure()
+
+
+@pytest.fixture
+def dummy_potcars(tmp_path):
+    """A POTCAR family of header-only dummy files for Bi and Se, generated here (no VASP data involved)."""
+    from aiida_vasp.data.potcar import PotcarData
+
+    for element, zval, mass in (("Bi", 15, 208.98), ("Se", 6, 78.96)):
+        folder = tmp_path / "potcars" / element
+        folder.mkdir(parents=True)
+        (folder / "POTCAR").write_text(DUMMY_POTCAR.format(element=element, zval=zval, mass=mass))
+    if not orm.Group.collection.find(filters={"label": FAMILY}):
+        PotcarData.upload_potcar_family(str(tmp_path / "potcars"), FAMILY, "dummy POTCARs for tests")
+    return FAMILY
+
+
+def test_kpoint_density_40_gives_the_reciprocal_length_meshes():
+    """The meshes of aiida_notes.md §2.2: the same as aiida-vasp kpoints_spacing 0.025, whatever the cell's shape."""
+    primitive = orm.StructureData(pymatgen=bi2se3_primitive())
+    conventional = orm.StructureData(
+        pymatgen=Structure.from_spacegroup(
+            "R-3m", Lattice.hexagonal(4.143, 28.636), ["Bi", "Se", "Se"], [[0, 0, 0.4008], [0, 0, 0], [0, 0, 0.2117]]
+        )
+    )
+    cubic = orm.StructureData(pymatgen=Structure(Lattice.cubic(3.3), ["Bi"], [[0, 0, 0]]))
+    density = orm.Float(40)
+    assert kpoints_from_density(primitive, density).get_kpoints_mesh()[0] == [12, 12, 12]
+    assert kpoints_from_density(conventional, density).get_kpoints_mesh()[0] == [12, 12, 2]
+    assert kpoints_from_density(cubic, density).get_kpoints_mesh()[0] == [13, 13, 13]
+    with pytest.raises(ValueError, match="must be positive"):
+        kpoints_from_density(cubic, orm.Float(0))
+
+
+def _vasp_builder(code, family):
+    batch = StructureBatchData.from_structures([bi2se3_primitive()])
+    return RelaxWorkChain.get_builder_from_protocol(
+        batch,
+        code,
+        engine="vasp",
+        overrides={
+            "vasp": {
+                "potential_family": family,
+                "options": {
+                    "resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1},
+                    "max_wallclock_seconds": 600,
+                    "withmpi": False,
+                },
+                "relax_settings": {"convergence_on": False},
+            }
+        },
+    )
+
+
+@pytest.mark.slow
+def test_vasp_engine_writes_the_paper_settings_and_runs_through_mock_vasp(aiida_code_installed, dummy_potcars, tmp_path):
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    code = aiida_code_installed(
+        label="mock-vasp-strict",  # not "mock-vasp": aiida-vasp presets would change settings for that label
+        default_calc_job_plugin="vasp.vasp",
+        filepath_executable=str(BIN / "mock-vasp"),
+        prepend_text=f"export MOCK_VASP_REG_BASE={registry}",
+    )
+    # 1. No registry entry: mock-vasp refuses, the facade records the failure, the written inputs can be read.
+    _, node = run_get_node(_vasp_builder(code, dummy_potcars))
+    assert node.exit_status == RelaxWorkChain.exit_codes.ERROR_NONE_CONVERGED.status
+    relaxed = node.outputs.relaxed
+    assert relaxed.info("status").tolist() == ["failed"] and math.isnan(relaxed.info("total_energy")[0])
+    assert node.outputs.summary["energy_scale"] == f"vasp:gga=pe:encut=500:{dummy_potcars}"
+    calculation = (
+        orm.QueryBuilder().append(orm.CalcJobNode, filters={"attributes.process_label": "VaspCalculation"}).first(flat=True)
+    )
+    written = {name: calculation.base.repository.get_object_content(name) for name in ("INCAR", "KPOINTS", "POSCAR")}
+    incar = dict(line.split(" = ") for line in written["INCAR"].strip().splitlines())
+    assert incar == {
+        "ENCUT": "500",
+        "GGA": "pe",
+        "PREC": "accurate",
+        "ISPIN": "1",
+        "ISMEAR": "0",
+        "SIGMA": "0.05",
+        "EDIFF": "1e-05",
+        "LREAL": ".FALSE.",
+        "LWAVE": ".FALSE.",
+        "LCHARG": ".FALSE.",
+        "IBRION": "2",
+        "ISIF": "3",
+        "NSW": "100",
+        "EDIFFG": "-0.01",
+    }
+    kpoints = [line.split() for line in written["KPOINTS"].splitlines()]
+    assert kpoints[1:5] == [["0"], ["Gamma"], ["12", "12", "12"], ["0.000000000"] * 3]
+    poscar = Structure.from_str(written["POSCAR"], fmt="poscar")
+    expected = bi2se3_primitive()
+    assert poscar.lattice.matrix == pytest.approx(expected.lattice.matrix, abs=1e-8)
+    assert [site.species_string for site in poscar] == [site.species_string for site in expected]
+    assert poscar.cart_coords == pytest.approx(expected.cart_coords, abs=1e-6)
