@@ -5,7 +5,6 @@ and the whole facade run through mock-vasp, which answers from a registry entry 
 """
 
 import math
-import shutil
 import sys
 from pathlib import Path
 
@@ -46,6 +45,86 @@ DUMMY_POTCAR = """  PAW_PBE {element} 01Jan1111
  END of PSCTR-controll parameters
  End of Dataset
 """
+
+
+OUTCAR = """   NSW    =    {nsw}    number of steps for IOM
+   IBRION =      {ibrion}    ionic relax: 0-MD 1-quasi-New 2-CG
+   NELM   =     60;   NELMIN=  2; NELMDL= -5     # of ELM steps
+--------------------------------------- Iteration      1(   1)  ---------------------------------------
+--------------------------------------- Iteration      1(   2)  ---------------------------------------
+ General timing and accounting informations for this job:
+ ========================================================
+                  Total CPU time used (sec):        1.000
+                            User time (sec):        1.000
+                          System time (sec):        0.000
+                         Elapsed time (sec):        1.000
+                   Maximum memory used (kb):      10000.
+                   Average memory used (kb):          N/A
+"""
+
+
+def _varray(name: str, rows) -> str:
+    lines = "\n".join("   <v>" + " ".join(f"{x:16.8f}" for x in row) + " </v>" for row in rows)
+    return f'  <varray name="{name}" >\n{lines}\n  </varray>'
+
+
+def _structure_xml(structure: Structure, name: str) -> str:
+    return (
+        f'  <structure name="{name}" >\n   <crystal>\n{_varray("basis", structure.lattice.matrix)}\n'
+        f'   <i name="volume">{structure.volume:.8f} </i>\n   </crystal>\n{_varray("positions", structure.frac_coords)}\n'
+        "  </structure>"
+    )
+
+
+def synthetic_vasprun(structure: Structure, energy: float) -> str:
+    """A minimal vasprun.xml of a one-step run ending in ``structure`` with ``energy`` (eV), zero forces and stress.
+
+    Written here from scratch (no VASP output is copied): enough for aiida-vasp's parser, so mock-vasp can answer.
+    """
+    species = [site.species_string for site in structure]
+    types = sorted(set(species), key=species.index)
+    atoms = "\n".join(f"    <rc><c>{e}</c><c>{types.index(e) + 1}</c></rc>" for e in species)
+    energies = "".join(f'<i name="{n}">{energy:16.8f} </i>' for n in ("e_fr_energy", "e_wo_entrp", "e_0_energy"))
+    return f"""<?xml version="1.0" encoding="ISO-8859-1"?>
+<modeling>
+ <generator><i name="program" type="string">vasp </i><i name="version" type="string">6.4.2 </i></generator>
+ <parameters><separator name="electronic"><i type="int" name="ISPIN">1</i></separator></parameters>
+ <atominfo>
+  <atoms>{len(structure)}</atoms><types>{len(types)}</types>
+  <array name="atoms" ><dimension dim="1">ion</dimension><field type="string">element</field>
+   <field type="int">atomtype</field><set>
+{atoms}
+   </set></array>
+ </atominfo>
+{_structure_xml(structure, "initialpos")}
+ <calculation>
+  <scstep><energy>{energies}</energy></scstep>
+{_structure_xml(structure, "")}
+{_varray("forces", [[0.0, 0.0, 0.0]] * len(structure))}
+{_varray("stress", [[0.0, 0.0, 0.0]] * 3)}
+  <energy>{energies}</energy>
+ </calculation>
+{_structure_xml(structure, "finalpos")}
+</modeling>
+"""
+
+
+def record_answer(calculation, registry: Path, energy: float) -> None:
+    """Add a mock-vasp registry entry answering ``calculation``'s inputs: its own POSCAR back, with ``energy``."""
+    entry = registry / f"case-{calculation.pk}"
+    (entry / "inp").mkdir(parents=True)
+    (entry / "out").mkdir()
+    written = {name: calculation.base.repository.get_object_content(name) for name in ("INCAR", "KPOINTS", "POSCAR")}
+    for name, text in written.items():
+        (entry / "inp" / name).write_text(text)
+    structure = Structure.from_str(written["POSCAR"], fmt="poscar")
+    incar = {
+        k.strip(): v.strip() for k, v in (line.split("=") for line in written["INCAR"].splitlines() if "=" in line)
+    }
+    (entry / "out" / "vasprun.xml").write_text(synthetic_vasprun(structure, energy))
+    (entry / "out" / "OUTCAR").write_text(OUTCAR.format(nsw=incar.get("NSW", 0), ibrion=incar.get("IBRION", -1)))
+    (entry / "out" / "CONTCAR").write_text(written["POSCAR"])
+    (entry / "out" / "vasp_output").write_text(" running on    1 total cores\n")
 
 
 def bi2se3_primitive() -> Structure:
@@ -89,6 +168,13 @@ def test_kpoint_density_40_gives_the_reciprocal_length_meshes():
         kpoints_from_density(cubic, orm.Float(0))
 
 
+def _last_vasp_calculation():
+    query = orm.QueryBuilder().append(
+        orm.CalcJobNode, filters={"attributes.process_label": "VaspCalculation"}, tag="calc"
+    )
+    return query.order_by({"calc": {"id": "desc"}}).first(flat=True)
+
+
 def _vasp_builder(code, family):
     batch = StructureBatchData.from_structures([bi2se3_primitive()])
     return RelaxWorkChain.get_builder_from_protocol(
@@ -110,7 +196,9 @@ def _vasp_builder(code, family):
 
 
 @pytest.mark.slow
-def test_vasp_engine_writes_the_paper_settings_and_runs_through_mock_vasp(aiida_code_installed, dummy_potcars, tmp_path):
+def test_vasp_engine_writes_the_paper_settings_and_runs_through_mock_vasp(
+    aiida_code_installed, dummy_potcars, tmp_path
+):
     registry = tmp_path / "registry"
     registry.mkdir()
     code = aiida_code_installed(
@@ -125,9 +213,7 @@ def test_vasp_engine_writes_the_paper_settings_and_runs_through_mock_vasp(aiida_
     relaxed = node.outputs.relaxed
     assert relaxed.info("status").tolist() == ["failed"] and math.isnan(relaxed.info("total_energy")[0])
     assert node.outputs.summary["energy_scale"] == f"vasp:gga=pe:encut=500:{dummy_potcars}"
-    calculation = (
-        orm.QueryBuilder().append(orm.CalcJobNode, filters={"attributes.process_label": "VaspCalculation"}).first(flat=True)
-    )
+    calculation = _last_vasp_calculation()
     written = {name: calculation.base.repository.get_object_content(name) for name in ("INCAR", "KPOINTS", "POSCAR")}
     incar = dict(line.split(" = ") for line in written["INCAR"].strip().splitlines())
     assert incar == {
@@ -153,3 +239,15 @@ def test_vasp_engine_writes_the_paper_settings_and_runs_through_mock_vasp(aiida_
     assert poscar.lattice.matrix == pytest.approx(expected.lattice.matrix, abs=1e-8)
     assert [site.species_string for site in poscar] == [site.species_string for site in expected]
     assert poscar.cart_coords == pytest.approx(expected.cart_coords, abs=1e-6)
+
+    # 2. mock-vasp answers each calculation from the registry: the facade runs to the end and normalises the result.
+    for _ in range(3):  # the relaxation, then aiida-vasp's final static run: each needs its own entry
+        record_answer(_last_vasp_calculation(), registry, energy=-20.0)
+        _, node = run_get_node(_vasp_builder(code, dummy_potcars))
+        if node.is_finished_ok:
+            break
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    relaxed = node.outputs.relaxed
+    assert relaxed.info("status").tolist() == ["converged"] and relaxed.info("exit_code").tolist() == [0]
+    assert relaxed.info("total_energy").tolist() == [-20.0] and relaxed.info("energy_per_atom").tolist() == [-4.0]
+    assert relaxed.get_structures()[0].composition.reduced_formula == "Bi2Se3"

@@ -159,7 +159,7 @@ class RelaxWorkChain(ProtocolMixin, WorkChain):
         for label, structure in sorted(single.items()):
             builder = relax_class.get_builder()
             builder.structure = structure
-            builder.relax_settings = orm.Dict(parameters["relax_settings"])
+            builder.relax_settings = parameters["relax_settings"]  # its serializer fills in aiida-vasp's defaults
             builder.vasp.code = self.inputs.vasp.code
             builder.vasp.parameters = orm.Dict({"incar": parameters["incar"]})
             builder.vasp.kpoints = kpoints_from_density(structure, density)
