@@ -19,7 +19,11 @@ pytest.importorskip("sevenn")
 from aiida_ccdcgan.calculations.relax import RelaxCalculation  # noqa: E402
 from aiida_ccdcgan.data import StructureBatchData  # noqa: E402
 from aiida_ccdcgan.relaxation import RelaxSettings, Status, relax_batch, relax_structure  # noqa: E402
-from aiida_ccdcgan.thermodynamics import formation_energy_per_atom, reference_structure  # noqa: E402
+from aiida_ccdcgan.thermodynamics import (  # noqa: E402
+    energies_above_hull,
+    formation_energy_per_atom,
+    reference_structure,
+)
 from aiida_ccdcgan.workflows.references import CACHE_GROUP, ReferencesWorkChain  # noqa: E402
 from aiida_ccdcgan.workflows.relax import RelaxWorkChain  # noqa: E402
 
@@ -58,14 +62,30 @@ def test_settings_are_validated():
 
 
 @pytest.mark.slow
-def test_sevennet_formation_energy_of_bi2se3_matches_pbe():
-    """Acceptance: E_f(Bi2Se3) with SevenNet-0 against relaxed Bi (A7) and Se (A8) within 0.03 eV/atom of PBE −0.39."""
-    structures = [bi2se3(perturb=True), reference_structure("Bi"), reference_structure("Se")]
+def test_sevennet_formation_energy_of_bi2se3_matches_pbe_and_lies_on_the_hull():
+    """Acceptance: E_f(Bi2Se3) with SevenNet-0 against relaxed Bi (A7) and Se (A8) within 0.03 eV/atom of PBE −0.39,
+    and Bi2Se3 on the hull of {Bi, Se, Bi2Se3, BiSe (rock salt), Bi2Se (anti-CdI2)}, all relaxed the same way."""
+    bise = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.9), ["Bi", "Se"], [[0, 0, 0], [0.5] * 3])
+    bi2se = Structure(
+        Lattice.hexagonal(4.2, 6.5), ["Se", "Bi", "Bi"], [[0, 0, 0], [1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]]
+    )
+    structures = [
+        bi2se3(perturb=True),
+        reference_structure("Bi"),
+        reference_structure("Se"),
+        bise.get_primitive_structure(),
+        bi2se,
+    ]
     results = relax_batch([AseAtomsAdaptor.get_atoms(s) for s in structures], RelaxSettings(workers=2))
-    assert [r.status for r in results] == [Status.CONVERGED] * 3, [r.error for r in results]
-    compound, bismuth, selenium = (r.energy_per_atom for r in results)
-    energy = formation_energy_per_atom("Bi2Se3", compound, {"Bi": bismuth, "Se": selenium})
-    assert energy == pytest.approx(-0.3935, abs=0.03)
+    assert [r.status for r in results] == [Status.CONVERGED] * 5, [r.error for r in results]
+    references = {"Bi": results[1].energy_per_atom, "Se": results[2].energy_per_atom}
+    energies = {
+        formula: formation_energy_per_atom(formula, result.energy_per_atom, references)
+        for formula, result in zip(("Bi2Se3", "BiSe", "Bi2Se"), (results[0], results[3], results[4]))
+    }
+    assert energies["Bi2Se3"] == pytest.approx(-0.3935, abs=0.03)
+    above_hull = energies_above_hull(list(energies.items()), ["Bi", "Se"])
+    assert above_hull[0] == pytest.approx(0.0, abs=1e-9) and min(above_hull[1:]) > 0
 
 
 def test_bad_structures_get_a_status_not_an_exception():
