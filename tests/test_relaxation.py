@@ -131,6 +131,11 @@ def test_script_relaxes_a_batch_over_two_workers_and_resumes(tmp_path):
         [str(BIN / "ccdcgan-relax"), "settings.json", "missing.extxyz"], cwd=tmp_path, capture_output=True, text=True
     )
     assert bad.returncode == 10 and "ERROR [code 10]: cannot read structures from missing.extxyz" in bad.stderr
+    (tmp_path / "checkpoint.json").write_text(json.dumps({**QUICK, "checkpoint": "nowhere/model.pth"}))
+    bad = subprocess.run(
+        [str(BIN / "ccdcgan-relax"), "checkpoint.json", "in.extxyz"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert bad.returncode == 10 and "the checkpoint nowhere/model.pth does not exist" in bad.stderr
 
 
 @pytest.fixture
