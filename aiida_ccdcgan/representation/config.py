@@ -23,7 +23,8 @@ class VoxelConfig:
     ``threshold``. The defaults are those of the authors' code (σ = 0.26 Å; the paper's "σ = 0.15" is a
     gaussian_filter width in voxel units, a different thing).
 
-    Decoding: a site voxel is a peak when it is at least ``peak_threshold`` and no smaller than its 26
+    Decoding: the cell is fitted to the lattice voxels of at least ``lattice_fit_threshold`` (decoded voxels are
+    noisy, and the fit's ln p amplifies noise at small values); a site voxel is a peak when it is at least ``peak_threshold`` and no smaller than its 26
     neighbours; peaks of one element closer than ``merge_distance`` Å are one atom. Validity:
     ``min_distance`` Å between atoms (periodic images included; 2.0 Å is the paper's Bi–Se rule),
     ``min_volume`` Å³ per atom, at most ``max_atoms`` atoms.
@@ -36,6 +37,7 @@ class VoxelConfig:
     sigma: float = 0.26
     threshold: float = 0.02
     peak_threshold: float = 0.3
+    lattice_fit_threshold: float = 0.1
     merge_distance: float = 0.5
     min_distance: float = 2.0
     min_volume_per_atom: float = 1.0
@@ -53,6 +55,8 @@ class VoxelConfig:
             raise DatasetError("Grid sizes must be even and at least 8.")
         if not (0 < self.threshold < self.peak_threshold < 1):
             raise DatasetError("Need 0 < threshold < peak_threshold < 1.")
+        if not (self.threshold <= self.lattice_fit_threshold < 1):
+            raise DatasetError("Need threshold ≤ lattice_fit_threshold < 1.")
         if self.sigma <= 0 or self.box_length <= 0:
             raise DatasetError("sigma and box_length must be positive.")
 

@@ -38,9 +38,9 @@ def decode_lattice(voxel: np.ndarray, config: VoxelConfig) -> np.ndarray:
     """Return the lower-triangular cell (rows a, b, c in Å) that a lattice voxel encodes.
 
     The voxel value at fractional offset d from the centre is exp(−dᵀGd/2σ²), so −2σ² ln p is linear in the
-    six components of the metric G. They are fitted by least squares over every voxel above the threshold
-    (the axes and face diagonals the paper reads, and all others), weighted by the value, since the noise of
-    ln p grows as the value falls. The cell is the Cholesky factor of G. Raises :class:`LatticeDecodeError`.
+    six components of the metric G. They are fitted by least squares over every voxel of at least
+    ``lattice_fit_threshold`` (the axes and face diagonals the paper reads, and all others), weighted by the
+    value, since the noise of ln p grows as the value falls. The cell is the Cholesky factor of G. Raises :class:`LatticeDecodeError`.
     """
     size = config.lattice_grid
     if voxel.shape != (size, size, size):
@@ -49,7 +49,7 @@ def decode_lattice(voxel: np.ndarray, config: VoxelConfig) -> np.ndarray:
     if not np.all(np.isfinite(values)):
         raise LatticeDecodeError("the lattice voxel contains NaN or infinite values")
     centre = size // 2
-    mask = (values > config.threshold) & (values < 1.0)
+    mask = (values >= config.lattice_fit_threshold) & (values < 1.0)
     mask[centre, centre, centre] = False
     index = np.argwhere(mask)
     if len(index) < 6:

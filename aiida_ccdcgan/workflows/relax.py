@@ -37,8 +37,10 @@ def _validate_inputs(inputs, _):
     engine = inputs["engine"].value
     if engine == "mlip" and "code" not in inputs.get("mlip", {}):
         return "engine 'mlip' needs mlip.code (a ccdcgan-relax code) and mlip.settings."
-    if engine == "vasp" and "code" not in inputs.get("vasp", {}):
-        return "engine 'vasp' needs vasp.code, vasp.parameters, vasp.potential_family and vasp.potential_mapping."
+    needed = ("code", "parameters", "potential_family", "potential_mapping", "options")
+    missing = [f"vasp.{name}" for name in needed if name not in inputs.get("vasp", {})]
+    if engine == "vasp" and missing:
+        return f"engine 'vasp' needs {', '.join(missing)} (get_builder_from_protocol fills them in)."
     return None
 
 
