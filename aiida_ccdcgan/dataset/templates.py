@@ -1,0 +1,119 @@
+"""Binary templates and element substitution: the raw material of a training database such as the paper's Bi–Se set.
+
+The paper (and iMatGen's V–O data before it) took binary Materials Project structures as templates and put the two
+new elements on their two sites both ways round (``_copy1`` / ``_copy2``). Here a template is a
+:class:`CrystalRecord` of a binary crystal; :func:`substitute` makes both assignments (one when they are the same
+crystal), rescales the cell so the shortest bond fits the new atoms, and :func:`substituted_records` applies the
+paper's filters (≤ 20 atoms, longest cell edge < 10 Å) to the results.
+
+Template sources: any dataset file (:func:`binary_templates`, e.g. the V–O CSV, one per template id) and the
+binary prototypes of pymatgen's AFLOW library (:func:`aflow_binary_templates`), which ship with pymatgen, so a
+database can be built on a fresh machine with no data at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Element, Structure
+
+from .records import CrystalRecord, DatasetError
+
+
+@dataclasses.dataclass(frozen=True)
+class TemplateFilter:
+    """Which substituted crystals enter a database: the paper's limits by default."""
+
+    max_atoms: int = 20
+    max_edge: float = 10.0
+
+
+def binary_templates(records: Iterable[CrystalRecord]) -> list[CrystalRecord]:
+    """The two-element crystals of ``records``, one per ``group_key`` (template id) where the source gives one."""
+    chosen, seen = [], set()
+    for record in records:
+        if len(record.structure.composition.elements) != 2:
+            continue
+        key = record.group_key or record.source_id
+        if key in seen:
+            continue
+        seen.add(key)
+        chosen.append(dataclasses.replace(record, source_id=key, formation_energy=None, properties={}))
+    return chosen
+
+
+def aflow_binary_templates() -> list[CrystalRecord]:
+    """The binary prototypes of pymatgen's AFLOW prototype library (shipped with pymatgen), by AFLOW label."""
+    import pymatgen.analysis.prototypes as prototypes
+    from monty.serialization import loadfn
+
+    library = loadfn(Path(prototypes.__file__).parent / "aflow_prototypes.json.gz")
+    records = []
+    for entry in library:
+        structure = entry["snl"].structure
+        if len(structure.composition.elements) == 2:
+            label = entry["tags"]["aflow"]
+            records.append(CrystalRecord(source_id=label, structure=structure, group_key=label))
+    return records
+
+
+def rescale_to_bonds(structure: Structure) -> Structure:
+    """A copy scaled isotropically so the shortest interatomic distance equals the sum of the two atoms' radii."""
+    distances = structure.distance_matrix + np.diag(np.full(len(structure), np.inf))
+    if len(structure) == 1:
+        raise DatasetError("A one-atom cell has no bond to rescale to; use a template with at least two atoms.")
+    i, j = np.unravel_index(np.argmin(distances), distances.shape)
+    target = sum(float(Element(structure[k].specie.symbol).atomic_radius) for k in (i, j))
+    scaled = structure.copy()
+    scaled.scale_lattice(structure.volume * (target / distances[i, j]) ** 3)
+    return scaled
+
+
+def substitute(template: Structure, elements: Sequence[str]) -> list[Structure]:
+    """Both assignments of ``elements`` (A, B) to the template's two species (one if both give the same crystal),
+    each rescaled with :func:`rescale_to_bonds`. The template's species are ordered by electronegativity, so
+    assignment 1 puts A where the template's more electropositive element was (Bi on V's sites in V–O)."""
+    species = sorted(template.composition.elements, key=lambda element: (element.X, element.symbol))
+    if len(species) != 2 or len(elements) != 2 or len(set(elements)) != 2:
+        raise DatasetError(
+            f"Substitution needs a binary template and two different elements, not {template.composition.reduced_formula} "
+            f"and {list(elements)}."
+        )
+    first, second = elements
+    results = []
+    for mapping in ({species[0]: first, species[1]: second}, {species[0]: second, species[1]: first}):
+        substituted = template.copy()
+        substituted.replace_species({old: new for old, new in mapping.items()})
+        results.append(rescale_to_bonds(substituted))
+    if StructureMatcher().fit(results[0], results[1]):
+        return results[:1]
+    return results
+
+
+def substituted_records(
+    templates: Iterable[CrystalRecord], elements: Sequence[str], limits: TemplateFilter = TemplateFilter()
+) -> list[CrystalRecord]:
+    """Substitute ``elements`` into every template; keep those within ``limits``.
+
+    Each result's ``source_id`` is ``<template>_copy<k>`` (k = 1, 2: the assignment, as the V–O data's ids),
+    its ``group_key`` the template id (so a split keeps both copies on one side), and its properties record
+    ``template`` and ``assignment``. No formation energy yet: relaxing comes next.
+    """
+    records = []
+    for template in templates:
+        for assignment, structure in enumerate(substitute(template.structure, elements), start=1):
+            if len(structure) > limits.max_atoms or max(structure.lattice.abc) >= limits.max_edge:
+                continue
+            records.append(
+                CrystalRecord(
+                    source_id=f"{template.source_id}_copy{assignment}",
+                    structure=structure,
+                    group_key=template.source_id,
+                    properties={"template": template.source_id, "assignment": assignment},
+                )
+            )
+    return records
