@@ -176,3 +176,12 @@ def crystals():
     from dataset_files import make_crystals
 
     return make_crystals()
+
+
+@pytest.fixture
+def relax_code(aiida_code_installed):
+    """The ccdcgan-relax console script as an InstalledCode on the test localhost."""
+    return aiida_code_installed(
+        default_calc_job_plugin="ccdcgan.relax.mlip",
+        filepath_executable=str(Path(sys.executable).parent / "ccdcgan-relax"),
+    )

@@ -143,3 +143,7 @@ TINY_CONFIG = {
     "gan": {"mode": "ccdcgan", "noise_dim": 16, "batch_size": 4, "steps": 3},
 }
 """A training configuration small enough for tests: 16³ grids, tiny latents, a few epochs and GAN steps."""
+
+
+QUICK_RELAX = {"potential": "chgnet", "fmax": 0.1, "max_steps": 40, "workers": 1}
+"""Relaxation settings for tests: CHGNet (the fastest potential), loose forces, few steps, in-process."""

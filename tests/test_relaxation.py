@@ -16,6 +16,8 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 pytest.importorskip("sevenn")
 
+from dataset_files import QUICK_RELAX as QUICK  # noqa: E402
+
 from aiida_ccdcgan.calculations.relax import RelaxCalculation  # noqa: E402
 from aiida_ccdcgan.data import StructureBatchData  # noqa: E402
 from aiida_ccdcgan.relaxation import RelaxSettings, Status, relax_batch, relax_structure  # noqa: E402
@@ -28,7 +30,6 @@ from aiida_ccdcgan.workflows.references import CACHE_GROUP, ReferencesWorkChain 
 from aiida_ccdcgan.workflows.relax import RelaxWorkChain  # noqa: E402
 
 BIN = Path(sys.executable).parent
-QUICK = {"potential": "chgnet", "fmax": 0.1, "max_steps": 40, "workers": 1}
 
 
 def bi2se3(perturb: bool = False) -> Structure:
@@ -136,14 +137,6 @@ def test_script_relaxes_a_batch_over_two_workers_and_resumes(tmp_path):
         [str(BIN / "ccdcgan-relax"), "checkpoint.json", "in.extxyz"], cwd=tmp_path, capture_output=True, text=True
     )
     assert bad.returncode == 10 and "the checkpoint nowhere/model.pth does not exist" in bad.stderr
-
-
-@pytest.fixture
-def relax_code(aiida_code_installed):
-    """The ccdcgan-relax console script as an InstalledCode on the test localhost."""
-    return aiida_code_installed(
-        default_calc_job_plugin="ccdcgan.relax.mlip", filepath_executable=str(BIN / "ccdcgan-relax")
-    )
 
 
 @pytest.mark.slow

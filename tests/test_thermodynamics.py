@@ -115,6 +115,17 @@ def test_assessment_is_stored_and_queryable(aiida_profile_clean):
     assert assessed.info("classification").tolist() == ["stable", "stable", "unstable"]
     assert assessed.info("distinct").tolist() == [True, True, False]  # CsCl is in the "training data"
     # BiSe rock salt at −0.25 lies 0.05 above the known BiSe (−0.30), itself 0.04 above the Bi2Se3 tie line
+    assert node.outputs.summary.get_dict() == {
+        "relaxed": 4,
+        "converged": 3,
+        "formation_energy_below_zero": 2,
+        "stable": 2,
+        "metastable": 0,
+        "distinct": 2,
+        "distinct_stable": 2,
+        "distinct_metastable": 0,
+        "mean_formation_energy": pytest.approx(-0.2),
+    }
     hull = node.outputs.hull.get_dict()
     assert {p["composition"] for p in hull["stable_phases"]} == {"Bi", "Se", "Bi2Se3"}
 

@@ -32,17 +32,30 @@ def assess(
     if known_structures is not None:
         inputs["known_structures"] = known_structures
     outputs, node = assess_relaxed.run_get_node(**inputs)
-    assessed = outputs["assessed"]
-    columns = {name: assessed.info(name).tolist() for name in ("index", "formation_energy", "e_above_hull")}
-    columns |= {name: assessed.info(name).tolist() for name in ("classification", "distinct")}
+    mirror_assessment(node, relaxed, energy_scale)
+    return node
+
+
+def mirror_assessment(
+    node: orm.CalcFunctionNode, relaxed: StructureBatchData, energy_scale: str
+) -> dict[int, orm.StructureData]:
+    """Copy the results of an ``assess_relaxed`` run into extras of its output structures; return them by index."""
+    assessed = node.outputs.assessed
+    columns = {
+        name: assessed.info(name).tolist()
+        for name in ("index", "formation_energy", "e_above_hull", "classification", "distinct")
+    }
     energies = relaxed.info("energy_per_atom").tolist()
+    structures = {}
     for row, index in enumerate(columns["index"]):
-        structure = outputs["structures"][STRUCTURE_LABEL.format(index=index)]
+        structure = node.outputs.structures[STRUCTURE_LABEL.format(index=index)]
         composition = structure.get_pymatgen_structure().composition
+        elements = sorted(str(e) for e in composition.elements)
         structure.base.extras.set_many(
             {
                 extras.FORMULA: composition.reduced_formula,
-                extras.ELEMENTS: sorted(str(e) for e in composition.elements),
+                extras.ELEMENTS: elements,
+                extras.CHEMICAL_SYSTEM: "-".join(elements),
                 extras.NATOMS: len(structure.sites),
                 extras.FORMATION_ENERGY: columns["formation_energy"][row],
                 extras.E_ABOVE_HULL: columns["e_above_hull"][row],
@@ -52,4 +65,5 @@ def assess(
                 extras.ENERGY_PER_ATOM: energies[index],
             }
         )
-    return node
+        structures[index] = structure
+    return structures

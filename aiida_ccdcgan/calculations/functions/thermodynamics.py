@@ -49,8 +49,9 @@ def assess_relaxed(
     ``{"composition": "BiSe", "formation_energy": -0.3}`` of phases already known at that level of theory, which
     join the hull; ``known_structures``: the training database, for "distinct". Outputs ``assessed`` (the
     converged crystals, columns ``index`` into ``relaxed``, ``formation_energy``, ``e_above_hull``,
-    ``classification``, ``distinct``), ``hull`` (the stable phases) and one StructureData per assessed crystal
-    under ``structures``.
+    ``classification``, ``distinct``), ``hull`` (the stable phases), ``summary`` (the paper's counts: converged,
+    E_f < 0, stable, metastable, distinct, distinct stable / metastable, mean E_f) and one StructureData per
+    assessed crystal under ``structures``.
     """
     from ...thermodynamics import (
         Criteria,
@@ -94,9 +95,22 @@ def assess_relaxed(
             diagram.stable_entries, key=lambda entry: entry.composition.get_atomic_fraction(elements[-1])
         )
     ]
+    classes, formation = info["classification"], info["formation_energy"]
+    summary = {
+        "relaxed": len(structures),
+        "converged": len(chosen),
+        "formation_energy_below_zero": sum(energy < 0 for energy in formation),
+        "stable": classes.count("stable"),
+        "metastable": classes.count("metastable"),
+        "distinct": sum(distinct),
+        "distinct_stable": sum(d and c == "stable" for d, c in zip(distinct, classes)),
+        "distinct_metastable": sum(d and c == "metastable" for d, c in zip(distinct, classes)),
+        "mean_formation_energy": sum(formation) / len(formation) if formation else None,
+    }
     outputs = {
         "assessed": StructureBatchData.from_structures([structures[i] for i in chosen], info),
         "hull": orm.Dict({"elements": elements, "stable_phases": stable}),
+        "summary": orm.Dict(summary),
     }
     for i in chosen:
         outputs[f"structures.{STRUCTURE_LABEL.format(index=i)}"] = orm.StructureData(pymatgen=structures[i])
