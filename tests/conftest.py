@@ -179,6 +179,18 @@ def crystals():
 
 
 @pytest.fixture
+def codes(aiida_code_installed):
+    """InstalledCodes for the training and sampling console scripts on the test localhost."""
+    return {
+        name: aiida_code_installed(
+            default_calc_job_plugin=f"ccdcgan.{name}",
+            filepath_executable=str(Path(sys.executable).parent / f"ccdcgan-{name}"),
+        )
+        for name in ("train", "sample")
+    }
+
+
+@pytest.fixture
 def relax_code(aiida_code_installed):
     """The ccdcgan-relax console script as an InstalledCode on the test localhost."""
     return aiida_code_installed(

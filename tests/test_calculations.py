@@ -18,19 +18,6 @@ from aiida_ccdcgan.dataset import write_extxyz
 BIN = Path(sys.executable).parent
 
 
-@pytest.fixture
-def codes(aiida_code_installed):
-    """InstalledCodes for the two console scripts on the test localhost."""
-    return {
-        "train": aiida_code_installed(
-            default_calc_job_plugin="ccdcgan.train", filepath_executable=str(BIN / "ccdcgan-train")
-        ),
-        "sample": aiida_code_installed(
-            default_calc_job_plugin="ccdcgan.sample", filepath_executable=str(BIN / "ccdcgan-sample")
-        ),
-    }
-
-
 def _dataset(tmp_path) -> orm.SinglefileData:
     records = [r for r in make_crystals() if "Na" not in r.structure.composition]
     for index, record in enumerate(records):

@@ -4,6 +4,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -199,3 +200,23 @@ def test_references_are_relaxed_once_per_settings(relax_code):
     assert second_node.is_finished_ok and not second_node.called  # nothing relaxed again
     assert {e: n.pk for e, n in second["energies"].items()} == {e: n.pk for e, n in first["energies"].items()}
     assert first["energies"]["Se"].creator.inputs.relaxed.creator  # provenance: energy ← relaxed batch ← CalcJob
+
+
+@pytest.mark.slow
+def test_workers_do_not_outlive_a_killed_batch(tmp_path):
+    """A cancelled job kills ccdcgan-relax with SIGKILL: its worker processes must go too, not relax on as orphans."""
+    import psutil
+
+    structures = [bi2se3(perturb=True) for _ in range(6)]
+    write(tmp_path / "in.extxyz", [AseAtomsAdaptor.get_atoms(s) for s in structures], format="extxyz")
+    (tmp_path / "settings.json").write_text(json.dumps({**QUICK, "workers": 2, "fmax": 1e-6, "max_steps": 100000}))
+    batch = subprocess.Popen([str(BIN / "ccdcgan-relax"), "settings.json", "in.extxyz"], cwd=tmp_path)
+    parent = psutil.Process(batch.pid)
+    deadline = time.monotonic() + 120
+    while len(workers := [p for p in parent.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]) < 2:
+        assert batch.poll() is None and time.monotonic() < deadline, "the batch never started its two workers"
+        time.sleep(0.2)
+    batch.kill()
+    batch.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, f"workers still running after their batch was killed: {[p.pid for p in alive]}"

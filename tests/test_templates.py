@@ -50,6 +50,8 @@ def test_records_carry_template_ids_and_respect_the_paper_limits():
 def test_template_sources(shared_data):
     aflow = aflow_binary_templates()  # ships with pymatgen: works with no data at all
     assert len(aflow) > 150 and all(len(r.structure.composition.elements) == 2 for r in aflow)
+    assert len({r.source_id for r in aflow}) == len(aflow)  # labels shared by several prototypes are made unique
+    assert {"AB_oP8_62_c_c-SnS", "AB_oP8_62_c_c-MnP", "AB_cF8_225_a_b"} <= {r.source_id for r in aflow}
     vo = binary_templates(read_dataset("vo-csv", shared_data / "vo_imatgen_dft.csv.gz"))
     assert len(vo) == 5687 and len({r.source_id for r in vo}) == 5687  # one per template (prototype_mp_id)
     assert all(r.formation_energy is None for r in vo[:10])

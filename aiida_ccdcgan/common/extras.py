@@ -48,3 +48,12 @@ ENERGY_SCALE = "energy_scale"
 
 ENERGY_PER_ATOM = "energy_per_atom"
 """Total energy per atom of a relaxed crystal in eV/atom, on the scale ``ENERGY_SCALE``."""
+
+DESIGN_ROUND = "design_round"
+"""The round of ``ccdcgan.inverse_design`` that generated a relaxed crystal."""
+
+DESIGN_MODE = "design_mode"
+"""The loop mode that generated it: ``dcgan``, ``dcgan_constraint`` or ``ccdcgan``."""
+
+GENERATOR = "generator"
+"""The uuid of the generator model (KerasModelData) that generated it."""

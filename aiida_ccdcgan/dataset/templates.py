@@ -14,6 +14,7 @@ database can be built on a fresh machine with no data at all.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -47,17 +48,25 @@ def binary_templates(records: Iterable[CrystalRecord]) -> list[CrystalRecord]:
 
 
 def aflow_binary_templates() -> list[CrystalRecord]:
-    """The binary prototypes of pymatgen's AFLOW prototype library (shipped with pymatgen), by AFLOW label."""
+    """The binary prototypes of pymatgen's AFLOW prototype library (shipped with pymatgen), by AFLOW label.
+
+    A label leaves out the free parameters, so a few prototypes share one (``AB_oP8_62_c_c``: SnS, FeB, GeS, MnP);
+    those get the prototype's formula appended (``AB_oP8_62_c_c-SnS``) so every id is unique.
+    """
     import pymatgen.analysis.prototypes as prototypes
     from monty.serialization import loadfn
 
     library = loadfn(Path(prototypes.__file__).parent / "aflow_prototypes.json.gz")
+    binaries = [
+        (entry["tags"]["aflow"], entry["snl"].structure)
+        for entry in library
+        if len(entry["snl"].structure.composition.elements) == 2
+    ]
+    shared = {label for label, count in Counter(label for label, _ in binaries).items() if count > 1}
     records = []
-    for entry in library:
-        structure = entry["snl"].structure
-        if len(structure.composition.elements) == 2:
-            label = entry["tags"]["aflow"]
-            records.append(CrystalRecord(source_id=label, structure=structure, group_key=label))
+    for label, structure in binaries:
+        name = f"{label}-{structure.composition.reduced_formula}" if label in shared else label
+        records.append(CrystalRecord(source_id=name, structure=structure, group_key=name))
     return records
 
 

@@ -13,6 +13,8 @@ import dataclasses
 import math
 import multiprocessing
 import os
+import signal
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 
@@ -20,6 +22,9 @@ import numpy as np
 from ase import Atoms
 
 from .settings import RelaxSettings, Status
+
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal a process gets when its parent dies."""
 
 
 @dataclasses.dataclass
@@ -134,8 +139,22 @@ def _thread_environment(threads: int) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _start_worker(settings: RelaxSettings) -> None:
-    """Worker initialiser: limit torch's threads, load the potential once."""
+def _die_with_parent() -> None:
+    """Linux: ask the kernel to send this worker SIGTERM when its parent dies, even by SIGKILL (a cancelled job),
+    so no orphaned worker goes on relaxing and holding a core."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() == 1:  # the parent died before the request took effect
+            os._exit(1)
+
+
+def _start_worker(settings: RelaxSettings, die_with_parent: bool = False) -> None:
+    """Worker initialiser: limit torch's threads, load the potential once (in a worker process: die with the
+    parent)."""
+    if die_with_parent:
+        _die_with_parent()
     import torch
 
     torch.set_num_threads(settings.threads_per_worker)
@@ -175,7 +194,7 @@ def relax_batch(
     workers = min(settings.workers, len(structures))
     with (
         _thread_environment(settings.threads_per_worker),
-        concurrent.futures.ProcessPoolExecutor(workers, context, _start_worker, (settings,)) as pool,
+        concurrent.futures.ProcessPoolExecutor(workers, context, _start_worker, (settings, True)) as pool,
     ):
         futures = {pool.submit(_relax_in_worker, structures[index]): index for index in order}
         for future in concurrent.futures.as_completed(futures):

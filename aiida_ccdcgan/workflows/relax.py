@@ -99,7 +99,7 @@ class RelaxWorkChain(ProtocolMixin, WorkChain):
     @classmethod
     def get_builder_from_protocol(
         cls,
-        structures: StructureBatchData,
+        structures: StructureBatchData | None,
         code: orm.AbstractCode,
         engine: str | None = None,
         protocol: str | None = None,
@@ -113,7 +113,8 @@ class RelaxWorkChain(ProtocolMixin, WorkChain):
         inputs = cls.get_protocol_inputs(protocol, overrides)
         engine = engine or inputs["engine"]
         builder = cls.get_builder()
-        builder.structures = structures
+        if structures is not None:  # None: a builder for a workflow that passes the structures on itself
+            builder.structures = structures
         builder.engine = orm.Str(engine)
         if engine == "mlip":
             builder.mlip.code = code

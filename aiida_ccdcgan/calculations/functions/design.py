@@ -1,0 +1,107 @@
+"""Calcfunctions of the inverse-design loop: the training set as a batch, the valid candidates of a round, what is
+known before a round (structures for "distinct", phases for the hull) and the table of all rounds."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import calcfunction
+
+from ...data.structures import StructureBatchData
+
+ROUND_COLUMNS = (
+    "graphs",
+    "valid",
+    "success_rate",
+    "screened_out",
+    "relaxed",
+    "converged",
+    "formation_energy_below_zero",
+    "metastable",
+    "stable",
+    "stable_fraction",
+    "distinct",
+    "distinct_metastable",
+    "distinct_stable",
+    "mean_formation_energy",
+)
+"""The columns of the per-round table: the paper's Table 1 plus the relaxation counts (see :func:`design_summary`)."""
+
+
+@calcfunction
+def training_set(dataset: orm.SinglefileData) -> StructureBatchData:
+    """The crystals of an extended XYZ training set as one batch, with ``source_id`` and ``formation_energy``."""
+    from ...dataset.readers import read_extxyz
+
+    with dataset.as_path() as path:
+        records = read_extxyz(path)
+    missing = [record.source_id for record in records if record.formation_energy is None]
+    if missing:
+        raise ValueError(f"{len(missing)} training crystals lack formation_energy (e.g. {missing[0]}).")
+    return StructureBatchData.from_structures(
+        [record.structure for record in records],
+        {
+            "source_id": [record.source_id for record in records],
+            "formation_energy": [record.formation_energy for record in records],
+        },
+    )
+
+
+@calcfunction
+def valid_candidates(candidates: StructureBatchData) -> StructureBatchData:
+    """The candidates of a sampling whose outcome is ``valid`` (decoded, passed validity and any screening)."""
+    keep = [i for i, outcome in enumerate(candidates.info("outcome").tolist()) if outcome == "valid"]
+    structures = candidates.get_structures()
+    info = {name: [candidates.info(name)[i].item() for i in keep] for name in candidates.info_names}
+    return StructureBatchData.from_structures([structures[i] for i in keep], info)
+
+
+@calcfunction
+def known_before_round(training: StructureBatchData, on_hull: orm.Bool, **assessed: StructureBatchData) -> dict:
+    """What a round is judged against: ``structures`` (the training set and every crystal assessed in earlier
+    rounds, for "distinct") and ``phases`` (their compositions and formation energies, for the hull; the training
+    set's only when ``on_hull``, i.e. it was computed at the same level of theory as the relaxations)."""
+    structures = list(training.get_structures())
+    phases = []
+    if on_hull.value:
+        energies = training.info("formation_energy").tolist()
+        phases += [
+            {"composition": s.composition.reduced_formula, "formation_energy": e} for s, e in zip(structures, energies)
+        ]
+    for _, batch in sorted(assessed.items()):
+        found = batch.get_structures()
+        structures += found
+        phases += [
+            {"composition": s.composition.reduced_formula, "formation_energy": e}
+            for s, e in zip(found, batch.info("formation_energy").tolist())
+        ]
+    return {"structures": StructureBatchData.from_structures(structures), "phases": orm.List(phases)}
+
+
+@calcfunction
+def design_summary(**rounds: orm.Dict) -> orm.Dict:
+    """The table of all rounds from ``sampling_<k>`` (sampling.json) and, where the round relaxed anything,
+    ``assessment_<k>`` (assess_relaxed's summary). Fractions: success rate = valid / graphs (the paper's 28.8 %),
+    stable fraction = stable / valid (the paper's 8.2 % = 307 of 3,743)."""
+    table = []
+    for k in sorted({int(label.rsplit("_", 1)[1]) for label in rounds}):
+        sampling = rounds[f"sampling_{k}"].get_dict()
+        assessment = rounds[f"assessment_{k}"].get_dict() if f"assessment_{k}" in rounds else {}
+        row = {"round": k, "graphs": sampling["graphs"], "valid": sampling["valid"]}
+        row["success_rate"] = sampling["valid"] / sampling["graphs"]
+        row["screened_out"] = sampling.get("outcomes", {}).get("screened_out", 0)
+        for name in ROUND_COLUMNS[4:]:
+            row[name] = assessment.get(name, 0 if name != "mean_formation_energy" else None)
+        row["relaxed"] = assessment.get("relaxed", 0)
+        row["stable_fraction"] = row["stable"] / row["valid"] if row["valid"] else 0.0
+        table.append(row)
+    total = {name: sum(row[name] for row in table) for name in ROUND_COLUMNS if name not in _RATIOS}
+    total["success_rate"] = total["valid"] / total["graphs"] if total["graphs"] else 0.0
+    total["stable_fraction"] = total["stable"] / total["valid"] if total["valid"] else 0.0
+    means = [(row["mean_formation_energy"], row["converged"]) for row in table if row["converged"]]
+    total["mean_formation_energy"] = (
+        sum(mean * count for mean, count in means) / sum(count for _, count in means) if means else None
+    )
+    return orm.Dict({"columns": ["round", *ROUND_COLUMNS], "rounds": table, "total": total})
+
+
+_RATIOS = ("success_rate", "stable_fraction", "mean_formation_energy")

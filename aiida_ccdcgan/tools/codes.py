@@ -1,0 +1,63 @@
+"""The package's console scripts as AiiDA codes on this machine (``localhost``), created once and reused."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from aiida import orm
+from aiida.common.exceptions import NotExistent
+
+SCRIPT_PLUGINS = {
+    "ccdcgan-train": "ccdcgan.train",
+    "ccdcgan-sample": "ccdcgan.sample",
+    "ccdcgan-relax": "ccdcgan.relax.mlip",
+}
+"""Each console script and the CalcJob that runs it."""
+
+
+def localhost_computer(label: str = "localhost") -> orm.Computer:
+    """The Computer ``label`` (``verdi presto`` makes ``localhost``), or a new one: this machine, ``core.direct``."""
+    try:
+        return orm.load_computer(label)
+    except NotExistent:
+        computer = orm.Computer(
+            label=label,
+            hostname="localhost",
+            description="This machine",
+            transport_type="core.local",
+            scheduler_type="core.direct",
+            workdir=str(Path(tempfile.gettempdir()) / "aiida_run"),
+        ).store()
+        computer.configure(safe_interval=0)
+        computer.set_minimum_job_poll_interval(1.0)
+        return computer
+
+
+def script_code(script: str, computer: orm.Computer | None = None) -> orm.InstalledCode:
+    """The InstalledCode ``<script>@<computer>`` running this environment's ``script`` (e.g. ``ccdcgan-relax``).
+
+    Made on first use; the executable is the one installed beside this Python interpreter.
+    """
+    if script not in SCRIPT_PLUGINS:
+        raise ValueError(f"No console script {script!r}; choose one of {', '.join(SCRIPT_PLUGINS)}.")
+    computer = computer or localhost_computer()
+    try:
+        return orm.load_code(f"{script}@{computer.label}")
+    except NotExistent:
+        executable = Path(sys.executable).parent / script
+        if not executable.exists():
+            found = shutil.which(script)
+            if found is None:
+                raise FileNotFoundError(
+                    f"The console script {script} is not installed; run `pip install -e .` (or scripts/install.sh)."
+                ) from None
+            executable = Path(found)
+        return orm.InstalledCode(
+            label=script,
+            computer=computer,
+            filepath_executable=str(executable),
+            default_calc_job_plugin=SCRIPT_PLUGINS[script],
+        ).store()

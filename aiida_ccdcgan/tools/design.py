@@ -1,0 +1,93 @@
+"""Results of ``ccdcgan.inverse_design`` for people: the round table as text, the points of the hull figure, and
+QueryBuilder recipes to paste."""
+
+from __future__ import annotations
+
+from aiida import orm
+
+from ..calculations.functions.design import ROUND_COLUMNS
+from ..common import extras
+
+HEADERS = {
+    "graphs": "graphs",
+    "valid": "valid",
+    "success_rate": "success",
+    "screened_out": "screened",
+    "relaxed": "relaxed",
+    "converged": "converged",
+    "formation_energy_below_zero": "E_f<0",
+    "metastable": "metast.",
+    "stable": "stable",
+    "stable_fraction": "stable/valid",
+    "distinct": "distinct",
+    "distinct_metastable": "d.metast.",
+    "distinct_stable": "d.stable",
+    "mean_formation_energy": "mean E_f",
+}
+
+
+def _cell(name: str, value) -> str:
+    """One table cell: percentages for rates, eV/atom with 3 decimals, counts as integers."""
+    if value is None:
+        return "–"
+    if name in ("success_rate", "stable_fraction"):
+        return f"{100 * value:.1f} %"
+    if name == "mean_formation_energy":
+        return f"{value:.3f}"
+    return str(value)
+
+
+def round_table(summary: dict) -> str:
+    """The per-round table of a loop's ``summary`` output as aligned text, with a total line."""
+    rows = [["round", *(HEADERS[name] for name in ROUND_COLUMNS)]]
+    for row in summary["rounds"]:
+        rows.append([str(row["round"]), *(_cell(name, row[name]) for name in ROUND_COLUMNS)])
+    if len(summary["rounds"]) > 1:
+        rows.append(["total", *(_cell(name, summary["total"][name]) for name in ROUND_COLUMNS)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in rows)
+
+
+def group_prefix(node: orm.WorkflowNode) -> str:
+    """The prefix of the groups of a loop run."""
+    prefix = node.inputs.group_prefix.value if "group_prefix" in node.inputs else ""
+    return prefix or f"ccdcgan/inverse_design/{node.pk}"
+
+
+def relaxed_points(node: orm.WorkflowNode) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """(formula, E_f) of every relaxed crystal of a loop run, and of its distinct stable ones."""
+    query = orm.QueryBuilder().append(
+        orm.Group, filters={"label": {"like": f"{group_prefix(node)}/round-%/relaxed"}}, tag="group"
+    )
+    query.append(
+        orm.StructureData,
+        with_group="group",
+        project=[f"extras.{extras.FORMULA}", f"extras.{extras.FORMATION_ENERGY}", "extras"],
+    )
+    generated, highlighted = [], []
+    for formula, energy, values in query.iterall():
+        generated.append((formula, energy))
+        if values.get(extras.DISTINCT) and values.get(extras.CLASSIFICATION) == "stable":
+            highlighted.append((formula, energy))
+    return generated, highlighted
+
+
+def query_recipes(node: orm.WorkflowNode) -> list[str]:
+    """Three QueryBuilder one-liners (Python) about a loop run's results, ready to paste into ``verdi shell``."""
+    prefix = group_prefix(node)
+    return [
+        # every distinct stable crystal near the hull, with its E_hull and the generator model that made it
+        "QueryBuilder().append(Group, filters={'label': {'like': '" + prefix + "/round-%/distinct'}}, tag='g')"
+        ".append(StructureData, with_group='g', filters={'extras.classification': 'stable', "
+        "'extras.e_above_hull': {'<': 0.05}}, project=['extras.formula', 'extras.e_above_hull', "
+        "'extras.generator']).all()",
+        # the ten lowest formation energies among all relaxed candidates
+        "QueryBuilder().append(Group, filters={'label': {'like': '" + prefix + "/round-%/relaxed'}}, tag='g')"
+        ".append(StructureData, with_group='g', project=['extras.formula', 'extras.formation_energy_per_atom'])"
+        ".order_by({StructureData: {'extras.formation_energy_per_atom': {'order': 'asc', 'cast': 'f'}}})"
+        ".limit(10).all()",
+        # the models of this run and their roles
+        f"QueryBuilder().append(WorkflowNode, filters={{'id': {node.pk}}}, tag='loop')"
+        ".append(Data, with_incoming='loop', edge_filters={'label': {'like': 'models__%'}}, "
+        "project=['attributes.role', 'uuid']).all()",
+    ]

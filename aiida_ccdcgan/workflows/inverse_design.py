@@ -1,0 +1,345 @@
+"""``ccdcgan.inverse_design``: train (or take) the CCDCGAN models, then generate → decode → relax → judge, round by round.
+
+Outline: train the autoencoders, constraint and GAN (``ccdcgan.train.base``) unless ``models`` are given →
+elemental references (``ccdcgan.references``, cached) → for each round: sample (``ccdcgan.sample``; with
+``dcgan_constraint`` screened by the constraint's prediction) → the valid candidates → relax (``ccdcgan.relax``) →
+formation energy, hull and classification against everything known before the round (``ccdcgan.assess_relaxed``;
+the hull and the "distinct" reference grow with every round) → Groups ``<prefix>/round-<k>/{candidates, relaxed,
+stable, distinct}`` → ``summary``: the paper's table per round and in total.
+
+Candidates stay one batch node per round; only the relaxed, converged crystals become single StructureData, each
+with queryable extras (formation energy, E_hull, class, distinct, round, mode, the generator's uuid).
+"""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import ToContext, WorkChain, if_, while_
+from aiida.engine.processes.builder import ProcessBuilderNamespace
+
+from ..calculations.functions.design import design_summary, known_before_round, training_set, valid_candidates
+from ..calculations.functions.thermodynamics import assess_relaxed
+from ..calculations.sample import REQUIRED_MODELS, SampleCalculation
+from ..common import extras
+from ..data.model import KerasModelData
+from ..tools.assess import mirror_assessment
+from .protocols import ProtocolMixin
+from .references import ReferencesWorkChain
+from .relax import RelaxWorkChain
+from .train import TrainBaseWorkChain
+
+MODES = {"dcgan": "dcgan", "dcgan_constraint": "dcgan", "ccdcgan": "ccdcgan"}
+"""Loop mode → the GAN training mode it needs (DCGAN + constraint screens the samples of a plain DCGAN)."""
+
+ROUND_GROUPS = ("candidates", "relaxed", "stable", "distinct")
+
+
+def _validate_inputs(inputs, _):
+    """Need models or training inputs; the training's GAN mode must be the loop's."""
+    mode = inputs["mode"].value
+    if mode not in MODES:
+        return f"mode must be one of {', '.join(MODES)}, not {mode!r}."
+    if "models" in inputs and inputs["models"]:
+        missing = [r for r in (*REQUIRED_MODELS, "constraint") if r not in inputs["models"]]
+        if missing and (mode == "dcgan_constraint" or set(missing) - {"constraint"}):
+            return f"models lacks {', '.join(missing)}; give all trained models or train inputs instead."
+        if "config" not in inputs:
+            return "Given models need the config they were trained with (input config)."
+        return None
+    if "train" not in inputs or "train" not in inputs["train"]:
+        return "Give either trained models (models + config) or the training inputs (train)."
+    gan_mode = inputs["train"]["train"]["config"].get_dict().get("gan", {}).get("mode", "ccdcgan")
+    if gan_mode != MODES[mode]:
+        return f"The loop mode {mode} needs a GAN trained in mode {MODES[mode]}, but train's config has {gan_mode}."
+    if inputs["rounds"].value < 1 or inputs["graphs_per_round"].value < 1:
+        return "rounds and graphs_per_round must be at least 1."
+    return None
+
+
+class InverseDesignWorkChain(ProtocolMixin, WorkChain):
+    """Generate, relax and judge new crystals of two elements with DCGAN, DCGAN + constraint or CCDCGAN."""
+
+    _protocol_name = "inverse_design"
+
+    @classmethod
+    def define(cls, spec):
+        """Inputs, outline, outputs."""
+        super().define(spec)
+        spec.input("elements", valid_type=orm.List, help="The two element symbols, e.g. ['Bi', 'Se'].")
+        spec.input(
+            "dataset",
+            valid_type=orm.SinglefileData,
+            help="The training set: extended XYZ with formation_energy (eV/atom) per frame (load_bise_database()).",
+        )
+        spec.input("mode", valid_type=orm.Str, default=lambda: orm.Str("ccdcgan"), help=", ".join(MODES))
+        spec.input("rounds", valid_type=orm.Int, default=lambda: orm.Int(1), help="Sampling rounds.")
+        spec.input("graphs_per_round", valid_type=orm.Int, help="Crystal graphs generated per round (paper: 13,000).")
+        spec.input("seed", valid_type=orm.Int, default=lambda: orm.Int(0), help="Round k samples with seed + k.")
+        spec.input(
+            "screening_max_energy",
+            valid_type=orm.Float,
+            default=lambda: orm.Float(0.3),
+            help="dcgan_constraint only: keep valid crystals whose predicted E_f is at most this (eV/atom) — the "
+            "paper's '0.3 eV/atom tolerance' read as 0.3 eV/atom above the elemental tie line.",
+        )
+        spec.input(
+            "database_on_hull",
+            valid_type=orm.Bool,
+            default=lambda: orm.Bool(True),
+            help="Put the training set's formation energies on the hull (only if computed like the relaxations).",
+        )
+        spec.input("group_prefix", valid_type=orm.Str, required=False, help="Default: ccdcgan/inverse_design/<pk>.")
+        spec.input_namespace("models", valid_type=KerasModelData, dynamic=True, required=False, help="Trained models.")
+        spec.input("config", valid_type=orm.Dict, required=False, help="The TrainingConfig of the given models.")
+        spec.expose_inputs(
+            TrainBaseWorkChain,
+            namespace="train",
+            exclude=("train.dataset",),
+            namespace_options={"required": False, "populate_defaults": False},
+        )
+        spec.expose_inputs(
+            SampleCalculation, namespace="sample", exclude=("config", "models", "count", "seed", "max_predicted_energy")
+        )
+        spec.expose_inputs(RelaxWorkChain, namespace="relax", exclude=("structures",))
+        spec.inputs.validator = _validate_inputs
+        spec.outline(
+            cls.setup,
+            if_(cls.needs_training)(cls.train, cls.inspect_training),
+            cls.references,
+            cls.inspect_references,
+            while_(cls.more_rounds)(
+                cls.sample,
+                cls.inspect_sample,
+                if_(cls.has_candidates)(cls.relax, cls.assess),
+                cls.finish_round,
+            ),
+            cls.results,
+        )
+        spec.output_namespace("models", valid_type=KerasModelData, dynamic=True, help="The models that generated.")
+        spec.output("summary", valid_type=orm.Dict, help="The paper's table: one row per round and the total.")
+        spec.output("hull", valid_type=orm.Dict, required=False, help="The stable phases after the last round.")
+        spec.exit_code(420, "ERROR_SUB_PROCESS_FAILED", message="{process} failed: {message}")
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        codes: dict[str, orm.AbstractCode],
+        dataset: orm.SinglefileData,
+        elements,
+        mode: str = "ccdcgan",
+        protocol: str | None = None,
+        overrides: dict | None = None,
+    ):
+        """A builder for ``protocol`` (``fast`` or ``paper``): ``codes`` maps ``train``, ``sample`` and ``relax`` to
+        codes (``relax`` a VASP code when ``overrides`` sets ``relax_engine: vasp``). ``overrides`` is merged into
+        the protocol's values (``{"graphs_per_round": 200, "train": {"config": {"gan": {"steps": 300}}}}``).
+        """
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        if mode not in MODES:
+            raise ValueError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+        train_overrides = _merge_mode(inputs.get("train", {}), MODES[mode])
+        train = TrainBaseWorkChain.get_builder_from_protocol(
+            codes["train"], dataset, elements, protocol=inputs["train_protocol"], overrides=train_overrides
+        )
+        relax = RelaxWorkChain.get_builder_from_protocol(
+            None, codes["relax"], engine=inputs["relax_engine"], protocol=inputs["relax_protocol"],
+            overrides=inputs.get("relax", {}),
+        )  # fmt: skip
+        builder = cls.get_builder()
+        builder.elements = orm.List(list(elements))
+        builder.dataset = dataset
+        builder.mode = orm.Str(mode)
+        builder.rounds = orm.Int(inputs["rounds"])
+        builder.graphs_per_round = orm.Int(inputs["graphs_per_round"])
+        builder.seed = orm.Int(inputs["seed"])
+        builder.screening_max_energy = orm.Float(inputs["screening_max_energy"])
+        _copy_builder_values(builder.train, train, skip=("dataset",))
+        builder.sample.code = codes["sample"]
+        _copy_builder_values(builder.sample.metadata.options, train.train.metadata.options)
+        _copy_builder_values(builder.relax, relax, skip=("structures",))
+        return builder
+
+    def setup(self):
+        """Round counter, group prefix, the training set as a batch."""
+        self.ctx.round = 0
+        self.ctx.assessed = {}  # label → uuid of each round's assessed batch
+        self.ctx.rows = {}  # label → uuid of each round's sampling / assessment summary
+        self.ctx.prefix = self.inputs.group_prefix.value if "group_prefix" in self.inputs else None
+        self.ctx.prefix = self.ctx.prefix or f"ccdcgan/inverse_design/{self.node.pk}"
+        self.ctx.training_uuid = training_set(self.inputs.dataset).uuid
+        if "models" in self.inputs and self.inputs.models:
+            self.ctx.models = {role: node.uuid for role, node in self.inputs.models.items()}
+            self.ctx.config = self.inputs.config.get_dict()
+
+    def needs_training(self) -> bool:
+        """Whether models must be trained first."""
+        return "models" not in self.ctx
+
+    def train(self):
+        """Train the autoencoders, the constraint and the GAN on the dataset."""
+        inputs = self.exposed_inputs(TrainBaseWorkChain, "train")
+        inputs["train"]["dataset"] = self.inputs.dataset
+        inputs["metadata"] = {"call_link_label": "train"}
+        return ToContext(training=self.submit(TrainBaseWorkChain, **inputs))
+
+    def inspect_training(self):
+        """Take the trained models."""
+        node = self.ctx.training
+        if not node.is_finished_ok:
+            return self._failed(node)
+        self.ctx.models = {role: model.uuid for role, model in node.outputs.models.items()}
+        self.ctx.config = node.inputs.train.config.get_dict()
+        stages = node.outputs.metrics.get_dict()["stages"]
+        reconstruction = stages["autoencoders"].get("reconstruction_validation", {}).get("ratio")
+        constraint = stages["constraint"].get("validation", {}).get("mae")
+        self.report(
+            f"models trained: held-out reconstruction {reconstruction}, constraint MAE {constraint} eV/atom, "
+            f"{sum(stage['seconds'] for stage in stages.values()):.0f} s"
+        )
+        return None
+
+    def references(self):
+        """The elemental references, relaxed like the candidates will be (cached across runs)."""
+        inputs = {"elements": self.inputs.elements, "relax": self.exposed_inputs(RelaxWorkChain, "relax")}
+        inputs["metadata"] = {"call_link_label": "references"}
+        return ToContext(references=self.submit(ReferencesWorkChain, **inputs))
+
+    def inspect_references(self):
+        """Keep the reference energies."""
+        node = self.ctx.references
+        if not node.is_finished_ok:
+            return self._failed(node)
+        self.ctx.reference_energies = {element: f.value for element, f in node.outputs.energies.items()}
+        return None
+
+    def more_rounds(self) -> bool:
+        """Whether another round is due."""
+        return self.ctx.round < self.inputs.rounds.value
+
+    def sample(self):
+        """Generate this round's crystal graphs and decode them."""
+        self.ctx.round += 1
+        inputs = self.exposed_inputs(SampleCalculation, "sample")
+        inputs["config"] = orm.Dict(self.ctx.config)
+        roles = (*REQUIRED_MODELS, "constraint")  # the constraint predicts every candidate's E_f; screens if asked
+        inputs["models"] = {role: orm.load_node(uuid) for role, uuid in self.ctx.models.items() if role in roles}
+        if self.inputs.mode.value == "dcgan_constraint":
+            inputs["max_predicted_energy"] = self.inputs.screening_max_energy
+        inputs["count"] = self.inputs.graphs_per_round
+        inputs["seed"] = orm.Int(self.inputs.seed.value + self.ctx.round)
+        inputs["metadata"] = {**inputs.get("metadata", {}), "call_link_label": f"sample_round_{self.ctx.round}"}
+        return ToContext(sampling=self.submit(SampleCalculation, **inputs))
+
+    def inspect_sample(self):
+        """Keep the valid candidates of the round; file the batch in the round's candidates group."""
+        node = self.ctx.sampling
+        if not node.is_finished_ok:
+            return self._failed(node)
+        summary = node.outputs.summary
+        self.ctx.rows[f"sampling_{self.ctx.round}"] = summary.uuid
+        self.ctx.candidates_uuid = None
+        if "candidates" in node.outputs:
+            self._group("candidates").add_nodes(node.outputs.candidates)
+            if summary["valid"]:
+                self.ctx.candidates_uuid = valid_candidates(node.outputs.candidates).uuid
+        self.report(f"round {self.ctx.round}: {summary['valid']} valid crystals of {summary['graphs']} graphs")
+        return None
+
+    def has_candidates(self) -> bool:
+        """Whether the round has valid crystals to relax."""
+        return self.ctx.candidates_uuid is not None
+
+    def relax(self):
+        """Relax the round's valid crystals."""
+        inputs = self.exposed_inputs(RelaxWorkChain, "relax")
+        inputs["structures"] = orm.load_node(self.ctx.candidates_uuid)
+        inputs["metadata"] = {"call_link_label": f"relax_round_{self.ctx.round}"}
+        return ToContext(relaxation=self.submit(RelaxWorkChain, **inputs))
+
+    def assess(self):
+        """Formation energy, hull and classes against everything known before the round; groups and extras."""
+        node = self.ctx.relaxation
+        if "relaxed" not in node.outputs:
+            return self._failed(node)
+        relaxed = node.outputs.relaxed
+        if node.outputs.summary["statuses"].get("converged", 0) == 0:
+            self.report(f"round {self.ctx.round}: no relaxation converged ({node.outputs.summary['statuses']})")
+            return None
+        previous = {label: orm.load_node(uuid) for label, uuid in self.ctx.assessed.items()}
+        known = known_before_round(orm.load_node(self.ctx.training_uuid), self.inputs.database_on_hull, **previous)
+        _, assessment = assess_relaxed.run_get_node(
+            relaxed=relaxed,
+            references=orm.Dict(self.ctx.reference_energies),
+            known_phases=known["phases"],
+            criteria=orm.Dict({}),
+            known_structures=known["structures"],
+        )
+        structures = mirror_assessment(assessment, relaxed, node.outputs.summary["energy_scale"])
+        for structure in structures.values():
+            structure.base.extras.set_many(
+                {
+                    extras.DESIGN_ROUND: self.ctx.round,
+                    extras.DESIGN_MODE: self.inputs.mode.value,
+                    extras.GENERATOR: self.ctx.models["generator"],
+                }
+            )
+        self._group("relaxed").add_nodes(list(structures.values()))
+        classes = {"stable": [], "distinct": []}
+        for structure in structures.values():
+            if structure.base.extras.get(extras.CLASSIFICATION) == "stable":
+                classes["stable"].append(structure)
+            if structure.base.extras.get(extras.DISTINCT):
+                classes["distinct"].append(structure)
+        for name, nodes in classes.items():
+            self._group(name).add_nodes(nodes)
+        self.ctx.assessed[f"round_{self.ctx.round:03d}"] = assessment.outputs.assessed.uuid
+        self.ctx.rows[f"assessment_{self.ctx.round}"] = assessment.outputs.summary.uuid
+        self.ctx.hull_uuid = assessment.outputs.hull.uuid
+        return None
+
+    def finish_round(self):
+        """Make sure the round's groups exist (also when empty); report the round's line of the table."""
+        for name in ROUND_GROUPS:
+            self._group(name)
+        summary = self.ctx.rows.get(f"assessment_{self.ctx.round}")
+        counts = orm.load_node(summary).get_dict() if summary else {}
+        self.report(
+            f"round {self.ctx.round}: {counts.get('converged', 0)} relaxed, {counts.get('stable', 0)} stable, "
+            f"{counts.get('distinct_stable', 0)} distinct stable; groups {self.ctx.prefix}/round-{self.ctx.round}/…"
+        )
+
+    def results(self):
+        """The table of all rounds, the final hull and the models."""
+        self.out("summary", design_summary(**{label: orm.load_node(uuid) for label, uuid in self.ctx.rows.items()}))
+        if "hull_uuid" in self.ctx:
+            self.out("hull", orm.load_node(self.ctx.hull_uuid))
+        self.out_many({f"models.{role}": orm.load_node(uuid) for role, uuid in self.ctx.models.items()})
+
+    def _group(self, name: str) -> orm.Group:
+        """The group ``<prefix>/round-<k>/<name>`` of the current round."""
+        group, _ = orm.Group.collection.get_or_create(f"{self.ctx.prefix}/round-{self.ctx.round}/{name}")
+        return group
+
+    def _failed(self, node):
+        """The exit code for a failed child."""
+        return self.exit_codes.ERROR_SUB_PROCESS_FAILED.format(
+            process=f"{node.process_label}<{node.pk}>", message=node.exit_message or f"exit status {node.exit_status}"
+        )
+
+
+def _copy_builder_values(target: ProcessBuilderNamespace, source: ProcessBuilderNamespace, skip=()) -> None:
+    """Set every value given in ``source`` (another builder's namespace) on ``target``, namespaces recursively."""
+    for key, value in source.items():
+        if key in skip or value is None:
+            continue
+        if isinstance(value, ProcessBuilderNamespace):
+            _copy_builder_values(target[key], value, skip)
+        else:
+            target[key] = value
+
+
+def _merge_mode(train_overrides: dict, gan_mode: str) -> dict:
+    """``train_overrides`` with the GAN training mode set."""
+    config = dict(train_overrides.get("config", {}))
+    config["gan"] = {**config.get("gan", {}), "mode": gan_mode}
+    return {**train_overrides, "config": config}

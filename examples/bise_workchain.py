@@ -1,0 +1,80 @@
+"""The main job: new Bi–Se crystals with CCDCGAN, from the database that ships with aiida-ccdcgan.
+
+    verdi run examples/bise_workchain.py                 # run the loop here and now (≈ 10 min on 2 cores)
+    verdi run examples/bise_workchain.py --submit        # hand it to the daemon (`verdi daemon start` first)
+    verdi run examples/bise_workchain.py --report <pk>   # the table, figure and queries of a finished run
+
+Trains the autoencoders, the formation-energy constraint and the CCDCGAN on the shipped Bi–Se database (SevenNet-0),
+generates crystal graphs, decodes them, relaxes the valid crystals with SevenNet-0 and judges them on the convex
+hull: the ``fast`` protocol of ``ccdcgan.inverse_design``. Prints the paper's table per round, writes
+``bise_hull.png`` (formation energy against Se fraction, like the paper's Fig. 3b) and three QueryBuilder lines.
+"""
+
+import argparse
+
+from aiida import orm
+from aiida.engine import run_get_node, submit
+
+from aiida_ccdcgan.dataset.shipped import bise_build_record
+from aiida_ccdcgan.plotting import plot_formation_energies
+from aiida_ccdcgan.tools.codes import script_code
+from aiida_ccdcgan.tools.design import group_prefix, query_recipes, relaxed_points, round_table
+from aiida_ccdcgan.tools.shipped import bise_database
+from aiida_ccdcgan.workflows.inverse_design import InverseDesignWorkChain
+
+parser = argparse.ArgumentParser(description="CCDCGAN inverse design of Bi–Se crystals.")
+parser.add_argument("--submit", action="store_true", help="Submit to the daemon instead of running here.")
+parser.add_argument("--report", type=int, metavar="PK", help="Report on a finished run instead of starting one.")
+parser.add_argument("--mode", default="ccdcgan", choices=("dcgan", "dcgan_constraint", "ccdcgan"))
+parser.add_argument("--protocol", default="fast", choices=("fast", "paper"))
+parser.add_argument("--rounds", type=int, default=1)
+parser.add_argument("--graphs", type=int, help="Crystal graphs per round (default: the protocol's).")
+parser.add_argument("--figure", default="bise_hull.png")
+args = parser.parse_args()
+
+
+def report(node: orm.WorkflowNode, database: orm.Group) -> None:
+    """Print the table, where the results are and the queries; write the figure."""
+    if not node.is_finished_ok:
+        raise SystemExit(f"{node.process_label}<{node.pk}> did not finish well: {node.exit_status} {node.exit_message}")
+    print(
+        f"\n{node.process_label}<{node.pk}> ({node.inputs.mode.value}, {node.inputs.graphs_per_round.value} graphs/round)"
+    )
+    print(round_table(node.outputs.summary.get_dict()))
+    hull = (
+        node.outputs.hull if "hull" in node.outputs else bise_build_record()["hull"]
+    )  # nothing relaxed: the database's
+    print(f"\nOn the hull now: {', '.join(phase['composition'] for phase in hull['stable_phases'])}")
+    print(
+        f"Groups: {group_prefix(node)}/round-<k>/{{candidates,relaxed,stable,distinct}}  (verdi group list -a -p ccdcgan)"
+    )
+    print(f"Process tree: verdi process status {node.pk}")
+    database_points = [
+        (s.base.extras.get("formula"), s.base.extras.get("formation_energy_per_atom")) for s in database.nodes
+    ]
+    generated, highlighted = relaxed_points(node)
+    figure = plot_formation_energies(["Bi", "Se"], database_points, generated, highlighted, args.figure)
+    print(f"Figure: {figure.resolve()}")
+    print("\nQueryBuilder recipes (in `verdi shell`):")
+    for recipe in query_recipes(node):
+        print(f"  {recipe}")
+
+
+dataset, database = bise_database()
+if args.report is not None:
+    report(orm.load_node(args.report), database)
+    raise SystemExit(0)
+
+overrides = {"rounds": args.rounds} | ({"graphs_per_round": args.graphs} if args.graphs else {})
+codes = {name: script_code(f"ccdcgan-{name}") for name in ("train", "sample", "relax")}
+builder = InverseDesignWorkChain.get_builder_from_protocol(
+    codes, dataset, ["Bi", "Se"], mode=args.mode, protocol=args.protocol, overrides=overrides
+)
+print(f"Training set: {database.count()} Bi–Se crystals (group {database.label!r}); protocol {args.protocol}.")
+if args.submit:
+    node = submit(builder)
+    print(f"Submitted {node.process_label}<{node.pk}>. Follow it with `verdi process list` and `verdi process "
+          f"report {node.pk}`; when it is done: verdi run examples/bise_workchain.py --report {node.pk}")  # fmt: skip
+else:
+    _, node = run_get_node(builder)
+    report(node, database)

@@ -1,0 +1,95 @@
+"""Build the Bi–Se training database that ships with aiida-ccdcgan (``aiida_ccdcgan/resources/``).
+
+    verdi run scripts/build_bise_database.py [--vo-templates 100] [--relax-protocol fast] [--seed 0] [--output aiida_ccdcgan/resources]
+
+Templates: every binary prototype of pymatgen's AFLOW library plus a seeded sample of the iMatGen V–O templates
+(../shared/data/vo_imatgen_dft.csv.gz, the paper's own template source); Bi and Se put on both sites, cells
+rescaled to the atoms' radii, the paper's limits (≤ 20 atoms, longest edge < 10 Å). Relaxed with SevenNet-0
+(``ccdcgan.relax`` protocol ``fast``: FIRE + FrechetCellFilter, fmax 0.1 eV/Å, ≤ 150 steps — the protocol the
+``fast`` inverse-design loop relaxes its candidates with, so both sit on one hull) through
+``ccdcgan.database``; the converged crystals with their formation energy, energy above hull and template go to
+``bise_sevennet.extxyz.gz``, the build's settings, counts, hull and wall time to ``bise_sevennet.json``.
+"""
+
+import argparse
+import gzip
+import json
+import random
+import time
+from pathlib import Path
+
+from aiida import orm
+from aiida.engine import run_get_node
+
+import aiida_ccdcgan
+from aiida_ccdcgan.common import extras
+from aiida_ccdcgan.dataset.readers import read_dataset
+from aiida_ccdcgan.dataset.templates import aflow_binary_templates, binary_templates
+from aiida_ccdcgan.dataset.writers import write_extxyz
+from aiida_ccdcgan.tools.codes import script_code
+from aiida_ccdcgan.tools.datasets import crystal_record
+from aiida_ccdcgan.workflows.database import DatabaseWorkChain, template_batch
+from aiida_ccdcgan.workflows.relax import RelaxWorkChain
+
+ROOT = Path(aiida_ccdcgan.__file__).resolve().parents[1]  # `verdi run` gives __file__ without its folder
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--vo-csv", type=Path, default=ROOT.parent / "shared/data/vo_imatgen_dft.csv.gz")
+parser.add_argument("--vo-templates", type=int, default=100, help="How many V–O templates to sample (seeded).")
+parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--relax-protocol", default="fast", help="ccdcgan.relax protocol: fast or moderate.")
+parser.add_argument("--group", default="bise-sevennet-build")
+parser.add_argument("--output", type=Path, default=ROOT / "aiida_ccdcgan/resources")
+args = parser.parse_args()
+
+vo_templates = binary_templates(read_dataset("vo-csv", args.vo_csv))
+templates = aflow_binary_templates() + random.Random(args.seed).sample(vo_templates, args.vo_templates)
+relax = RelaxWorkChain.get_builder_from_protocol(
+    None,
+    script_code("ccdcgan-relax"),
+    engine="mlip",
+    protocol=args.relax_protocol,
+    overrides={"mlip": {"options": {"max_wallclock_seconds": 6 * 3600}}},
+)
+start = time.perf_counter()
+results, node = run_get_node(
+    DatabaseWorkChain,
+    elements=orm.List(["Bi", "Se"]),
+    templates=template_batch(templates),
+    group_label=orm.Str(args.group),
+    relax={"engine": relax.engine, "mlip": dict(relax.mlip)},
+)
+seconds = time.perf_counter() - start
+if not node.is_finished_ok:
+    raise SystemExit(f"ccdcgan.database<{node.pk}> failed: {node.exit_status} {node.exit_message}")
+
+records = []
+for structure in orm.load_group(args.group).nodes:
+    record = crystal_record(structure)
+    values = structure.base.extras.all
+    record.properties = {
+        "template": record.group_key,
+        "energy_per_atom": values[extras.ENERGY_PER_ATOM],
+        "e_above_hull": values[extras.E_ABOVE_HULL],
+        "classification": values[extras.CLASSIFICATION],
+    }
+    records.append(record)
+records.sort(key=lambda record: record.source_id)
+args.output.mkdir(parents=True, exist_ok=True)
+plain = args.output / "bise_sevennet.extxyz"
+write_extxyz(records, plain)
+with open(plain, "rb") as source, gzip.GzipFile(plain.with_suffix(".extxyz.gz"), "wb", mtime=0) as target:
+    target.write(source.read())
+plain.unlink()
+build = {
+    "elements": ["Bi", "Se"],
+    "templates": {"aflow": len(aflow_binary_templates()), "vo_sampled": args.vo_templates, "seed": args.seed},
+    "relax": {"engine": "mlip", "settings": dict(relax.mlip.settings)},
+    "summary": results["summary"].get_dict(),
+    "substituted": results["relaxed"].count,
+    "stored": len(records),
+    "hull": results["hull"].get_dict(),
+    "wall_seconds": round(seconds, 1),
+    "workchain": node.uuid,
+}
+(args.output / "bise_sevennet.json").write_text(json.dumps(build, indent=2) + "\n")
+print(json.dumps(build, indent=2))
