@@ -128,8 +128,8 @@ def test_usage_errors_exit_2(cli):
 
 
 @pytest.mark.slow
-def test_readme_main_job_on_a_fresh_sqlite_profile(tmp_path, shared_data):
-    """The README's first command, after installation: `verdi presto`, then import and summarise a dataset."""
+def test_a_fresh_presto_profile_takes_an_import(tmp_path, shared_data):
+    """On a fresh `verdi presto` profile (SQLite, as a new user has), the CLI imports and summarises a dataset."""
     environment = {**os.environ, "AIIDA_PATH": str(tmp_path / "aiida")}
     verdi = str(Path(sys.executable).with_name("verdi"))
     presto = subprocess.run([verdi, "presto"], capture_output=True, text=True, env=environment, timeout=300)

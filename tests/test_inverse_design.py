@@ -2,6 +2,8 @@
 through, and interrupted by a daemon restart in the middle."""
 
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -98,6 +100,9 @@ def test_protocols_and_refused_inputs(codes, relax_code, tmp_path):
         instantiate_process(get_manager().get_runner(), builder)
 
 
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bise_workchain.py"
+
+
 def _run_documented_recipes() -> dict:
     """Execute the Python blocks of docs/user_guide.md §7 (the QueryBuilder recipes) and return their names."""
     text = (Path(__file__).resolve().parents[1] / "docs" / "user_guide.md").read_text()
@@ -169,9 +174,20 @@ def _check_finished_loop(node, rounds: int):
 
 @pytest.mark.slow
 @pytest.mark.daemon
-def test_the_loop_runs_through_the_daemon(codes, relax_code, tmp_path, submit_and_await):
+def test_the_loop_runs_through_the_daemon(codes, relax_code, tmp_path, submit_and_await, aiida_profile):
     node = submit_and_await(_tiny_loop(codes, relax_code, tmp_path, 1), timeout=900)
     _check_finished_loop(node, 1)
+    example = [str(Path(sys.executable).with_name("verdi")), "-p", aiida_profile.name, "run", str(EXAMPLE)]
+    report = subprocess.run(
+        [*example, "--report", str(node.pk), "--figure", str(tmp_path / "hull.png")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert report.returncode == 0, report.stderr
+    assert f"InverseDesignWorkChain<{node.pk}>" in report.stdout and "success" in report.stdout
+    assert "On the hull now: Bi, " in report.stdout and "QueryBuilder recipes" in report.stdout
+    assert (tmp_path / "hull.png").read_bytes()[:4] == b"\x89PNG"
     recipes = _run_documented_recipes()
     everything = orm.QueryBuilder().append(
         orm.Group, filters={"label": {"like": "ccdcgan/inverse_design/%/relaxed"}}, tag="g"
@@ -191,7 +207,7 @@ def test_the_loop_runs_through_the_daemon(codes, relax_code, tmp_path, submit_an
     energies = [energy for _, energy, _ in recipes["lowest"]]
     assert energies == sorted(energies)
     summary = node.outputs.summary["total"]
-    assert [summary["success_rate"], summary["stable_fraction"]] in [list(rate) for rate in recipes["rates"]]
+    assert [node.pk, summary["success_rate"], summary["stable_fraction"]] in [list(row) for row in recipes["rates"]]
 
 
 @pytest.mark.slow
@@ -203,9 +219,9 @@ def test_the_loop_finishes_after_a_daemon_restart(codes, relax_code, tmp_path, s
         assert not node.is_terminated, (node.exit_status, node.exit_message)
         assert time.monotonic() < deadline, "the loop never reached its first sampling"
         time.sleep(0.5)
-    started_daemon_client.stop_daemon(wait=True)
+    started_daemon_client.stop_daemon(wait=True, timeout=180)  # the worker may be busy: allow time to stop
     assert not node.is_terminated  # interrupted mid-loop: trained, sampling round 1
-    started_daemon_client.start_daemon()
+    started_daemon_client.start_daemon(timeout=180)
     deadline = time.monotonic() + 900
     while not node.is_terminated:
         assert time.monotonic() < deadline, "the loop did not finish after the daemon restart"
