@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiida import orm
 from aiida.common.links import LinkType
-from aiida.engine import submit
+from aiida.engine import run_get_node, submit
 from aiida.engine.utils import instantiate_process
 from aiida.manage import get_manager
 from dataset_files import QUICK_RELAX, TINY_CONFIG, make_crystals
@@ -92,12 +92,30 @@ def test_protocols_and_refused_inputs(codes, relax_code, tmp_path):
     assert fast.sample.metadata.options["environment_variables"] == {"KERAS_BACKEND": "torch"}
     paper = InverseDesignWorkChain.get_builder_from_protocol(all_codes, dataset, ["Bi", "Se"], protocol="paper")
     assert paper.graphs_per_round.value == 13000 and paper.train.train.config["gan"]["mode"] == "ccdcgan"
+    vasp = InverseDesignWorkChain.get_builder_from_protocol(
+        all_codes, dataset, ["Bi", "Se"], protocol="paper", overrides={"relax_engine": "vasp"}
+    )
+    incar = vasp.relax.vasp.parameters["incar"]
+    assert vasp.relax.engine.value == "vasp" and (incar["gga"], incar["encut"]) == ("pe", 500)  # the paper's PBE
     with pytest.raises(ValueError, match="Unknown mode 'gan'"):
         InverseDesignWorkChain.get_builder_from_protocol(all_codes, dataset, ["Bi", "Se"], mode="gan")
     builder = InverseDesignWorkChain.get_builder_from_protocol(all_codes, dataset, ["Bi", "Se"], mode="ccdcgan")
     builder.mode = orm.Str("dcgan")
     with pytest.raises(ValueError, match="needs a GAN trained in mode dcgan"):
         instantiate_process(get_manager().get_runner(), builder)
+    builder.mode, builder.elements = orm.Str("ccdcgan"), orm.List(["Bi", "Bi"])
+    with pytest.raises(ValueError, match="elements must be two different element symbols"):
+        instantiate_process(get_manager().get_runner(), builder)
+
+
+def test_a_file_that_is_no_training_set_ends_the_loop_cleanly(codes, relax_code, tmp_path):
+    (tmp_path / "bad.extxyz").write_text("this is not an extended XYZ file\n")
+    builder = _tiny_loop(codes, relax_code, tmp_path, 1)
+    builder.dataset = orm.SinglefileData(tmp_path / "bad.extxyz")
+    _, node = run_get_node(builder)
+    assert node.exit_status == InverseDesignWorkChain.exit_codes.ERROR_INVALID_DATASET.status
+    assert "cannot read as extended XYZ" in node.exit_message
+    assert not node.called_descendants or all(c.process_label == "training_set" for c in node.called_descendants)
 
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bise_workchain.py"

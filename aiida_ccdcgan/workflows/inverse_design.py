@@ -39,6 +39,11 @@ def _validate_inputs(inputs, _):
     mode = inputs["mode"].value
     if mode not in MODES:
         return f"mode must be one of {', '.join(MODES)}, not {mode!r}."
+    elements = inputs["elements"].get_list()
+    if len(elements) != 2 or len(set(elements)) != 2:
+        return f"elements must be two different element symbols, not {elements}."
+    if inputs["rounds"].value < 1 or inputs["graphs_per_round"].value < 1:
+        return "rounds and graphs_per_round must be at least 1."
     if "models" in inputs and inputs["models"]:
         missing = [r for r in (*REQUIRED_MODELS, "constraint") if r not in inputs["models"]]
         if missing and (mode == "dcgan_constraint" or set(missing) - {"constraint"}):
@@ -51,8 +56,6 @@ def _validate_inputs(inputs, _):
     gan_mode = inputs["train"]["train"]["config"].get_dict().get("gan", {}).get("mode", "ccdcgan")
     if gan_mode != MODES[mode]:
         return f"The loop mode {mode} needs a GAN trained in mode {MODES[mode]}, but train's config has {gan_mode}."
-    if inputs["rounds"].value < 1 or inputs["graphs_per_round"].value < 1:
-        return "rounds and graphs_per_round must be at least 1."
     return None
 
 
@@ -118,6 +121,7 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
         spec.output_namespace("models", valid_type=KerasModelData, dynamic=True, help="The models that generated.")
         spec.output("summary", valid_type=orm.Dict, help="The paper's table: one row per round and the total.")
         spec.output("hull", valid_type=orm.Dict, required=False, help="The stable phases after the last round.")
+        spec.exit_code(410, "ERROR_INVALID_DATASET", message="The dataset cannot train the models: {message}")
         spec.exit_code(420, "ERROR_SUB_PROCESS_FAILED", message="{process} failed: {message}")
 
     @classmethod
@@ -160,13 +164,16 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
         return builder
 
     def setup(self):
-        """Round counter, group prefix, the training set as a batch."""
+        """Round counter, group prefix, the training set as a batch (a file that is not one ends the loop)."""
         self.ctx.round = 0
         self.ctx.assessed = {}  # label → uuid of each round's assessed batch
         self.ctx.rows = {}  # label → uuid of each round's sampling / assessment summary
         self.ctx.prefix = self.inputs.group_prefix.value if "group_prefix" in self.inputs else None
         self.ctx.prefix = self.ctx.prefix or f"ccdcgan/inverse_design/{self.node.pk}"
-        self.ctx.training_uuid = training_set(self.inputs.dataset).uuid
+        try:
+            self.ctx.training_uuid = training_set(self.inputs.dataset).uuid
+        except ValueError as exception:  # DatasetError too: a file that is not a training set
+            return self.exit_codes.ERROR_INVALID_DATASET.format(message=str(exception))
         if "models" in self.inputs and self.inputs.models:
             self.ctx.models = {role: node.uuid for role, node in self.inputs.models.items()}
             self.ctx.config = self.inputs.config.get_dict()
