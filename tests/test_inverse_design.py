@@ -23,6 +23,7 @@ from aiida_ccdcgan.calculations.functions.design import (
     valid_candidates,
 )
 from aiida_ccdcgan.data.structures import StructureBatchData
+from aiida_ccdcgan.scripts.train import MODEL_FILES
 from aiida_ccdcgan.tools.design import group_prefix, query_recipes, round_table
 from aiida_ccdcgan.workflows.inverse_design import InverseDesignWorkChain
 
@@ -161,17 +162,7 @@ def _check_finished_loop(node, rounds: int):
     summary = node.outputs.summary.get_dict()
     assert [row["round"] for row in summary["rounds"]] == list(range(1, rounds + 1))
     assert all(row["graphs"] == 6 for row in summary["rounds"]) and summary["total"]["graphs"] == 6 * rounds
-    assert sorted(node.outputs.models) == sorted(
-        [
-            "site_encoder",
-            "site_decoder",
-            "lattice_encoder",
-            "lattice_decoder",
-            "constraint",
-            "generator",
-            "discriminator",
-        ]
-    )
+    assert sorted(node.outputs.models) == sorted(role for roles in MODEL_FILES.values() for role in roles)
     samples = sorted((c for c in descendants if c.process_label == "SampleCalculation"), key=lambda c: c.pk)
     for k, sample in enumerate(samples, start=1):
         assert (
