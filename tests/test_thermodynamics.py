@@ -102,7 +102,7 @@ def test_assessment_is_stored_and_queryable(aiida_profile_clean):
         },
     )
     known = [{"composition": "BiSe", "formation_energy": -0.30}]
-    node = assess(
+    node, _ = assess(
         relaxed,
         references,
         "test:scale",

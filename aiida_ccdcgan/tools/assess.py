@@ -14,11 +14,12 @@ def assess(
     relaxed: StructureBatchData,
     references: dict[str, float],
     energy_scale: str,
-    known_phases: list[dict] | None = None,
+    known_phases: list[dict] | orm.List | None = None,
     known_structures: StructureBatchData | None = None,
     criteria: dict | None = None,
-) -> orm.CalcFunctionNode:
-    """Run ``assess_relaxed`` and copy each crystal's results into its extras; return the calcfunction node.
+) -> tuple[orm.CalcFunctionNode, dict[int, orm.StructureData]]:
+    """Run ``assess_relaxed`` and copy each crystal's results into its extras; return the calcfunction node and the
+    assessed structures by index into ``relaxed``. ``known_phases`` may be a stored List (its provenance is kept).
 
     After this, ``QueryBuilder().append(StructureData, filters={'extras.e_above_hull': {'<': 0.1}})`` finds
     the candidates near the hull. ``references``, ``known_phases`` and ``relaxed`` must share ``energy_scale``.
@@ -26,14 +27,13 @@ def assess(
     inputs = {
         "relaxed": relaxed,
         "references": orm.Dict(references),
-        "known_phases": orm.List(known_phases or []),
+        "known_phases": known_phases if isinstance(known_phases, orm.List) else orm.List(known_phases or []),
         "criteria": orm.Dict(criteria or {}),
     }
     if known_structures is not None:
         inputs["known_structures"] = known_structures
-    outputs, node = assess_relaxed.run_get_node(**inputs)
-    mirror_assessment(node, relaxed, energy_scale)
-    return node
+    _, node = assess_relaxed.run_get_node(**inputs)
+    return node, mirror_assessment(node, relaxed, energy_scale)
 
 
 def mirror_assessment(

@@ -59,13 +59,10 @@ def relaxed_points(node: orm.WorkflowNode) -> tuple[list[tuple[str, float]], lis
     query = orm.QueryBuilder().append(
         orm.Group, filters={"label": {"like": f"{group_prefix(node)}/round-%/relaxed"}}, tag="group"
     )
-    query.append(
-        orm.StructureData,
-        with_group="group",
-        project=[f"extras.{extras.FORMULA}", f"extras.{extras.FORMATION_ENERGY}", "extras"],
-    )
+    query.append(orm.StructureData, with_group="group", project="extras")
     generated, highlighted = [], []
-    for formula, energy, values in query.iterall():
+    for (values,) in query.iterall():
+        formula, energy = values[extras.FORMULA], values[extras.FORMATION_ENERGY]
         generated.append((formula, energy))
         if values.get(extras.DISTINCT) and values.get(extras.CLASSIFICATION) == "stable":
             highlighted.append((formula, energy))

@@ -14,10 +14,9 @@ from aiida import orm
 from aiida.engine import ToContext, WorkChain
 
 from ..calculations.functions.database import substitute_templates
-from ..calculations.functions.thermodynamics import assess_relaxed
 from ..common import extras
 from ..data.structures import StructureBatchData
-from ..tools.assess import mirror_assessment
+from ..tools.assess import assess
 from .references import ReferencesWorkChain
 from .relax import RelaxWorkChain
 
@@ -75,13 +74,7 @@ class DatabaseWorkChain(WorkChain):
         relaxed = self.ctx.relaxation.outputs.relaxed
         energies = {element: node.value for element, node in self.ctx.references.outputs.energies.items()}
         energy_scale = self.ctx.relaxation.outputs.summary["energy_scale"]
-        _, node = assess_relaxed.run_get_node(
-            relaxed=relaxed,
-            references=orm.Dict(energies),
-            known_phases=orm.List([]),
-            criteria=orm.Dict({}),
-        )
-        structures = mirror_assessment(node, relaxed, energy_scale)
+        node, structures = assess(relaxed, energies, energy_scale)
         source_ids = self.ctx.substituted.info("source_id").tolist()
         templates = self.ctx.substituted.info("template").tolist()
         for index, structure in structures.items():

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, if_, while_
-from aiida.engine.processes.builder import ProcessBuilderNamespace
 
 from ..calculations.functions.design import design_summary, known_before_round, training_set, valid_candidates
-from ..calculations.functions.thermodynamics import assess_relaxed
 from ..calculations.sample import REQUIRED_MODELS, SampleCalculation
 from ..common import extras
 from ..data.model import KerasModelData
-from ..tools.assess import mirror_assessment
+from ..tools.assess import assess
 from .protocols import ProtocolMixin
 from .references import ReferencesWorkChain
 from .relax import RelaxWorkChain
@@ -157,10 +155,12 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
         builder.graphs_per_round = orm.Int(inputs["graphs_per_round"])
         builder.seed = orm.Int(inputs["seed"])
         builder.screening_max_energy = orm.Float(inputs["screening_max_energy"])
-        _copy_builder_values(builder.train, train, skip=("dataset",))
+        train_inputs = train._inputs(prune=True)
+        del train_inputs["train"]["dataset"]  # the loop passes its own dataset on
+        builder.train._merge(train_inputs)
         builder.sample.code = codes["sample"]
-        _copy_builder_values(builder.sample.metadata.options, train.train.metadata.options)
-        _copy_builder_values(builder.relax, relax, skip=("structures",))
+        builder.sample.metadata.options._merge(train.train.metadata.options._inputs(prune=True))
+        builder.relax._merge(relax._inputs(prune=True))
         return builder
 
     def setup(self):
@@ -274,14 +274,13 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
             return None
         previous = {label: orm.load_node(uuid) for label, uuid in self.ctx.assessed.items()}
         known = known_before_round(orm.load_node(self.ctx.training_uuid), self.inputs.database_on_hull, **previous)
-        _, assessment = assess_relaxed.run_get_node(
-            relaxed=relaxed,
-            references=orm.Dict(self.ctx.reference_energies),
+        assessment, structures = assess(
+            relaxed,
+            self.ctx.reference_energies,
+            node.outputs.summary["energy_scale"],
             known_phases=known["phases"],
-            criteria=orm.Dict({}),
             known_structures=known["structures"],
         )
-        structures = mirror_assessment(assessment, relaxed, node.outputs.summary["energy_scale"])
         for structure in structures.values():
             structure.base.extras.set_many(
                 {
@@ -332,17 +331,6 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
         return self.exit_codes.ERROR_SUB_PROCESS_FAILED.format(
             process=f"{node.process_label}<{node.pk}>", message=node.exit_message or f"exit status {node.exit_status}"
         )
-
-
-def _copy_builder_values(target: ProcessBuilderNamespace, source: ProcessBuilderNamespace, skip=()) -> None:
-    """Set every value given in ``source`` (another builder's namespace) on ``target``, namespaces recursively."""
-    for key, value in source.items():
-        if key in skip or value is None:
-            continue
-        if isinstance(value, ProcessBuilderNamespace):
-            _copy_builder_values(target[key], value, skip)
-        else:
-            target[key] = value
 
 
 def _merge_mode(train_overrides: dict, gan_mode: str) -> dict:

@@ -61,20 +61,20 @@ def known_before_round(training: StructureBatchData, on_hull: orm.Bool, **assess
     rounds, for "distinct") and ``phases`` (their compositions and formation energies, for the hull; the training
     set's only when ``on_hull``, i.e. it was computed at the same level of theory as the relaxations)."""
     structures = list(training.get_structures())
-    phases = []
-    if on_hull.value:
-        energies = training.info("formation_energy").tolist()
-        phases += [
-            {"composition": s.composition.reduced_formula, "formation_energy": e} for s, e in zip(structures, energies)
-        ]
+    phases = _phases(structures, training.info("formation_energy").tolist()) if on_hull.value else []
     for _, batch in sorted(assessed.items()):
         found = batch.get_structures()
         structures += found
-        phases += [
-            {"composition": s.composition.reduced_formula, "formation_energy": e}
-            for s, e in zip(found, batch.info("formation_energy").tolist())
-        ]
+        phases += _phases(found, batch.info("formation_energy").tolist())
     return {"structures": StructureBatchData.from_structures(structures), "phases": orm.List(phases)}
+
+
+def _phases(structures, formation_energies) -> list[dict]:
+    """Hull entries ``{"composition", "formation_energy"}`` of crystals with their formation energies (eV/atom)."""
+    return [
+        {"composition": s.composition.reduced_formula, "formation_energy": e}
+        for s, e in zip(structures, formation_energies)
+    ]
 
 
 @calcfunction
@@ -89,10 +89,9 @@ def design_summary(**rounds: orm.Dict) -> orm.Dict:
         row = {"round": k, "graphs": sampling["graphs"], "valid": sampling["valid"]}
         row["success_rate"] = sampling["valid"] / sampling["graphs"]
         row["screened_out"] = sampling.get("outcomes", {}).get("screened_out", 0)
-        for name in ROUND_COLUMNS[4:]:
-            row[name] = assessment.get(name, 0 if name != "mean_formation_energy" else None)
-        row["relaxed"] = assessment.get("relaxed", 0)
+        row |= {name: assessment.get(name, 0) for name in _ASSESSMENT_COUNTS}
         row["stable_fraction"] = row["stable"] / row["valid"] if row["valid"] else 0.0
+        row["mean_formation_energy"] = assessment.get("mean_formation_energy")
         table.append(row)
     total = {name: sum(row[name] for row in table) for name in ROUND_COLUMNS if name not in _RATIOS}
     total["success_rate"] = total["valid"] / total["graphs"] if total["graphs"] else 0.0
@@ -105,3 +104,5 @@ def design_summary(**rounds: orm.Dict) -> orm.Dict:
 
 
 _RATIOS = ("success_rate", "stable_fraction", "mean_formation_energy")
+_ASSESSMENT_COUNTS = tuple(name for name in ROUND_COLUMNS[4:] if name not in _RATIOS)
+"""The columns taken from assess_relaxed's summary (0 for a round that relaxed nothing)."""
