@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from aiida import orm
+from ase.io import write
 from dataset_files import write_cdvae_csv, write_vo_csv
+from pymatgen.io.ase import AseAtomsAdaptor
 
 EXECUTABLE = str(Path(sys.executable).with_name("aiida-ccdcgan"))
 
@@ -70,6 +72,46 @@ def test_import_summary_reimport_split_and_export(cli, crystals, tmp_path, group
     assert (tmp_path / "all.csv").read_text().count("\n") == 3
 
 
+BISE_POSCAR = """Bi Se
+1.0
+4.14 0 0
+-2.07 3.585 0
+0 0 28.6
+Bi Se
+1 1
+Direct
+0 0 0
+0.5 0.5 0.5
+"""
+"""A two-atom Bi–Se cell that the bad files below spoil one way each."""
+
+BAD_FOLDERS = {
+    "garbage-cif": ("bad.cif", "data_x\n_cell_length_a 4\nloop_ garbage ###\n"),
+    "garbage-poscar": ("POSCAR_bad", "hello\nworld\n1 2 3\n"),
+    "overlapping-atoms": ("overlap.vasp", BISE_POSCAR.replace("0.5 0.5 0.5", "0.001 0 0")),
+    "zero-volume": ("flat.vasp", BISE_POSCAR.replace("0 0 28.6", "4.14 0 0")),
+    "unknown-element": ("xx.vasp", BISE_POSCAR.replace("Bi Se\n1 1", "Bi Xx\n1 1")),
+}
+"""Folders of one good and one bad structure file, by the kind of damage."""
+
+
+def _bad_files(crystals, tmp_path):
+    """Write every bad input the table below refers to into ``tmp_path``."""
+    write_vo_csv(crystals, tmp_path / "vo.csv.gz")
+    crystals[1].formation_energy = float("nan")
+    write_vo_csv(crystals, tmp_path / "nan.csv.gz")
+    (tmp_path / "empty.extxyz").write_text("")
+    whole = tmp_path / "whole.extxyz"
+    write(whole, [AseAtomsAdaptor.get_atoms(c.structure) for c in crystals], format="extxyz")
+    (tmp_path / "truncated.extxyz").write_text(whole.read_text()[:300])
+    for name, (filename, text) in BAD_FOLDERS.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "good.vasp").write_text(BISE_POSCAR)
+        (tmp_path / name / filename).write_text(text)
+    (tmp_path / "no-structures").mkdir()
+    (tmp_path / "no-structures" / "notes.txt").write_text("nothing here")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -79,31 +121,62 @@ def test_import_summary_reimport_split_and_export(cli, crystals, tmp_path, group
             "column(s) 'cif', 'material_id', 'formation_energy_per_atom' are missing",
         ),
         (["import", "extxyz", "empty.extxyz"], "empty.extxyz: the file is empty"),
+        (["import", "extxyz", "truncated.extxyz"], "truncated.extxyz: cannot read as extended XYZ"),
         (
             ["import", "csv", "vo.csv.gz", "--structure-format", "poscar", "--structure-column", "poscar"],
             "A plain CSV import needs id_column",
         ),
         (["import", "vo-csv", "nan.csv.gz"], "row 2 (id 'Bi-A7'): the energy 'formation_energy' is nan"),
+        (["import", "folder", "garbage-cif"], "bad.cif: cannot read the CIF text"),
+        (["import", "folder", "garbage-poscar"], "POSCAR_bad: cannot read the POSCAR text"),
+        (["import", "folder", "overlapping-atoms"], "closer than 0.5 Å: overlapping atoms"),
+        (["import", "folder", "zero-volume"], "the cell volume is 0 Å³"),
+        (["import", "folder", "unknown-element"], "is not a chemical element. Use element symbols"),
+        (["import", "folder", "no-structures"], "no structure files (*.cif, *.vasp, *.poscar, POSCAR*, CONTCAR*)"),
         (["dataset", "summary", "no-such-group"], "No group 'no-such-group'"),
+        (["dataset", "summary", "EMPTY"], "holds no structures (it is empty)"),
+        (["dataset", "summary", "WRONG-TYPE"], "holds no structures (its 1 node(s) are not StructureData)"),
+        (["dataset", "split", "EMPTY"], "holds no structures to split"),
         (["export", "no-such-group", "--csv", "x.csv"], "No group 'no-such-group'"),
+        (["export", "WRONG-TYPE", "--csv", "x.csv"], "Nothing to export: the selection holds no StructureData"),
+        (
+            ["represent", "roundtrip", "whole.extxyz", "--elements", "V,O"],
+            "is not one of the representation's elements (V, O)",
+        ),
+        (["represent", "roundtrip", "whole.extxyz", "--elements", "Bi,Qq"], "'Qq' is not an element symbol"),
     ],
     ids=[
         "missing-file",
         "wrong-columns",
         "empty-file",
+        "truncated-extxyz",
         "csv-without-id",
         "nan-energy",
+        "garbage-cif",
+        "garbage-poscar",
+        "overlapping-atoms",
+        "zero-volume",
+        "unknown-element",
+        "folder-without-structures",
         "unknown-group",
+        "empty-group",
+        "group-of-another-type",
+        "split-empty-group",
         "export-unknown-group",
+        "export-group-of-another-type",
+        "element-outside-the-representation",
+        "unknown-element-in-the-representation",
     ],
 )
 def test_bad_input_exits_1_with_a_clear_message_and_stores_nothing(
     cli, crystals, tmp_path, group_label, node_count, args, message
 ):
-    write_vo_csv(crystals, tmp_path / "vo.csv.gz")
-    crystals[1].formation_energy = float("nan")
-    write_vo_csv(crystals, tmp_path / "nan.csv.gz")
-    (tmp_path / "empty.extxyz").write_text("")
+    """The bad-input table of the command line: exit status 1, a message naming the problem, nothing stored."""
+    _bad_files(crystals, tmp_path)
+    empty, _ = orm.Group.collection.get_or_create(f"{group_label}-empty")
+    wrong_type, _ = orm.Group.collection.get_or_create(f"{group_label}-wrong-type")
+    wrong_type.add_nodes(orm.Int(3).store())
+    args = [{"EMPTY": empty.label, "WRONG-TYPE": wrong_type.label}.get(arg, arg) for arg in args]
     before = node_count()
     result = cli(*args, *(["--group", group_label] if args[0] == "import" else []), cwd=tmp_path)
     assert result.returncode == 1, (result.stdout, result.stderr)

@@ -122,6 +122,11 @@ def test_spatial_latent_batch_norm_and_weighted_cross_entropy(tiny_models):
     assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in encoder.layers)
     with pytest.raises(ValueError, match="latent_grid"):
         build_autoencoder(16, 100, latent_grid=4)
+    encoder, decoder, _ = build_autoencoder(16, 1024, filters=8, latent_grid=8)
+    assert encoder.output_shape == (None, 1024) and decoder.output_shape == (None, 16, 16, 16, 1)
+    assert encoder.layers[-2].output.shape[1:] == (8, 8, 8, 2)  # 8³ × 2 channels before the flatten
+    with pytest.raises(ValueError, match="halved at least once"):
+        build_autoencoder(8, 512, latent_grid=8)
 
     loss = weighted_binary_crossentropy(9.0)
     y_true, y_pred = np.array([[1.0, 0.0]]), np.array([[0.5, 0.5]])
@@ -229,6 +234,30 @@ def test_train_gan_is_seeded(tiny_models):
         train_gan(tiny_models["graphs"], settings, None)
     with pytest.raises(ValueError, match="GAN mode"):
         GanSettings(mode="wgan")
+
+
+def test_train_gan_resumes_from_its_checkpoint(tiny_models, tmp_path):
+    """An interrupted GAN run continues from its last checkpoint and ends exactly where an uninterrupted one does."""
+    from aiida_ccdcgan.models.config import GanSettings
+    from aiida_ccdcgan.models.training import train_gan
+
+    settings = GanSettings(mode="ccdcgan", noise_dim=16, batch_size=4, steps=4)
+    graphs, constraint = tiny_models["graphs"], tiny_models["constraint"]
+    whole = train_gan(graphs, settings, constraint, seed=5)
+    checkpoint = tmp_path / "gan_checkpoint.npz"
+    train_gan(graphs, settings, constraint, seed=5, checkpoint=checkpoint, checkpoint_key="k", checkpoint_every=2)
+    state = dict(np.load(checkpoint))
+    assert int(state["step"]) == 2
+    state["losses"][:] = 99.0  # mark the steps the resumed run must not redo
+    np.savez(checkpoint, **state)
+
+    resumed = train_gan(graphs, settings, constraint, seed=5, checkpoint=checkpoint, checkpoint_key="k")
+    np.testing.assert_array_equal(resumed[2]["g"][:2], [99.0, 99.0])
+    np.testing.assert_allclose(resumed[2]["g"][2:], whole[2]["g"][2:], rtol=1e-5)
+    for after, reference in zip(resumed[0].get_weights(), whole[0].get_weights()):
+        np.testing.assert_allclose(after, reference, rtol=1e-5, atol=1e-6)
+    other_settings = train_gan(graphs, settings, constraint, seed=5, checkpoint=checkpoint, checkpoint_key="other")
+    assert not np.any(other_settings[2]["g"] == 99.0)
 
 
 @pytest.mark.slow

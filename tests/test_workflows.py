@@ -139,13 +139,18 @@ def test_restart_reuses_finished_stages_and_the_workchain_runs(train_code, tmp_p
         second.outputs.models.site_encoder.sha256 == first.outputs.models.site_encoder.sha256
     )  # reused, not retrained
 
-    # the fast protocol's own autoencoder settings (BatchNorm, 4³ spatial latent, weighted cross-entropy, cosine)
-    # on tiny sizes: a site latent of 64 is 4³ × 1
-    tiny = {**TINY_CONFIG, "site_autoencoder": {**TINY_CONFIG["site_autoencoder"], "latent": 64}}
+    # the fast protocol's own autoencoder settings (BatchNorm, spatial latents, weighted cross-entropy, cosine) on
+    # tiny sizes: a site latent of 512 is 8³ × 1 (the 16³ grid halved once), a lattice latent of 64 is 4³ × 1
+    tiny = {
+        **TINY_CONFIG,
+        "site_autoencoder": {**TINY_CONFIG["site_autoencoder"], "latent": 512},
+        "lattice_autoencoder": {**TINY_CONFIG["lattice_autoencoder"], "latent": 64},
+    }
     builder = TrainBaseWorkChain.get_builder_from_protocol(
         train_code, dataset, ["Bi", "Se"], overrides={"config": tiny}
     )
-    assert builder.train.config["site_autoencoder"]["latent_grid"] == 4
+    config = builder.train.config.get_dict()
+    assert (config["site_autoencoder"]["latent_grid"], config["lattice_autoencoder"]["latent_grid"]) == (8, 4)
     _, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_status
     assert {"generator", "constraint"} <= set(node.outputs.models) and "metrics" in node.outputs

@@ -72,7 +72,8 @@ class TrainCalculation(CalcJob):
             self.inputs.code,
             ["config.json", "data.extxyz", "--output", MODELS_FOLDER, "--stage", self.inputs.stage.value],
             [(self.inputs.dataset.uuid, self.inputs.dataset.filename, "data.extxyz")],
-            [MODELS_FOLDER],
+            # the models and metrics, not a GAN checkpoint left by an interrupted run (it stays in the remote folder)
+            [(f"{MODELS_FOLDER}/{pattern}", ".", 2) for pattern in ("*.keras", "metrics.json", "learning_curves.png")],
         )
         if "parent_folder" in self.inputs:
             parent = self.inputs.parent_folder

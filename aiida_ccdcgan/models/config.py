@@ -14,7 +14,7 @@ from .graph import GraphLayout
 class AutoencoderSettings:
     """An autoencoder and its training. Paper: Adam lr 0.003 (code 3e-4), β (0.9, 0.99) (code 0.999), batch 1.
 
-    ``latent_grid`` 1 is the paper's 1³ latent vector, 4 a 4³ spatial latent of the same size (see
+    ``latent_grid`` 1 is the paper's 1³ latent vector, 4 or 8 a 4³ or 8³ spatial latent of the same size (see
     :func:`~aiida_ccdcgan.models.networks.build_autoencoder`); ``batch_norm`` adds BatchNormalization to the hidden
     layers. ``loss``: ``mse`` (the paper) or ``weighted_bce`` — binary cross-entropy against the voxel density with
     voxel weight ``1 + foreground_weight·density``, so the few voxels near atoms are not drowned by the empty box.
@@ -39,9 +39,9 @@ class AutoencoderSettings:
             raise ValueError(f"Autoencoder loss must be 'mse' or 'weighted_bce', not {self.loss!r}.")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"Autoencoder schedule must be 'constant' or 'cosine', not {self.schedule!r}.")
-        if self.latent_grid not in (1, 4) or self.latent % self.latent_grid**3:
+        if self.latent_grid not in (1, 4, 8, 16) or self.latent % self.latent_grid**3:
             raise ValueError(
-                f"latent_grid must be 1 or 4, with a latent divisible by latent_grid³ (got {self.latent_grid}, {self.latent})."
+                f"latent_grid must be 1, 4, 8 or 16, with a latent divisible by latent_grid³ (got {self.latent_grid}, {self.latent})."
             )
 
 

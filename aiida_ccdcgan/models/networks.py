@@ -19,11 +19,15 @@ LEAKY_SLOPE = 0.2
 BATCHNORM_MOMENTUM = 0.8
 
 
-def _halvings(grid: int) -> int:
-    """Number of stride-2 steps from ``grid`` down to 4; refuses grids that are not 4·2ⁿ."""
+def _halvings(grid: int, latent_grid: int) -> int:
+    """Number of stride-2 steps from ``grid`` down to the 4³ (or a spatial latent's) grid; refuses grids that are not 4·2ⁿ."""
     steps = math.log2(grid / 4)
     if grid < 8 or steps != int(steps):
         raise ValueError(f"An autoencoder grid must be 4·2ⁿ and at least 8 (8, 16, 32, 64, …), not {grid}.")
+    if latent_grid > 1:
+        steps = math.log2(grid / latent_grid)
+        if steps < 1 or steps != int(steps):
+            raise ValueError(f"A {latent_grid}³ spatial latent must be the {grid}³ grid halved at least once.")
     return int(steps)
 
 
@@ -38,18 +42,16 @@ def build_autoencoder(
     """Return ``(encoder, decoder, autoencoder)`` for one-channel ``grid``³ voxels and a tanh latent of size ``latent``.
 
     Encoder: [Conv3D(filters, 4, stride 2, same), LeakyReLU 0.2] down to 4³, then the latent: with
-    ``latent_grid=1`` (the paper) Conv3D(latent, 4, valid) to a 1³ vector; with ``latent_grid=4`` a
-    Conv3D(latent / 64, 3, same) that keeps the 4³ grid — the same number of values, laid out in space, which
-    the decoder turns back into positions with convolutions alone (learns in minutes on a CPU where the 1³
+    ``latent_grid=1`` (the paper) Conv3D(latent, 4, valid) to a 1³ vector; with ``latent_grid=g`` (4, 8, …) the
+    encoder halves down to g³ only and ends in a Conv3D(latent / g³, 3, same) — the latent laid out in space,
+    which the decoder turns back into positions with convolutions alone (learns in minutes on a CPU where the 1³
     latent needs hours). Decoder: the mirror with transposed convolutions, ending in a sigmoid. No biases, as
     the original; ``batch_norm`` puts a BatchNormalization before every hidden LeakyReLU (the sparse voxel
     images otherwise give near-constant latents and vanishing gradients).
     """
-    halvings = _halvings(grid)
-    if latent_grid not in (1, 4) or latent % latent_grid**3:
-        raise ValueError(
-            f"latent_grid must be 1 or 4 with a latent divisible by latent_grid³, not {latent_grid}, {latent}."
-        )
+    if latent % latent_grid**3:
+        raise ValueError(f"latent_grid must divide the latent: {latent} is not a multiple of {latent_grid}³.")
+    halvings = _halvings(grid, latent_grid)
 
     def hidden(x):
         return layers.LeakyReLU(LEAKY_SLOPE)(layers.BatchNormalization()(x) if batch_norm else x)
@@ -61,7 +63,7 @@ def build_autoencoder(
     if latent_grid == 1:
         x = layers.Conv3D(latent, 4, padding="valid", use_bias=False, activation="tanh")(x)
     else:
-        x = layers.Conv3D(latent // 64, 3, padding="same", use_bias=False, activation="tanh")(x)
+        x = layers.Conv3D(latent // latent_grid**3, 3, padding="same", use_bias=False, activation="tanh")(x)
     encoder = keras.Model(voxels, layers.Flatten()(x), name=f"{name}_encoder")
 
     code = keras.Input((latent,), name="latent")
@@ -69,7 +71,7 @@ def build_autoencoder(
         y = layers.Reshape((1, 1, 1, latent))(code)
         y = hidden(layers.Conv3DTranspose(filters, 4, padding="valid", use_bias=False)(y))
     else:
-        y = layers.Reshape((4, 4, 4, latent // 64))(code)
+        y = layers.Reshape((latent_grid,) * 3 + (latent // latent_grid**3,))(code)
         y = hidden(layers.Conv3D(filters, 3, padding="same", use_bias=False)(y))
     for step in range(halvings):
         last = step == halvings - 1

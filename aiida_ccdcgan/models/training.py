@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -230,22 +231,58 @@ def gan_step(generator, discriminator, combined, real, noise) -> tuple[float, fl
     return d_real, d_fake, float(g_loss[0] if isinstance(g_loss, list) else g_loss)
 
 
-def train_gan(graphs, settings: GanSettings, constraint=None, seed: int = 0):
+def train_gan(
+    graphs,
+    settings: GanSettings,
+    constraint=None,
+    seed: int = 0,
+    checkpoint: Path | None = None,
+    checkpoint_key: str = "",
+    checkpoint_every: int = 500,
+):
     """Train the DCGAN (``mode='dcgan'``) or CCDCGAN (``mode='ccdcgan'``, needs ``constraint``) on crystal graphs.
 
+    Step k draws its batch and noise from a generator seeded with ``(seed, k)``. With ``checkpoint`` (a file
+    path) the weights, optimizer states and losses are saved every ``checkpoint_every`` steps, and a run that
+    finds a checkpoint with the same ``checkpoint_key`` (the digest of the settings) continues from its step.
     Returns ``(generator, discriminator, losses)`` with per-step arrays ``d_real``, ``d_fake``, ``g``.
     """
     seed_everything(seed)
-    rng = np.random.default_rng(seed)
     generator, discriminator, combined = build_gan(graphs.shape[1], settings, constraint)
     batch = min(settings.batch_size, len(graphs))
-    losses = []
-    for _ in range(settings.steps):
+
+    def draw(step):
+        rng = np.random.default_rng([seed, step])
         real = graphs[rng.integers(0, len(graphs), batch)]
-        noise = rng.standard_normal((batch, settings.noise_dim)).astype(np.float32)
-        losses.append(gan_step(generator, discriminator, combined, real, noise))
+        return real, rng.standard_normal((batch, settings.noise_dim)).astype(np.float32)
+
+    losses, first = [], 0
+    if checkpoint is not None and checkpoint.exists():
+        state = np.load(checkpoint)
+        if str(state["key"]) == checkpoint_key:
+            gan_step(generator, discriminator, combined, *draw(0))  # builds the optimizers' variables
+            for index, variable in enumerate(_checkpointed(generator, discriminator, combined)):
+                variable.assign(state[f"v{index}"])
+            losses, first = [tuple(row) for row in state["losses"]], int(state["step"])
+    for step in range(first, settings.steps):
+        losses.append(gan_step(generator, discriminator, combined, *draw(step)))
+        if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < settings.steps:
+            values = {f"v{i}": v.numpy() for i, v in enumerate(_checkpointed(generator, discriminator, combined))}
+            partial = checkpoint.with_suffix(".partial.npz")
+            np.savez(partial, key=checkpoint_key, step=step + 1, losses=np.array(losses), **values)
+            partial.replace(checkpoint)
     history = np.array(losses).reshape(-1, 3)
     return generator, discriminator, {"d_real": history[:, 0], "d_fake": history[:, 1], "g": history[:, 2]}
+
+
+def _checkpointed(generator, discriminator, combined) -> list:
+    """Every variable a GAN checkpoint restores: both networks' weights and dropout seeds, both optimizers' states."""
+    return [
+        *generator.variables,
+        *discriminator.variables,
+        *discriminator.optimizer.variables,
+        *combined.optimizer.variables,
+    ]
 
 
 def sample_graphs(generator, count: int, seed: int) -> np.ndarray:

@@ -3,7 +3,8 @@
 Stages: ``autoencoders`` (site and lattice), ``constraint``, ``gan``; ``all`` runs them in order. Each stage
 writes its ``.keras`` models and its part of ``metrics.json`` (with the digest of the settings it depends on)
 into the output folder; a stage whose outputs exist for the same settings is skipped, so an interrupted run —
-or a restart with, say, a lower constraint learning rate — resumes after the last valid finished stage.
+or a restart with, say, a lower constraint learning rate — resumes after the last valid finished stage. Within
+the gan stage a checkpoint every 500 steps (``gan_checkpoint.npz``) lets a rerun continue from the last one.
 TensorFlow (or the Keras backend named by ``KERAS_BACKEND``) is imported only here and in ``ccdcgan-sample``.
 
 Exit codes: 0 done; 10 bad input; 11 a loss became NaN; 12 out of memory (see :mod:`aiida_ccdcgan.scripts`).
@@ -28,6 +29,8 @@ MODEL_FILES = {
     "constraint": ("constraint",),
     "gan": ("generator", "discriminator"),
 }
+GAN_CHECKPOINT = "gan_checkpoint.npz"
+"""Within the gan stage: weights, optimizer states and losses every 500 steps; a rerun continues from it."""
 
 
 class NanLoss(RuntimeError):
@@ -144,7 +147,12 @@ def run_stage(stage: str, items, config, output: Path, models: dict) -> dict:
         else:
             constraint = models.get("constraint") if config.gan.mode == "ccdcgan" else None
             models["generator"], models["discriminator"], losses = train_gan(
-                graphs, config.gan, constraint, config.seed
+                graphs,
+                config.gan,
+                constraint,
+                config.seed,
+                checkpoint=output / GAN_CHECKPOINT,
+                checkpoint_key=config.stage_digest("gan"),
             )
             _check_finite(stage, losses)
             metrics = {
@@ -154,6 +162,8 @@ def run_stage(stage: str, items, config, output: Path, models: dict) -> dict:
             }
     for name in MODEL_FILES[stage]:
         models[name].save(output / f"{name}.keras")
+    if stage == "gan":
+        (output / GAN_CHECKPOINT).unlink(missing_ok=True)
     metrics["seconds"] = round(time.perf_counter() - start, 2)
     return metrics
 

@@ -229,6 +229,13 @@ def dataset_summary(label: str) -> dict[str, Any]:
     builder = orm.QueryBuilder().append(orm.Group, filters={"id": group.pk}, tag="group")
     builder.append(orm.StructureData, with_group="group", project=["extras"])
     values = builder.all(flat=True)
+    if not values:
+        held = group.count()
+        raise DatasetError(
+            f"The group '{group.label}' holds no structures ("
+            + (f"its {held} node(s) are not StructureData" if held else "it is empty")
+            + "); import a dataset into it with `aiida-ccdcgan import …`."
+        )
     natoms = np.array([v.get(extras.NATOMS, 0) for v in values])
     energies = np.array([v[extras.FORMATION_ENERGY] for v in values if extras.FORMATION_ENERGY in v])
     formulas = Counter(v.get(extras.FORMULA) for v in values)
