@@ -86,10 +86,11 @@ def main() -> None:
     metrics = json.loads((args.output / "metrics.json").read_text())
     stages = metrics["stages"]
     used = metrics["dataset"]["train"]
+    site, lattice = config.site_autoencoder, config.lattice_autoencoder
     site_steps = _steps(
-        used * len(config.representation.elements), config.site_autoencoder.batch_size, config.site_autoencoder.epochs
+        min(used, site.max_structures or used) * len(config.representation.elements), site.batch_size, site.epochs
     )
-    lattice_steps = _steps(used, config.lattice_autoencoder.batch_size, config.lattice_autoencoder.epochs)
+    lattice_steps = _steps(min(used, lattice.max_structures or used), lattice.batch_size, lattice.epochs)
     constraint_steps = _steps(used, config.constraint.batch_size, config.constraint.epochs)
 
     start = time.perf_counter()

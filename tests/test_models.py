@@ -39,6 +39,12 @@ def test_paper_sized_networks_have_the_reference_parameter_counts():
     assert _trainable(build_generator(200, 28)) == 1_483_009
     assert _trainable(build_discriminator(28)) == 392_833
     assert _trainable(build_constraint(28)) == 4_994_561
+    # the fast protocol's narrower GAN: widths scale with ``filters`` (16 → a sixteenth of the convolutions)
+    assert (
+        _trainable(build_generator(100, 40, filters=16))
+        == 100 * 3200 + 3200 + (9 * 32 * 32 + 32) + 9 * 32 * 16 + 16 + 2 * 32 + 2 * 16 + 9 * 16 + 1
+    )
+    assert _trainable(build_discriminator(40, filters=16)) < _trainable(build_discriminator(40)) / 10
     with pytest.raises(ValueError, match="4·2ⁿ"):
         build_autoencoder(48, 10)
 
@@ -167,6 +173,43 @@ def test_constraint_trains_and_is_measured(tiny_models):
     assert regression_metrics([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == {"mae": 0.0, "rmse": 0.0, "r2": 1.0, "n": 3}
 
 
+def test_dense_constraint_predicts_in_ev_per_atom(tiny_models):
+    """The fast protocol's constraint: a perceptron on the flattened graph, Huber loss, cosine decay, targets' scale built in."""
+    graphs, energies = tiny_models["graphs"], tiny_models["energies"]
+    settings = ConstraintSettings(
+        network="dense", hidden_units=[16, 8], dropout=0.1, loss="huber", schedule="cosine", epochs=3, batch_size=4
+    )
+    assert settings.hidden_units == (16, 8)
+    model, losses = train_constraint(graphs, energies, settings, seed=3)
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    assert [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)] == [16, 8, 1]
+    rescaling = model.layers[-1]
+    assert rescaling.scale == pytest.approx(energies.std()) and rescaling.offset == pytest.approx(energies.mean())
+    again, _ = train_constraint(graphs, energies, settings, seed=3)
+    np.testing.assert_array_equal(model.predict(graphs, verbose=0), again.predict(graphs, verbose=0))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"network": "gnn"}, "network must be"),
+        ({"loss": "l1"}, "loss must be"),
+        ({"schedule": "step"}, "schedule must be"),
+    ],
+)
+def test_constraint_settings_name_what_is_wrong(change, message):
+    with pytest.raises(ValueError, match=message):
+        ConstraintSettings(**change)
+
+
+def test_autoencoder_trains_on_a_seeded_subset(tiny_models):
+    """``max_structures`` trains on a seeded subset: 2 of the 4 crystals give one batch of 2 per epoch."""
+    settings = AutoencoderSettings(latent=4, filters=8, epochs=2, batch_size=4, max_structures=2)
+    first = train_autoencoder(tiny_models["crystals"], TINY, "lattice", settings, seed=3)
+    second = train_autoencoder(tiny_models["crystals"], TINY, "lattice", settings, seed=3)
+    assert first[2] == second[2] and first[2] != tiny_models["lattice"][2]
+
+
 def test_graphs_decode_into_crystals_or_classified_failures(tiny_models):
     site_decoder, lattice_decoder = tiny_models["site"][1], tiny_models["lattice"][1]
     results = decode_graphs(tiny_models["graphs"], TINY, tiny_models["layout"], site_decoder, lattice_decoder)
@@ -285,3 +328,44 @@ def test_models_run_on_the_torch_backend(tmp_path):
         env={**os.environ, "KERAS_BACKEND": "torch"},
     )
     assert result.returncode == 0 and "torch ok" in result.stdout, result.stderr[-2000:]
+
+
+def test_training_starts_from_the_shipped_pretrained_autoencoders(tmp_path, monkeypatch):
+    """``pretrained`` loads the shipped V–O weights (sha256-checked) into the new networks; misfits are refused."""
+    import shutil
+
+    from aiida_ccdcgan.dataset.shipped import load_bise_database
+    from aiida_ccdcgan.models import pretrained
+    from aiida_ccdcgan.models.config import TrainingConfig
+
+    assert "vo-fast" in pretrained.pretrained_names()
+    record = pretrained.pretrained_record("vo-fast")
+    assert record["trained_on"]["elements"] == ["V", "O"] and record["reconstruction_validation"]["ratio"] > 0.8
+    settings = {k: record["lattice_autoencoder"][k] for k in ("latent", "latent_grid", "filters", "batch_norm")}
+    representation = VoxelConfig(elements=("Bi", "Se"), **record["representation"])
+    crystals = [canonical_crystal(r.structure, representation) for r in load_bise_database()[:4]]
+    lattice = AutoencoderSettings(
+        **settings, pretrained="vo-fast", epochs=1, batch_size=4, learning_rate=1e-12, loss="weighted_bce"
+    )
+    encoder, decoder, _ = train_autoencoder(crystals, representation, "lattice", lattice, seed=0)
+    shipped_encoder, shipped_decoder = pretrained.load_pretrained("vo-fast", "lattice")
+    for trained, shipped in ((encoder, shipped_encoder), (decoder, shipped_decoder)):
+        for after, before in zip(trained.trainable_weights, shipped.trainable_weights):
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(after), keras.ops.convert_to_numpy(before), atol=1e-6)
+
+    with pytest.raises(ValueError, match="No pretrained autoencoders named 'mp-big'; available: vo-fast"):
+        pretrained.pretrained_record("mp-big")
+    misfit = {
+        "representation": {"elements": ["Bi", "Se"], "site_grid": 64},
+        "lattice_autoencoder": {**settings, "latent": 25, "latent_grid": 1, "pretrained": "vo-fast"},
+    }
+    with pytest.raises(ValueError, match=r"latent 25 \(trained with 128\).*site_grid 64 \(trained with 32\)"):
+        TrainingConfig.from_dict(misfit)
+
+    tampered = tmp_path / "vo-fast"
+    shutil.copytree(pretrained.PRETRAINED / "vo-fast", tampered)
+    with (tampered / "lattice_decoder.keras").open("ab") as handle:
+        handle.write(b"\0")
+    monkeypatch.setattr(pretrained, "PRETRAINED", tmp_path)
+    with pytest.raises(ValueError, match="does not match the sha256"):
+        pretrained.load_pretrained("vo-fast", "lattice")

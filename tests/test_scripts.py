@@ -106,3 +106,33 @@ def test_train_reports_a_nan_loss(tmp_path):
     assert result.returncode == EXIT_NAN_LOSS, result.stderr[-3000:]
     assert "constraint stage became NaN" in result.stderr and "lower the learning rate" in result.stderr
     assert "autoencoders" in json.loads((folder / "metrics.json").read_text())["stages"]  # finished work is kept
+
+
+def test_train_fine_tunes_the_shipped_autoencoders(tmp_path):
+    """A configuration naming ``pretrained`` autoencoders starts from them and records which files it used."""
+    from aiida_ccdcgan.models.pretrained import pretrained_record
+
+    record = pretrained_record("vo-fast")
+    architecture = ("latent", "latent_grid", "filters", "batch_norm", "loss", "foreground_weight")
+    config = {
+        **TINY_CONFIG,
+        "representation": {**record["representation"], "elements": ["Bi", "Se"]},
+        **{
+            f"{kind}_autoencoder": {
+                **{key: record[f"{kind}_autoencoder"][key] for key in architecture},
+                "pretrained": "vo-fast",
+                "epochs": 1,
+                "batch_size": 4,
+            }
+            for kind in ("site", "lattice")
+        },
+    }
+    folder = _inputs(tmp_path, config)
+    result = _run("ccdcgan-train", "config.json", "data.extxyz", "--stage", "autoencoders", cwd=folder)
+    assert result.returncode == 0, result.stderr[-3000:]
+    used = json.loads((folder / "metrics.json").read_text())["stages"]["autoencoders"]["pretrained"]
+    assert used["site"] == {
+        "name": "vo-fast",
+        "sha256": {f"site_{part}.keras": record["sha256"][f"site_{part}.keras"] for part in ("encoder", "decoder")},
+    }
+    assert used["lattice"]["sha256"]["lattice_decoder.keras"] == record["sha256"]["lattice_decoder.keras"]

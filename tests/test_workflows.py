@@ -139,8 +139,9 @@ def test_restart_reuses_finished_stages_and_the_workchain_runs(train_code, tmp_p
         second.outputs.models.site_encoder.sha256 == first.outputs.models.site_encoder.sha256
     )  # reused, not retrained
 
-    # the fast protocol's own autoencoder settings (BatchNorm, spatial latents, weighted cross-entropy, cosine) on
-    # tiny sizes: a site latent of 512 is 8³ × 1 (the 16³ grid halved once), a lattice latent of 64 is 4³ × 1
+    # the fast protocol's own settings (autoencoders with BatchNorm, spatial latents, weighted cross-entropy and
+    # cosine decay on a subset; the dense constraint; the narrow GAN) on tiny sizes: a site latent of 512 is 8³ × 1
+    # (the 16³ grid halved once), a lattice latent of 64 is 4³ × 1
     tiny = {
         **TINY_CONFIG,
         "site_autoencoder": {**TINY_CONFIG["site_autoencoder"], "latent": 512},
@@ -151,6 +152,7 @@ def test_restart_reuses_finished_stages_and_the_workchain_runs(train_code, tmp_p
     )
     config = builder.train.config.get_dict()
     assert (config["site_autoencoder"]["latent_grid"], config["lattice_autoencoder"]["latent_grid"]) == (8, 4)
+    assert (config["constraint"]["network"], config["gan"]["filters"]) == ("dense", 16)
     _, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_status
     assert {"generator", "constraint"} <= set(node.outputs.models) and "metrics" in node.outputs

@@ -8,6 +8,7 @@ import json
 
 from ..representation import VoxelConfig
 from .graph import GraphLayout
+from .pretrained import check_compatible
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,6 +20,9 @@ class AutoencoderSettings:
     layers. ``loss``: ``mse`` (the paper) or ``weighted_bce`` — binary cross-entropy against the voxel density with
     voxel weight ``1 + foreground_weight·density``, so the few voxels near atoms are not drowned by the empty box.
     ``schedule``: ``constant`` learning rate (the paper) or ``cosine`` decay to zero over the run.
+    ``max_structures``: train on at most this many training structures, a seeded subset (the constraint and the
+    GAN still learn from all of them); ``None``: all. ``pretrained``: the name of shipped autoencoder weights to
+    start from (:mod:`~aiida_ccdcgan.models.pretrained`); the epochs then fine-tune them.
     """
 
     latent: int
@@ -33,6 +37,8 @@ class AutoencoderSettings:
     loss: str = "mse"
     foreground_weight: float = 0.0
     schedule: str = "constant"
+    max_structures: int | None = None
+    pretrained: str | None = None
 
     def __post_init__(self):
         if self.loss not in ("mse", "weighted_bce"):
@@ -47,12 +53,32 @@ class AutoencoderSettings:
 
 @dataclasses.dataclass(frozen=True)
 class ConstraintSettings:
-    """The formation-energy CNN and its training. Code: Adam 2e-4, β₁ 0.5, batch 64, MSE."""
+    """The formation-energy network and its training. Code: the CNN, Adam 2e-4, β₁ 0.5, batch 64, MSE.
 
+    ``network``: ``cnn`` (the paper's: the discriminator's trunk and dense layers 1024…64) or ``dense`` (a
+    multilayer perceptron on the flattened graph with ``hidden_units``, LeakyReLU and ``dropout``, its output
+    scaled by the training targets' standard deviation and mean). ``loss``: ``mse`` (the code) or ``huber``
+    (δ = 1 eV/atom, less pulled by the few outliers); ``schedule``: ``constant`` or ``cosine`` decay to zero.
+    """
+
+    network: str = "cnn"
+    hidden_units: tuple[int, ...] = (512, 256, 64)
+    dropout: float = 0.2
+    loss: str = "mse"
+    schedule: str = "constant"
     learning_rate: float = 2e-4
     beta_1: float = 0.5
     batch_size: int = 64
     epochs: int = 100
+
+    def __post_init__(self):
+        if self.network not in ("cnn", "dense"):
+            raise ValueError(f"Constraint network must be 'cnn' or 'dense', not {self.network!r}.")
+        if self.loss not in ("mse", "huber"):
+            raise ValueError(f"Constraint loss must be 'mse' or 'huber', not {self.loss!r}.")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"Constraint schedule must be 'constant' or 'cosine', not {self.schedule!r}.")
+        object.__setattr__(self, "hidden_units", tuple(int(units) for units in self.hidden_units))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +87,13 @@ class GanSettings:
 
     ``mode``: ``dcgan`` (no constraint in the generator loss) or ``ccdcgan`` (the constraint's prediction
     enters the generator loss with weight ``fe_weight``, as ``exp`` — the mean of exp(E_f), as coded — or
-    ``linear`` — the mean of E_f, as the paper's equation (2)).
+    ``linear`` — the mean of E_f, as the paper's equation (2)). ``filters`` sets the widths of the generator
+    (2·, 2·, 1·filters) and the discriminator (½, 1, 2, 4·filters); the paper's networks have 64.
     """
 
     mode: str = "ccdcgan"
     noise_dim: int = 200
+    filters: int = 64
     learning_rate: float = 2e-4
     beta_1: float = 0.5
     batch_size: int = 128
@@ -99,6 +127,12 @@ class TrainingConfig:
     constraint: ConstraintSettings = dataclasses.field(default_factory=ConstraintSettings)
     gan: GanSettings = dataclasses.field(default_factory=GanSettings)
     seed: int = 0
+
+    def __post_init__(self):
+        for kind in ("site", "lattice"):
+            settings = getattr(self, f"{kind}_autoencoder")
+            if settings.pretrained is not None:
+                check_compatible(settings.pretrained, kind, dataclasses.asdict(settings), self.representation.to_dict())
 
     @property
     def layout(self) -> GraphLayout:

@@ -5,7 +5,8 @@ sizes as parameters: an autoencoder halves its grid with stride-2 convolutions d
 4³ VALID convolution to a 1³ latent, so 64³ gives the paper's five encoder layers and 32³ the lattice
 autoencoder's four. With the paper's sizes the parameter counts equal the reference's (a test checks them).
 Deliberate differences: the autoencoders end in a plain sigmoid (the code's "threshold" op kills the
-gradients); optional BatchNorm and a 4³ spatial latent for the autoencoders (settings, off in the paper's protocol).
+gradients); optional BatchNorm and a spatial latent for the autoencoders, narrower GAN networks and a dense
+constraint (settings; the paper's protocol keeps the paper's networks).
 """
 
 from __future__ import annotations
@@ -85,46 +86,52 @@ def build_autoencoder(
     return encoder, decoder, autoencoder
 
 
-def build_generator(noise_dim: int, side: int) -> keras.Model:
-    """Return the generator: noise → ``side``×``side``×1 crystal graph in (−1, 1) (the Keras DCGAN example)."""
+def build_generator(noise_dim: int, side: int, filters: int = 64) -> keras.Model:
+    """Return the generator: noise → ``side``×``side``×1 crystal graph in (−1, 1) (the Keras DCGAN example).
+
+    Dense → (side/4)² × 2·filters → upsample, conv 2·filters → upsample, conv filters → conv 1, tanh; the
+    paper's generator has ``filters`` 64 (128, 128, 64 channels).
+    """
     if side % 4:
         raise ValueError(f"The crystal-graph side must be a multiple of 4, not {side}.")
     noise = keras.Input((noise_dim,), name="noise")
-    x = layers.Dense(128 * (side // 4) ** 2, activation="relu")(noise)
-    x = layers.Reshape((side // 4, side // 4, 128))(x)
-    for filters in (128, 64):
+    x = layers.Dense(2 * filters * (side // 4) ** 2, activation="relu")(noise)
+    x = layers.Reshape((side // 4, side // 4, 2 * filters))(x)
+    for width in (2 * filters, filters):
         x = layers.UpSampling2D()(x)
-        x = layers.Conv2D(filters, 3, padding="same")(x)
+        x = layers.Conv2D(width, 3, padding="same")(x)
         x = layers.BatchNormalization(momentum=BATCHNORM_MOMENTUM)(x)
         x = layers.Activation("relu")(x)
     graph = layers.Conv2D(1, 3, padding="same", activation="tanh")(x)
     return keras.Model(noise, graph, name="generator")
 
 
-def _convolutional_trunk(graph):
-    """Layers 1–4 shared by the discriminator and the constraint: strided convs, BN, LeakyReLU, dropout."""
-    x = layers.Conv2D(32, 3, strides=2, padding="same")(graph)
+def _convolutional_trunk(graph, filters: int = 64):
+    """Layers 1–4 shared by the discriminator and the constraint: strided convs (filters/2, filters, 2·, 4·filters), BN, LeakyReLU, dropout."""
+    x = layers.Conv2D(filters // 2, 3, strides=2, padding="same")(graph)
     x = layers.LeakyReLU(LEAKY_SLOPE)(x)
     x = layers.Dropout(0.25)(x)
-    x = layers.Conv2D(64, 3, strides=2, padding="same")(x)
+    x = layers.Conv2D(filters, 3, strides=2, padding="same")(x)
     x = layers.ZeroPadding2D(((0, 1), (0, 1)))(x)
-    for filters, strides in ((None, None), (128, 2), (256, 1)):
-        if filters:
-            x = layers.Conv2D(filters, 3, strides=strides, padding="same")(x)
+    for width, strides in ((None, None), (2 * filters, 2), (4 * filters, 1)):
+        if width:
+            x = layers.Conv2D(width, 3, strides=strides, padding="same")(x)
         x = layers.BatchNormalization(momentum=BATCHNORM_MOMENTUM)(x)
         x = layers.LeakyReLU(LEAKY_SLOPE)(x)
         x = layers.Dropout(0.25)(x)
     return layers.Flatten()(x)
 
 
-def build_discriminator(side: int) -> keras.Model:
-    """Return the discriminator: crystal graph → probability that it is real."""
+def build_discriminator(side: int, filters: int = 64) -> keras.Model:
+    """Return the discriminator: crystal graph → probability that it is real (the paper's with ``filters`` 64)."""
     graph = keras.Input((side, side, 1), name="graph")
-    return keras.Model(graph, layers.Dense(1, activation="sigmoid")(_convolutional_trunk(graph)), name="discriminator")
+    return keras.Model(
+        graph, layers.Dense(1, activation="sigmoid")(_convolutional_trunk(graph, filters)), name="discriminator"
+    )
 
 
 def build_constraint(side: int) -> keras.Model:
-    """Return the constraint: crystal graph → formation energy (eV/atom).
+    """Return the paper's constraint CNN: crystal graph → formation energy (eV/atom).
 
     The discriminator's trunk and six dense layers (1024, 256, 256, 256, 64, 1). The original ends in a
     LeakyReLU that scales negative predictions by 0.2 (bug B10); this output is linear.
@@ -135,3 +142,21 @@ def build_constraint(side: int) -> keras.Model:
         x = layers.Dense(units)(x)
         x = layers.LeakyReLU(LEAKY_SLOPE)(x)
     return keras.Model(graph, layers.Dense(1)(x), name="constraint")
+
+
+def build_dense_constraint(
+    side: int, hidden_units: tuple[int, ...], dropout: float, mean: float = 0.0, scale: float = 1.0
+) -> keras.Model:
+    """Return a dense constraint: the flattened crystal graph → hidden layers (LeakyReLU, dropout) → formation energy.
+
+    The last unit's output is mapped to eV/atom by ``scale``·y + ``mean`` (the training targets' statistics), so
+    the network itself works on standardised values.
+    """
+    graph = keras.Input((side, side, 1), name="graph")
+    x = layers.Flatten()(graph)
+    for units in hidden_units:
+        x = layers.Dense(units)(x)
+        x = layers.LeakyReLU(LEAKY_SLOPE)(x)
+        x = layers.Dropout(dropout)(x)
+    energy = layers.Rescaling(scale, offset=mean)(layers.Dense(1)(x))
+    return keras.Model(graph, energy, name="constraint")

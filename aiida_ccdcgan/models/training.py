@@ -16,7 +16,14 @@ import numpy as np
 from ..representation import CanonicalCrystal, DecodeResult, VoxelConfig, decode_batch, lattice_voxels, site_voxels
 from .config import AutoencoderSettings, ConstraintSettings, GanSettings
 from .graph import GraphLayout
-from .networks import build_autoencoder, build_constraint, build_discriminator, build_generator
+from .networks import (
+    build_autoencoder,
+    build_constraint,
+    build_dense_constraint,
+    build_discriminator,
+    build_generator,
+)
+from .pretrained import load_pretrained
 
 
 def seed_everything(seed: int) -> None:
@@ -81,8 +88,15 @@ def weighted_binary_crossentropy(foreground_weight: float):
 
 
 def train_autoencoder(crystals, config: VoxelConfig, kind: str, settings: AutoencoderSettings, seed: int = 0):
-    """Train the site or lattice autoencoder on plain sigmoid outputs; return ``(encoder, decoder, losses)``."""
+    """Train the site or lattice autoencoder on plain sigmoid outputs; return ``(encoder, decoder, losses)``.
+
+    With ``settings.max_structures`` below the number of crystals, a subset drawn with ``seed`` is used; with
+    ``settings.pretrained`` the networks start from those shipped weights.
+    """
     seed_everything(seed)
+    if settings.max_structures is not None and len(crystals) > settings.max_structures:
+        chosen = np.random.default_rng(seed).choice(len(crystals), settings.max_structures, replace=False)
+        crystals = [crystals[i] for i in sorted(chosen)]
     grid = config.site_grid if kind == "site" else config.lattice_grid
     encoder, decoder, autoencoder = build_autoencoder(
         grid,
@@ -92,6 +106,9 @@ def train_autoencoder(crystals, config: VoxelConfig, kind: str, settings: Autoen
         latent_grid=settings.latent_grid,
         batch_norm=settings.batch_norm,
     )
+    if settings.pretrained is not None:
+        for model, start in zip((encoder, decoder), load_pretrained(settings.pretrained, kind)):
+            model.set_weights(start.get_weights())
     batches = VoxelBatches(crystals, config, kind, settings.batch_size, seed)
     learning_rate = settings.learning_rate
     if settings.schedule == "cosine":
@@ -134,17 +151,26 @@ def decode_graphs(
 
 
 def train_constraint(graphs, energies, settings: ConstraintSettings, seed: int = 0):
-    """Train the formation-energy CNN on crystal graphs (MSE, eV/atom); return ``(model, losses)``."""
+    """Train the formation-energy network on crystal graphs (eV/atom); return ``(model, losses)``."""
     seed_everything(seed)
-    model = build_constraint(graphs.shape[1])
-    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate, settings.beta_1), loss="mse")
+    energies = np.asarray(energies, dtype=np.float32)
+    if settings.network == "cnn":
+        model = build_constraint(graphs.shape[1])
+    else:
+        model = build_dense_constraint(
+            graphs.shape[1],
+            settings.hidden_units,
+            settings.dropout,
+            float(energies.mean()),
+            float(energies.std()) or 1.0,
+        )
+    learning_rate = settings.learning_rate
+    if settings.schedule == "cosine":
+        steps = settings.epochs * -(-len(graphs) // settings.batch_size)
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, settings.beta_1), loss=settings.loss)
     history = model.fit(
-        graphs,
-        np.asarray(energies, dtype=np.float32),
-        batch_size=settings.batch_size,
-        epochs=settings.epochs,
-        shuffle=True,
-        verbose=0,
+        graphs, energies, batch_size=settings.batch_size, epochs=settings.epochs, shuffle=True, verbose=0
     )
     return model, [float(v) for v in history.history["loss"]]
 
@@ -178,7 +204,8 @@ def build_gan(side: int, settings: GanSettings, constraint=None):
     """
     if settings.mode == "ccdcgan" and constraint is None:
         raise ValueError("CCDCGAN needs the trained constraint model.")
-    generator, discriminator = build_generator(settings.noise_dim, side), build_discriminator(side)
+    generator = build_generator(settings.noise_dim, side, settings.filters)
+    discriminator = build_discriminator(side, settings.filters)
     discriminator.compile(
         optimizer=keras.optimizers.Adam(settings.learning_rate, settings.beta_1), loss="binary_crossentropy"
     )

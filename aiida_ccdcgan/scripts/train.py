@@ -114,8 +114,13 @@ def reconstruction(items, config, models) -> dict:
     return {"n": len(items), "matched": matched, "ratio": matched / len(items), "failures": failures}
 
 
-def run_stage(stage: str, items, config, output: Path, models: dict) -> dict:
-    """Train one stage, save its models into ``models`` and ``output``, and return its metrics."""
+def run_stage(stage: str, items, config, output: Path, models: dict, train_graphs: dict) -> dict:
+    """Train one stage, save its models into ``models`` and ``output``, and return its metrics.
+
+    ``train_graphs`` keeps the training crystals' graphs (key ``"train"``) between the constraint and gan stages,
+    encoded once with the autoencoders of this run.
+    """
+    from ..models.pretrained import pretrained_record
     from ..models.training import regression_metrics, train_autoencoder, train_constraint, train_gan
 
     train, validation = _part(items, "train"), _part(items, "validation")
@@ -131,8 +136,18 @@ def run_stage(stage: str, items, config, output: Path, models: dict) -> dict:
         losses = {"site_autoencoder": site_losses, "lattice_autoencoder": lattice_losses}
         _check_finite(stage, losses)
         metrics = {"reconstruction_validation": reconstruction(validation, config, models), "losses": losses}
+        for kind in ("site", "lattice"):
+            name = getattr(config, f"{kind}_autoencoder").pretrained
+            if name is not None:
+                files = pretrained_record(name)["sha256"]
+                metrics.setdefault("pretrained", {})[kind] = {
+                    "name": name,
+                    "sha256": {file: digest for file, digest in files.items() if file.startswith(kind)},
+                }
     else:
-        graphs = _graphs(train, config, models)
+        if "train" not in train_graphs:
+            train_graphs["train"] = _graphs(train, config, models)
+        graphs = train_graphs["train"]
         if stage == "constraint":
             energies = [i["energy"] for i in train]
             if any(e is None for e in energies):
@@ -242,7 +257,7 @@ def main(argv=None) -> int:
     import keras
 
     metrics.update(keras_version=keras.__version__, backend=keras.backend.backend())
-    models = {}
+    models, train_graphs = {}, {}
     for stage in STAGES if args.stage == "all" else (args.stage,):
         files = [args.output / f"{name}.keras" for name in MODEL_FILES[stage]]
         done = metrics["stages"].get(stage, {}).get("digest") == config.stage_digest(stage)
@@ -267,7 +282,7 @@ def main(argv=None) -> int:
         try:
             metrics["stages"][stage] = {
                 "digest": config.stage_digest(stage),
-                **run_stage(stage, items, config, args.output, models),
+                **run_stage(stage, items, config, args.output, models, train_graphs),
             }
         except NanLoss as exception:
             return fail(EXIT_NAN_LOSS, str(exception))
