@@ -11,12 +11,11 @@ which :func:`aiida_ccdcgan.models.pretrained.load_pretrained` checks before load
 
 import argparse
 import datetime
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
-from aiida_ccdcgan.models.pretrained import PRETRAINED
+from aiida_ccdcgan.models.pretrained import PRETRAINED, file_sha256
 
 FILES = ("site_encoder", "site_decoder", "lattice_encoder", "lattice_decoder")
 
@@ -35,7 +34,7 @@ def main() -> None:
     sha256 = {}
     for name in FILES:
         shutil.copyfile(args.run / f"{name}.keras", target / f"{name}.keras")
-        sha256[f"{name}.keras"] = hashlib.sha256((target / f"{name}.keras").read_bytes()).hexdigest()
+        sha256[f"{name}.keras"] = file_sha256(target / f"{name}.keras")
     representation = {k: v for k, v in config["representation"].items() if k != "elements"}
     autoencoders = metrics["stages"]["autoencoders"]
     train = metrics["dataset"]["train"]

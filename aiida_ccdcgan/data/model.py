@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from pathlib import Path
 
 from aiida.orm import SinglefileData
 
+from ..models.pretrained import file_sha256
+
 
 class ModelFileError(ValueError):
     """A model file that must not be loaded: tampered, not a Keras model, or built for another representation."""
-
-
-def _sha256(path: Path) -> str:
-    """sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class KerasModelData(SinglefileData):
@@ -45,7 +37,7 @@ class KerasModelData(SinglefileData):
         self.base.attributes.set_many(
             {
                 "role": role,
-                "sha256": _sha256(path),
+                "sha256": file_sha256(path),
                 "framework": "keras",
                 "keras_version": keras_version,
                 "backend": backend,
@@ -67,7 +59,7 @@ class KerasModelData(SinglefileData):
     def verify(self, representation_digest: str | None = None) -> None:
         """Raise :class:`ModelFileError` if the content no longer has its recorded hash or the representation differs."""
         with self.as_path() as path:
-            actual = _sha256(path)
+            actual = file_sha256(path)
         if actual != self.sha256:
             raise ModelFileError(
                 f"Model {self.pk} ({self.role}): the file's sha256 {actual[:12]}… is not the recorded {self.sha256[:12]}…; "

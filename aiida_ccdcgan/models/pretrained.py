@@ -24,6 +24,15 @@ VOXEL_FIELDS = ("box_length", "site_grid", "lattice_grid", "sigma", "threshold")
 """Representation settings the weights fix; the elements are free."""
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def pretrained_names() -> list[str]:
     """Names of the shipped pretrained autoencoder sets."""
     return sorted(path.parent.name for path in PRETRAINED.glob("*/record.json"))
@@ -68,8 +77,7 @@ def load_pretrained(name: str, kind: str) -> tuple:
     models = []
     for part in ("encoder", "decoder"):
         path = PRETRAINED / name / f"{kind}_{part}.keras"
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest != record["sha256"][path.name]:
+        if file_sha256(path) != record["sha256"][path.name]:
             raise ValueError(f"{path} does not match the sha256 in its record; reinstall aiida-ccdcgan.")
         models.append(keras.saving.load_model(path, safe_mode=True, compile=False))
     return tuple(models)

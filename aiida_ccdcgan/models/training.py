@@ -87,6 +87,13 @@ def weighted_binary_crossentropy(foreground_weight: float):
     return loss
 
 
+def _learning_rate(settings, steps_per_epoch: int):
+    """The settings' learning rate: constant, or decaying to zero over the run with ``schedule: cosine``."""
+    if settings.schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(settings.learning_rate, settings.epochs * steps_per_epoch)
+    return settings.learning_rate
+
+
 def train_autoencoder(crystals, config: VoxelConfig, kind: str, settings: AutoencoderSettings, seed: int = 0):
     """Train the site or lattice autoencoder on plain sigmoid outputs; return ``(encoder, decoder, losses)``.
 
@@ -110,9 +117,7 @@ def train_autoencoder(crystals, config: VoxelConfig, kind: str, settings: Autoen
         for model, start in zip((encoder, decoder), load_pretrained(settings.pretrained, kind)):
             model.set_weights(start.get_weights())
     batches = VoxelBatches(crystals, config, kind, settings.batch_size, seed)
-    learning_rate = settings.learning_rate
-    if settings.schedule == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, settings.epochs * len(batches))
+    learning_rate = _learning_rate(settings, len(batches))
     loss = "mse" if settings.loss == "mse" else weighted_binary_crossentropy(settings.foreground_weight)
     autoencoder.compile(optimizer=keras.optimizers.Adam(learning_rate, settings.beta_1, settings.beta_2), loss=loss)
     history = autoencoder.fit(batches, epochs=settings.epochs, verbose=0)
@@ -164,10 +169,7 @@ def train_constraint(graphs, energies, settings: ConstraintSettings, seed: int =
             float(energies.mean()),
             float(energies.std()) or 1.0,
         )
-    learning_rate = settings.learning_rate
-    if settings.schedule == "cosine":
-        steps = settings.epochs * -(-len(graphs) // settings.batch_size)
-        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+    learning_rate = _learning_rate(settings, -(-len(graphs) // settings.batch_size))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, settings.beta_1), loss=settings.loss)
     history = model.fit(
         graphs, energies, batch_size=settings.batch_size, epochs=settings.epochs, shuffle=True, verbose=0
