@@ -93,9 +93,14 @@ def classify(formation_energy: float, energy_above_hull: float, criteria: Criter
 
 
 def distinct_flags(
-    candidates: Sequence[Structure], known: Sequence[Structure], criteria: Criteria = Criteria()
+    candidates: Sequence[Structure],
+    known: Sequence[Structure],
+    criteria: Criteria = Criteria(),
+    among_candidates: bool = True,
 ) -> list[bool]:
-    """For each candidate: True if it matches no ``known`` structure and no earlier distinct candidate."""
+    """For each candidate: True if it matches no ``known`` structure and (if ``among_candidates``) no earlier
+    distinct candidate. ``distinct_flags(c, [])`` is uniqueness, ``distinct_flags(c, ref, among_candidates=False)``
+    novelty against ``ref``."""
     matcher = StructureMatcher(**criteria.matcher)
     known_by_formula: dict[str, list[Structure]] = {}
     for structure in known:
@@ -104,7 +109,7 @@ def distinct_flags(
     for candidate in candidates:
         same_formula = known_by_formula.setdefault(candidate.composition.reduced_formula, [])
         distinct = not any(matcher.fit(candidate, other) for other in same_formula)
-        if distinct:
+        if distinct and among_candidates:
             same_formula.append(candidate)
         flags.append(distinct)
     return flags

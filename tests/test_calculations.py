@@ -87,24 +87,6 @@ def test_a_nan_loss_gives_its_exit_code(codes, tmp_path):
     assert "models" not in node.outputs
 
 
-def test_invalid_inputs_are_refused_before_submission(codes, tmp_path):
-    with pytest.raises(ValueError, match="Invalid training configuration: Unknown training setting"):
-        run_get_node(
-            TrainCalculation,
-            code=codes["train"],
-            config=orm.Dict({**TINY_CONFIG, "typo": 1}),
-            dataset=_dataset(tmp_path),
-        )
-    with pytest.raises(ValueError, match="stage must be one of"):
-        run_get_node(
-            TrainCalculation,
-            code=codes["train"],
-            config=orm.Dict(TINY_CONFIG),
-            dataset=_dataset(tmp_path),
-            stage=orm.Str("everything"),
-        )
-
-
 def _fake_model(tmp_path, role="generator", digest="0" * 64) -> KerasModelData:
     path = tmp_path / f"{role}.keras"
     path.write_bytes(b"not a keras archive")
@@ -132,20 +114,7 @@ def test_tampered_foreign_and_mismatched_models_are_refused(codes, tmp_path):
     with pytest.raises(ValueError, match="trained for another representation than the configuration"):
         run_get_node(
             SampleCalculation, code=codes["sample"], config=orm.Dict(TINY_CONFIG), models=models, count=orm.Int(3)
-        )
-    from aiida_ccdcgan.models.config import TrainingConfig
-
-    digest = TrainingConfig.from_dict(TINY_CONFIG).representation.digest()
-    matching = {role: _fake_model(tmp_path, role, digest).store() for role in ("generator", "lattice_decoder")}
-    with pytest.raises(ValueError, match="models lacks site_decoder"):
-        run_get_node(
-            SampleCalculation, code=codes["sample"], config=orm.Dict(TINY_CONFIG), models=matching, count=orm.Int(3)
-        )
-    matching["site_decoder"] = _fake_model(tmp_path, "site_decoder", digest).store()
-    with pytest.raises(ValueError, match="count must be at least 1"):
-        run_get_node(
-            SampleCalculation, code=codes["sample"], config=orm.Dict(TINY_CONFIG), models=matching, count=orm.Int(0)
-        )
+        )  # more refused inputs of every process: test_bad_inputs.py
 
 
 def test_structure_batch_round_trip(crystals):

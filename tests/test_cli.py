@@ -144,6 +144,10 @@ def _bad_files(crystals, tmp_path):
             "is not one of the representation's elements (V, O)",
         ),
         (["represent", "roundtrip", "whole.extxyz", "--elements", "Bi,Qq"], "'Qq' is not an element symbol"),
+        (["evaluate", "999999999"], "'999999999' is neither a file or folder of structures nor the pk/uuid"),
+        (["evaluate", "whole.extxyz"], "--elements is needed for files"),
+        (["evaluate", "whole.extxyz", "--elements", "V,O"], "--reference is needed for a system other than Bi–Se"),
+        (["evaluate", "garbage-cif", "--elements", "Bi,Se"], "bad.cif: cannot read the CIF text"),
     ],
     ids=[
         "missing-file",
@@ -166,6 +170,10 @@ def _bad_files(crystals, tmp_path):
         "export-group-of-another-type",
         "element-outside-the-representation",
         "unknown-element-in-the-representation",
+        "evaluate-unknown-node",
+        "evaluate-without-elements",
+        "evaluate-without-reference",
+        "evaluate-garbage-cif",
     ],
 )
 def test_bad_input_exits_1_with_a_clear_message_and_stores_nothing(

@@ -1,6 +1,9 @@
 """``ccdcgan.inverse_design``: its calcfunctions and protocols, and the whole loop through the daemon — straight
-through, and interrupted by a daemon restart in the middle."""
+through, interrupted by a daemon restart in the middle, and with the daemon killed (SIGKILL) in the middle."""
 
+import contextlib
+import csv
+import json
 import re
 import subprocess
 import sys
@@ -11,8 +14,6 @@ import pytest
 from aiida import orm
 from aiida.common.links import LinkType
 from aiida.engine import run_get_node, submit
-from aiida.engine.utils import instantiate_process
-from aiida.manage import get_manager
 from dataset_files import QUICK_RELAX, TINY_CONFIG, make_crystals
 from test_calculations import _dataset
 
@@ -22,7 +23,9 @@ from aiida_ccdcgan.calculations.functions.design import (
     training_set,
     valid_candidates,
 )
+from aiida_ccdcgan.data.model import KerasModelData
 from aiida_ccdcgan.data.structures import StructureBatchData
+from aiida_ccdcgan.dataset.writers import write_extxyz
 from aiida_ccdcgan.scripts.train import MODEL_FILES
 from aiida_ccdcgan.tools.design import group_prefix, query_recipes, round_table
 from aiida_ccdcgan.workflows.inverse_design import InverseDesignWorkChain
@@ -83,7 +86,7 @@ def test_design_summary_follows_the_paper_definitions():
     assert "40.0 %" in text and "total" in text and "10.0 %" in text
 
 
-def test_protocols_and_refused_inputs(codes, relax_code, tmp_path):
+def test_protocols_and_an_unknown_mode(codes, relax_code, tmp_path):
     dataset = _dataset(tmp_path)
     all_codes = {**codes, "relax": relax_code}
     fast = InverseDesignWorkChain.get_builder_from_protocol(all_codes, dataset, ["Bi", "Se"], mode="dcgan_constraint")
@@ -101,13 +104,6 @@ def test_protocols_and_refused_inputs(codes, relax_code, tmp_path):
     assert vasp.relax.engine.value == "vasp" and (incar["gga"], incar["encut"]) == ("pe", 500)  # the paper's PBE
     with pytest.raises(ValueError, match="Unknown mode 'gan'"):
         InverseDesignWorkChain.get_builder_from_protocol(all_codes, dataset, ["Bi", "Se"], mode="gan")
-    builder = InverseDesignWorkChain.get_builder_from_protocol(all_codes, dataset, ["Bi", "Se"], mode="ccdcgan")
-    builder.mode = orm.Str("dcgan")
-    with pytest.raises(ValueError, match="needs a GAN trained in mode dcgan"):
-        instantiate_process(get_manager().get_runner(), builder)
-    builder.mode, builder.elements = orm.Str("ccdcgan"), orm.List(["Bi", "Bi"])
-    with pytest.raises(ValueError, match="elements must be two different element symbols"):
-        instantiate_process(get_manager().get_runner(), builder)
 
 
 def test_a_file_that_is_no_training_set_ends_the_loop_cleanly(codes, relax_code, tmp_path):
@@ -220,20 +216,164 @@ def test_the_loop_runs_through_the_daemon(codes, relax_code, tmp_path, submit_an
     assert [node.pk, summary["success_rate"], summary["stable_fraction"]] in [list(row) for row in recipes["rates"]]
 
 
+def _wait_until(condition, node, timeout: float, message: str, poll: float = 0.5):
+    """Poll ``condition()`` until it holds; fail with ``message`` after ``timeout`` s or if ``node`` ends first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert not node.is_terminated, (node.exit_status, node.exit_message)
+        assert time.monotonic() < deadline, message
+        time.sleep(poll)
+
+
+def _wait_for_the_end(node, timeout: float = 900):
+    """Wait until the loop has terminated (finished, failed or excepted)."""
+    deadline = time.monotonic() + timeout
+    while not node.is_terminated:
+        assert time.monotonic() < deadline, "the loop did not finish after the daemon came back"
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def fixed_generator_run(tmp_path_factory) -> tuple[Path, dict]:
+    """A ``ccdcgan-train`` run whose generator always returns Bi2Se3's graph (``fixed_generator.py``), so every
+    sample decodes to a valid crystal; the shipped ``vo-fast`` autoencoders, fine-tuned one epoch. Returns the
+    run folder and its configuration."""
+    from aiida_ccdcgan.workflows.train import TrainBaseWorkChain
+
+    folder = tmp_path_factory.mktemp("fixed_generator")
+    config = TrainBaseWorkChain.get_protocol_inputs("fast")["config"]
+    config["representation"]["elements"] = ["Bi", "Se"]
+    for kind in ("site_autoencoder", "lattice_autoencoder"):
+        config[kind] |= {"pretrained": "vo-fast", "epochs": 1}
+    config["constraint"] |= {"hidden_units": [16], "epochs": 1}
+    config["gan"] |= {"mode": "dcgan", "filters": 8, "batch_size": 2, "steps": 1}
+    (folder / "config.json").write_text(json.dumps(config))
+    records = [record for record in make_crystals() if "Na" not in record.structure.composition]
+    write_extxyz(records, folder / "data.extxyz")
+    bin_folder = Path(sys.executable).parent
+    for command in (
+        [str(bin_folder / "ccdcgan-train"), "config.json", "data.extxyz", "--output", "."],
+        [sys.executable, str(Path(__file__).with_name("fixed_generator.py")), "config.json", "."],
+    ):
+        done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    return folder, config
+
+
+def _loop_with_fixed_generator(run, codes, relax_code, tmp_path, rounds: int):
+    """The loop on given models (:func:`fixed_generator_run`): 6 valid candidates per round, CHGNet relaxations."""
+    folder, config = run
+    metrics = json.loads((folder / "metrics.json").read_text())
+    builder = InverseDesignWorkChain.get_builder()
+    builder.elements = orm.List(["Bi", "Se"])
+    builder.dataset = _dataset(tmp_path)
+    builder.mode = orm.Str("dcgan")
+    builder.rounds = orm.Int(rounds)
+    builder.graphs_per_round = orm.Int(6)
+    builder.config = orm.Dict(config)
+    builder.models = {
+        path.stem: KerasModelData(
+            path,
+            role=path.stem,
+            representation_digest=metrics["representation_digest"],
+            config_digest=metrics["config_digest"],
+            keras_version=metrics["keras_version"],
+            backend=metrics["backend"],
+        )
+        for path in folder.glob("*.keras")
+    }
+    builder.sample.code = codes["sample"]
+    builder.relax.engine = orm.Str("mlip")
+    builder.relax.mlip.code = relax_code
+    builder.relax.mlip.settings = orm.Dict(QUICK_RELAX)
+    return builder
+
+
+def _job_running(node, label: str, after: str | None = None) -> bool:
+    """Whether a ``label`` calculation of the loop has a job on the Computer now (and started after a finished
+    ``after`` calculation, if given: round 1's relaxation, not the elemental references')."""
+    children = node.called_descendants
+    finished = [child.pk for child in children if after and child.process_label == after and child.is_finished]
+    return (not after or bool(finished)) and any(
+        child.process_label == label
+        and (not after or child.pk > finished[0])
+        and child.get_job_id() is not None
+        and not child.is_terminated
+        for child in children
+    )
+
+
+def _check_loop_on_fixed_generator(node, rounds: int, structures_before: int):
+    """Finished without training, one sampling per round, 6 valid candidates a round, and every relaxed crystal
+    stored once: the StructureData made since ``structures_before`` are exactly the rounds' relaxed groups."""
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    labels = [child.process_label for child in node.called_descendants]
+    assert "TrainCalculation" not in labels and labels.count("SampleCalculation") == rounds
+    summary = node.outputs.summary["total"]
+    assert summary["valid"] == 6 * rounds and summary["converged"] >= rounds
+    relaxed = orm.QueryBuilder().append(
+        orm.Group, filters={"label": {"like": f"{group_prefix(node)}/round-%/relaxed"}}, tag="g"
+    )
+    uuids = relaxed.append(orm.StructureData, with_group="g", project="uuid").all(flat=True)
+    stored = orm.QueryBuilder().append(orm.StructureData).count() - structures_before
+    assert stored == len(uuids) == len(set(uuids)) == summary["converged"]  # none lost, none stored twice
+
+
 @pytest.mark.slow
 @pytest.mark.daemon
-def test_the_loop_finishes_after_a_daemon_restart(codes, relax_code, tmp_path, started_daemon_client):
-    node = submit(_tiny_loop(codes, relax_code, tmp_path, 2))
-    deadline = time.monotonic() + 600
-    while not any(child.process_label == "SampleCalculation" for child in node.called_descendants):
-        assert not node.is_terminated, (node.exit_status, node.exit_message)
-        assert time.monotonic() < deadline, "the loop never reached its first sampling"
-        time.sleep(0.5)
+def test_the_loop_finishes_after_a_daemon_restart(
+    codes, relax_code, tmp_path, fixed_generator_run, started_daemon_client, aiida_profile
+):
+    """``verdi daemon stop`` while round 1's sampling job runs, then ``verdi daemon start``: two rounds finish;
+    then ``aiida-ccdcgan evaluate`` on the finished loop."""
+    node = submit(_loop_with_fixed_generator(fixed_generator_run, codes, relax_code, tmp_path, 2))
+    _wait_until(lambda: _job_running(node, "SampleCalculation"), node, 600, "no sampling job", poll=0.2)
+    structures_before = orm.QueryBuilder().append(orm.StructureData).count()  # the references are done by now
     started_daemon_client.stop_daemon(wait=True, timeout=180)  # the worker may be busy: allow time to stop
-    assert not node.is_terminated  # interrupted mid-loop: trained, sampling round 1
+    assert not node.is_terminated
     started_daemon_client.start_daemon(timeout=180)
-    deadline = time.monotonic() + 900
-    while not node.is_terminated:
-        assert time.monotonic() < deadline, "the loop did not finish after the daemon restart"
-        time.sleep(1)
-    _check_finished_loop(node, 2)
+    _wait_for_the_end(node)
+    _check_loop_on_fixed_generator(node, 2, structures_before)
+
+    # `aiida-ccdcgan evaluate PK` judges the finished loop's candidates with what the loop relaxed and assessed
+    evaluation = tmp_path / "evaluation"
+    command = [str(Path(sys.executable).with_name("aiida-ccdcgan")), "-p", aiida_profile.name, "evaluate"]
+    done = subprocess.run([*command, str(node.pk), "--output", str(evaluation)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    with open(evaluation / "structures.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    summary = node.outputs.summary["total"]
+    assert [row["id"].split("/")[0] for row in rows] == ["round-1"] * 6 + ["round-2"] * 6
+    relaxed_rows = [row for row in rows if row["relaxed"] == "True"]
+    assert len(relaxed_rows) == summary["converged"] == json.loads((evaluation / "summary.json").read_text())["relaxed"]
+    groups = orm.QueryBuilder().append(
+        orm.Group, filters={"label": {"like": f"{group_prefix(node)}/round-%/relaxed"}}, tag="g"
+    )
+    extras_e_hull = groups.append(orm.StructureData, with_group="g", project="extras.e_above_hull").all(flat=True)
+    assert sorted(float(row["e_above_hull"]) for row in relaxed_rows) == pytest.approx(sorted(extras_e_hull))
+
+
+@pytest.mark.slow
+@pytest.mark.daemon
+def test_the_loop_finishes_after_the_daemon_is_killed(
+    codes, relax_code, tmp_path, fixed_generator_run, started_daemon_client
+):
+    """SIGKILL to the daemon (circus and every worker) while round 1's relaxation job runs, then a new daemon."""
+    import psutil
+
+    node = submit(_loop_with_fixed_generator(fixed_generator_run, codes, relax_code, tmp_path, 1))
+    _wait_until(
+        lambda: _job_running(node, "RelaxCalculation", after="SampleCalculation"), node, 600, "no relaxation job", 0.2
+    )
+    structures_before = orm.QueryBuilder().append(orm.StructureData).count()
+    circus = psutil.Process(started_daemon_client.get_daemon_pid())
+    daemon = [circus, *circus.children(recursive=True)]
+    for process in daemon:
+        with contextlib.suppress(psutil.NoSuchProcess):  # short-lived children (job status calls) may be gone
+            assert "ccdcgan-relax" not in " ".join(process.cmdline())  # the job itself is not the daemon's child
+            process.kill()
+    _, alive = psutil.wait_procs(daemon, timeout=30)
+    assert not alive and not node.is_terminated
+    started_daemon_client.start_daemon(timeout=180)  # removes the stale PID file of the killed daemon
+    _wait_for_the_end(node)
+    _check_loop_on_fixed_generator(node, 1, structures_before)

@@ -251,3 +251,30 @@ def test_vasp_engine_writes_the_paper_settings_and_runs_through_mock_vasp(
     assert relaxed.info("status").tolist() == ["converged"] and relaxed.info("exit_code").tolist() == [0]
     assert relaxed.info("total_energy").tolist() == [-20.0] and relaxed.info("energy_per_atom").tolist() == [-4.0]
     assert relaxed.get_structures()[0].composition.reduced_formula == "Bi2Se3"
+
+
+@pytest.mark.slow
+def test_secrets_stay_out_of_an_exported_archive(aiida_code_installed, dummy_potcars, tmp_path, monkeypatch):
+    """Neither POTCAR content nor an API key in the environment reaches the provenance graph (attributes,
+    repository files, logs): the exported archive of a VASP relaxation is searched for both."""
+    import zipfile
+
+    from aiida.tools.archive import create_archive
+
+    secret = "mp-api-key-ccdcgan-test-7f3a9c1e5b"
+    monkeypatch.setenv("MP_API_KEY", secret)
+    code = aiida_code_installed(
+        label="mock-vasp-secrets",
+        default_calc_job_plugin="vasp.vasp",
+        filepath_executable=str(BIN / "mock-vasp"),
+        prepend_text=f"export MOCK_VASP_REG_BASE={tmp_path}",
+    )
+    _, node = run_get_node(_vasp_builder(code, dummy_potcars))
+    archive = tmp_path / "relaxation.aiida"
+    create_archive([node], filename=archive)
+    with zipfile.ZipFile(archive) as opened:
+        content = b"".join(opened.read(name) for name in opened.namelist())
+    assert b"ENCUT = 500" in content and b"PAW_PBE Bi" in content  # the INCAR and the POTCAR titles are there
+    potcar_body = [line.strip() for line in DUMMY_POTCAR.splitlines()[2:] if line.strip()]
+    assert not [line for line in potcar_body if line.encode() in content]
+    assert secret.encode() not in content

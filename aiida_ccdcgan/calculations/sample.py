@@ -5,7 +5,7 @@ import json
 from aiida import orm
 from aiida.engine import CalcJob
 
-from ..data.model import KerasModelData
+from ..data.model import KerasModelData, ModelFileError
 from ..data.structures import StructureBatchData
 from .common import define_script_exit_codes, define_script_options, script_calcinfo, validate_training_config
 
@@ -13,25 +13,49 @@ REQUIRED_MODELS = ("generator", "site_decoder", "lattice_decoder")
 SAMPLES_FOLDER = "samples"
 
 
-def _validate_inputs(inputs, _):
-    """Refuse models trained for another representation, or a screening without a constraint."""
+def models_refusal(models, config: dict) -> str | None:
+    """Why ``models`` (role → KerasModelData) cannot run with the TrainingConfig dict ``config``, or None.
+
+    A model trained for another representation is named with the settings that differ (element order, grids, …)
+    where it recorded its representation; a file altered since it was stored is named by its hash.
+    """
     from ..models.config import TrainingConfig
 
+    try:
+        representation = TrainingConfig.from_dict(config).representation
+    except (ValueError, TypeError):
+        return None  # the config port's own validator reports it
+    digest, wanted = representation.digest(), representation.to_dict()
+    for role, model in models.items():
+        if model.base.attributes.get("representation_digest") != digest:
+            trained = model.base.attributes.get("representation", None) or {}
+            differences = [
+                f"{key} {wanted.get(key)} (trained with {value})"
+                for key, value in trained.items()
+                if wanted.get(key) != value
+            ]
+            return (
+                f"The {role} model (pk {model.pk}) was trained for another representation than the configuration "
+                f"describes{': ' + ', '.join(differences) if differences else ''}; use the configuration the models "
+                "were trained with."
+            )
+        try:
+            model.verify()
+        except ModelFileError as exception:
+            return str(exception)
+    return None
+
+
+def _validate_inputs(inputs, _):
+    """Refuse missing or unfit models (another representation, an altered file), or a screening without a constraint."""
     if "config" not in inputs or "models" not in inputs:
         return None
     missing = [role for role in REQUIRED_MODELS if role not in inputs["models"]]
     if missing:
         return f"models lacks {', '.join(missing)}: sampling needs {', '.join(REQUIRED_MODELS)}."
-    try:
-        digest = TrainingConfig.from_dict(inputs["config"].get_dict()).representation.digest()
-    except (ValueError, TypeError):
-        return None  # the config port's own validator reports it
-    for role, model in inputs["models"].items():
-        if model.base.attributes.get("representation_digest") != digest:
-            return (
-                f"The {role} model (pk {model.pk}) was trained for another representation than the configuration "
-                "describes; use the configuration the models were trained with."
-            )
+    refusal = models_refusal(inputs["models"], inputs["config"].get_dict())
+    if refusal:
+        return refusal
     if "max_predicted_energy" in inputs and "constraint" not in inputs["models"]:
         return "Screening by predicted formation energy needs models.constraint."
     if inputs["count"].value < 1:

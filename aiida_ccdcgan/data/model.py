@@ -16,7 +16,8 @@ class ModelFileError(ValueError):
 
 class KerasModelData(SinglefileData):
     """A ``.keras`` model file with attributes ``role`` (e.g. ``generator``), ``sha256``, ``framework``,
-    ``keras_version``, ``backend``, ``representation_digest`` and ``config_digest``.
+    ``keras_version``, ``backend``, ``representation_digest``, ``config_digest`` and, where given, the
+    ``representation`` settings themselves (so a mismatch can be named).
 
     :meth:`load` checks the hash and the representation before Keras reads the file, and reads it in safe
     mode (no arbitrary code, no pickle). Importing this module does not import Keras.
@@ -30,6 +31,7 @@ class KerasModelData(SinglefileData):
         config_digest: str,
         keras_version: str,
         backend: str,
+        representation: dict | None = None,
         **kwargs,
     ):
         super().__init__(file, filename=f"{role}.keras", **kwargs)
@@ -43,6 +45,7 @@ class KerasModelData(SinglefileData):
                 "backend": backend,
                 "representation_digest": representation_digest,
                 "config_digest": config_digest,
+                **({"representation": representation} if representation is not None else {}),
             }
         )
 

@@ -32,6 +32,7 @@ class TrainParser(ScriptParser):
                         config_digest=metrics["config_digest"],
                         keras_version=metrics["keras_version"],
                         backend=metrics["backend"],
+                        representation=metrics["config"]["representation"],
                     ),
                 )
             if (folder / "learning_curves.png").is_file():

@@ -36,13 +36,23 @@ def localhost_computer(label: str = "localhost") -> orm.Computer:
         return computer
 
 
-def script_code(script: str, computer: orm.Computer | None = None) -> orm.InstalledCode:
+def script_code(script: str, computer: orm.Computer | str | None = None) -> orm.InstalledCode:
     """The InstalledCode ``<script>@<computer>`` running this environment's ``script`` (e.g. ``ccdcgan-relax``).
 
+    ``computer``: a Computer, the label of one set up in this profile, or None for this machine (``localhost``).
     Made on first use; the executable is the one installed beside this Python interpreter.
     """
     if script not in SCRIPT_PLUGINS:
         raise ValueError(f"No console script {script!r}; choose one of {', '.join(SCRIPT_PLUGINS)}.")
+    if isinstance(computer, str):
+        try:
+            computer = orm.load_computer(computer)
+        except NotExistent:
+            known = ", ".join(c.label for c in orm.Computer.collection.all()) or "none"
+            raise ValueError(
+                f"No Computer {computer!r} in this profile (set up: {known}); set it up with `verdi computer setup` "
+                "and `verdi computer configure` (docs/user_guide.md, GPU section)."
+            ) from None
     computer = computer or localhost_computer()
     try:
         return orm.load_code(f"{script}@{computer.label}")

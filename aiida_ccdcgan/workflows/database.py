@@ -15,6 +15,7 @@ from aiida.engine import ToContext, WorkChain
 
 from ..calculations.functions.database import substitute_templates
 from ..common import extras
+from ..common.validators import validate_element_pair
 from ..data.structures import StructureBatchData
 from ..tools.assess import assess
 from .references import ReferencesWorkChain
@@ -35,7 +36,12 @@ class DatabaseWorkChain(WorkChain):
     def define(cls, spec):
         """Inputs, outline, outputs."""
         super().define(spec)
-        spec.input("elements", valid_type=orm.List, help="The two element symbols, e.g. ['Bi', 'Se'].")
+        spec.input(
+            "elements",
+            valid_type=orm.List,
+            validator=validate_element_pair,
+            help="The two element symbols, e.g. ['Bi', 'Se'].",
+        )
         spec.input("templates", valid_type=StructureBatchData, help="Binary templates with a source_id column.")
         spec.input(
             "limits",

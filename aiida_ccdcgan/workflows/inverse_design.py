@@ -17,8 +17,9 @@ from aiida import orm
 from aiida.engine import ToContext, WorkChain, if_, while_
 
 from ..calculations.functions.design import design_summary, known_before_round, training_set, valid_candidates
-from ..calculations.sample import REQUIRED_MODELS, SampleCalculation
+from ..calculations.sample import REQUIRED_MODELS, SampleCalculation, models_refusal
 from ..common import extras
+from ..common.validators import validate_element_pair
 from ..data.model import KerasModelData
 from ..tools.assess import assess
 from .protocols import ProtocolMixin
@@ -37,9 +38,6 @@ def _validate_inputs(inputs, _):
     mode = inputs["mode"].value
     if mode not in MODES:
         return f"mode must be one of {', '.join(MODES)}, not {mode!r}."
-    elements = inputs["elements"].get_list()
-    if len(elements) != 2 or len(set(elements)) != 2:
-        return f"elements must be two different element symbols, not {elements}."
     if inputs["rounds"].value < 1 or inputs["graphs_per_round"].value < 1:
         return "rounds and graphs_per_round must be at least 1."
     if "models" in inputs and inputs["models"]:
@@ -48,12 +46,25 @@ def _validate_inputs(inputs, _):
             return f"models lacks {', '.join(missing)}; give all trained models or train inputs instead."
         if "config" not in inputs:
             return "Given models need the config they were trained with (input config)."
-        return None
+        config = inputs["config"].get_dict()
+        return _elements_refusal(inputs["elements"].get_list(), config) or models_refusal(inputs["models"], config)
     if "train" not in inputs or "train" not in inputs["train"]:
         return "Give either trained models (models + config) or the training inputs (train)."
-    gan_mode = inputs["train"]["train"]["config"].get_dict().get("gan", {}).get("mode", "ccdcgan")
+    config = inputs["train"]["train"]["config"].get_dict()
+    gan_mode = config.get("gan", {}).get("mode", "ccdcgan")
     if gan_mode != MODES[mode]:
         return f"The loop mode {mode} needs a GAN trained in mode {MODES[mode]}, but train's config has {gan_mode}."
+    return _elements_refusal(inputs["elements"].get_list(), config)
+
+
+def _elements_refusal(elements: list, config: dict) -> str | None:
+    """The loop's elements must be the representation's channels, in their order."""
+    channels = list(config.get("representation", {}).get("elements", ("Bi", "Se")))
+    if elements != channels:
+        return (
+            f"elements {elements} differ from the representation's element channels {channels} in the training "
+            "configuration; give the same symbols in the same order."
+        )
     return None
 
 
@@ -66,7 +77,12 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
     def define(cls, spec):
         """Inputs, outline, outputs."""
         super().define(spec)
-        spec.input("elements", valid_type=orm.List, help="The two element symbols, e.g. ['Bi', 'Se'].")
+        spec.input(
+            "elements",
+            valid_type=orm.List,
+            validator=validate_element_pair,
+            help="The two element symbols, e.g. ['Bi', 'Se'].",
+        )
         spec.input(
             "dataset",
             valid_type=orm.SinglefileData,

@@ -41,6 +41,13 @@ def _validate_inputs(inputs, _):
     missing = [f"vasp.{name}" for name in needed if name not in inputs.get("vasp", {})]
     if engine == "vasp" and missing:
         return f"engine 'vasp' needs {', '.join(missing)} (get_builder_from_protocol fills them in)."
+    if engine == "vasp":
+        family = inputs["vasp"]["potential_family"].value
+        if not orm.QueryBuilder().append(orm.Group, filters={"label": family, "type_string": "vasp.potcar"}).count():
+            return (
+                f"No POTCAR family {family!r} in this profile; upload one with `aiida-vasp potcar uploadfamily "
+                f"--path <folder of POTCARs> --name {family}` or name an existing family (vasp.potential_family)."
+            )
     return None
 
 

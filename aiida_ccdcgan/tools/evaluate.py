@@ -1,0 +1,195 @@
+"""Relax generated crystals through AiiDA, place them on the hull and judge them with :mod:`aiida_ccdcgan.evaluation`."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiida import orm
+from aiida.engine import run_get_node
+from aiida.manage.caching import enable_caching
+from pymatgen.core import Structure
+
+from ..data.structures import StructureBatchData
+from ..dataset import CrystalRecord
+from ..evaluation import EvaluationSettings, evaluate, summarize
+from ..workflows.references import ReferencesWorkChain
+from ..workflows.relax import RelaxWorkChain
+from .assess import assess
+from .codes import script_code
+
+
+@dataclasses.dataclass
+class Relaxation:
+    """What relaxing and assessing gave, per generated structure (None where it was not relaxed or converged)."""
+
+    structures: list[Structure | None]
+    assessment: list[dict | None]
+    provenance: dict
+
+
+def relax_and_assess(
+    structures: dict[int, Structure],
+    elements: Sequence[str],
+    reference: Sequence[CrystalRecord],
+    reference_on_hull: bool,
+    potential: str,
+    protocol: str,
+    count: int,
+) -> Relaxation:
+    """Relax ``structures`` (index → structure) and the elemental references with the MLIP engine, then compute
+    formation energies, E_hull and the paper's classes (``ccdcgan.assess_relaxed``). The reference phases join
+    the hull only if ``reference_on_hull`` (they must share the relaxation's level of theory). With AiiDA
+    caching on, a repeated evaluation reuses every finished relaxation."""
+    code = script_code("ccdcgan-relax")
+    batch = StructureBatchData.from_structures(list(structures.values()))
+    overrides = {"mlip": {"settings": {"potential": potential}}}
+    builder = RelaxWorkChain.get_builder_from_protocol(
+        batch, code, engine="mlip", protocol=protocol, overrides=overrides
+    )
+    relax_inputs = {key: value for key, value in builder._inputs(prune=True).items() if key != "structures"}
+    with enable_caching():
+        _, relaxation = run_get_node(builder)
+        _, references = run_get_node(ReferencesWorkChain, elements=orm.List(list(elements)), relax=relax_inputs)
+    if "relaxed" not in relaxation.outputs or not references.is_finished_ok:
+        failed = relaxation if "relaxed" not in relaxation.outputs else references
+        raise RuntimeError(f"{failed.process_label}<{failed.pk}> failed: [{failed.exit_status}] {failed.exit_message}")
+    relaxed = relaxation.outputs.relaxed
+    energies = {element: node.value for element, node in references.outputs.energies.items()}
+    phases = (
+        [{"composition": r.structure.composition.formula, "formation_energy": r.formation_energy} for r in reference]
+        if reference_on_hull
+        else []
+    )
+    node, _ = assess(relaxed, energies, relaxation.outputs.summary["energy_scale"], known_phases=phases)
+    order = list(structures)
+    after: list[Structure | None] = [None] * count
+    judged: list[dict | None] = [None] * count
+    relaxed_structures, statuses = relaxed.get_structures(), relaxed.info("status").tolist()
+    for position, index in enumerate(order):
+        if statuses[position] == "converged":
+            after[index] = relaxed_structures[position]
+    columns = node.outputs.assessed
+    for position, formation, e_hull, label in zip(
+        columns.info("index").tolist(),
+        columns.info("formation_energy").tolist(),
+        columns.info("e_above_hull").tolist(),
+        columns.info("classification").tolist(),
+    ):
+        judged[order[position]] = {"formation_energy": formation, "e_above_hull": e_hull, "classification": label}
+    provenance = {
+        "relaxation": relaxation.uuid,
+        "references": references.uuid,
+        "assessment": node.uuid,
+        "energy_scale": relaxation.outputs.summary["energy_scale"],
+    }
+    return Relaxation(after, judged, provenance)
+
+
+def loop_results(node: orm.WorkflowNode) -> tuple[list[CrystalRecord], Relaxation, list[CrystalRecord], list[str]]:
+    """What a finished ``ccdcgan.inverse_design`` loop generated and found: the valid candidates of every round
+    (ids ``round-k/sample-i``), their relaxed structures and assessment, the training set and the elements."""
+    from aiida.common.links import LinkType
+
+    from ..dataset import DatasetError, read_dataset
+
+    if node.process_type != "aiida.workflows:ccdcgan.inverse_design" or not node.is_finished_ok:
+        raise DatasetError(f"{node.process_label}<{node.pk}> is not a finished ccdcgan.inverse_design loop.")
+    with node.inputs.dataset.as_path() as path:
+        training = read_dataset("extxyz", path)
+    calls = node.base.links.get_outgoing(link_type=LinkType.CALL_WORK).all()
+    rounds = sorted(
+        (int(link.link_label.rsplit("_", 1)[1]), link.node)
+        for link in calls
+        if link.link_label.startswith("relax_round_")
+    )
+    generated, after, judged = [], [], []
+    for number, relaxation in rounds:
+        candidates, relaxed = relaxation.inputs.structures, relaxation.outputs.relaxed
+        samples = candidates.info("sample").tolist()
+        generated += [
+            CrystalRecord(f"round-{number}/sample-{sample}", structure)
+            for sample, structure in zip(samples, candidates.get_structures())
+        ]
+        converged = [status == "converged" for status in relaxed.info("status").tolist()]
+        after += [structure if ok else None for structure, ok in zip(relaxed.get_structures(), converged)]
+        rows: list[dict | None] = [None] * candidates.count
+        assessments = orm.QueryBuilder().append(orm.Node, filters={"uuid": relaxed.uuid}, tag="relaxed")
+        assessments.append(
+            orm.CalcFunctionNode,
+            with_incoming="relaxed",
+            filters={"attributes.process_label": "assess_relaxed"},
+            project="*",
+        )
+        for (assessment,) in assessments.all():
+            columns = assessment.outputs.assessed
+            for index, formation, e_hull, label in zip(
+                columns.info("index").tolist(),
+                columns.info("formation_energy").tolist(),
+                columns.info("e_above_hull").tolist(),
+                columns.info("classification").tolist(),
+            ):
+                rows[index] = {"formation_energy": formation, "e_above_hull": e_hull, "classification": label}
+        judged += rows
+    provenance = {"loop": node.uuid, "energy_scale": rounds[0][1].outputs.summary["energy_scale"] if rounds else None}
+    return generated, Relaxation(after, judged, provenance), training, node.inputs.elements.get_list()
+
+
+def evaluate_and_write(
+    generated: Sequence[CrystalRecord],
+    reference: Sequence[CrystalRecord],
+    elements: Sequence[str],
+    output: Path,
+    relax: Relaxation | None = None,
+    settings: EvaluationSettings = EvaluationSettings(),
+) -> dict:
+    """Judge ``generated`` and write ``structures.csv`` (a row each), ``summary.json`` and ``relaxed.extxyz``
+    (the converged relaxed crystals) into ``output``; return the summary."""
+    structures = [record.structure for record in generated]
+    e_hull = [judged and judged["e_above_hull"] for judged in relax.assessment] if relax else None
+    rows = evaluate(
+        structures, [r.structure for r in reference], elements, relax and relax.structures, e_hull, settings
+    )
+    for row, record in zip(rows, generated):
+        judged = relax.assessment[row["index"]] if relax else None
+        row["id"] = record.source_id
+        row["relaxed"] = relax is not None and relax.structures[row["index"]] is not None
+        row["formation_energy"] = judged and judged["formation_energy"]
+        row["paper_class"] = judged["classification"] if judged else ""
+    summary = summarize(rows) | {
+        "paper_stable": sum(row["paper_class"] == "stable" for row in rows),
+        "paper_metastable": sum(row["paper_class"] == "metastable" for row in rows),
+        "elements": list(elements),
+        "reference_structures": len(reference),
+        "settings": dataclasses.asdict(settings),
+        "provenance": relax.provenance if relax else None,
+    }
+    output.mkdir(parents=True, exist_ok=True)
+    columns = ["index", "id", *[key for key in rows[0] if key not in ("index", "id")]] if rows else ["index", "id"]
+    with open(output / "structures.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    (output / "summary.json").write_text(json.dumps(summary, indent=2))
+    if relax:
+        _write_relaxed(output / "relaxed.extxyz", rows, relax)
+    return summary
+
+
+def _write_relaxed(path: Path, rows: Sequence[dict], relax: Relaxation) -> None:
+    """The converged relaxed crystals as extended XYZ with id, formation energy and E_hull per frame."""
+    from ase.io import write
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    frames = []
+    for row in rows:
+        structure = relax.structures[row["index"]]
+        if structure is None:
+            continue
+        atoms = AseAtomsAdaptor.get_atoms(structure)
+        atoms.info = {"id": row["id"], "formation_energy": row["formation_energy"], "e_above_hull": row["e_above_hull"]}
+        frames.append(atoms)
+    write(path, frames, format="extxyz")

@@ -1,0 +1,229 @@
+"""Bad input at the Python API and the process inputs (the CLI's table is in test_cli.py).
+
+Every case must be refused with a ValueError that says what is wrong and what to do, before anything is stored:
+a process's validation fails before its node exists, so `verdi run` of such a script exits with status 1 and the
+profile's node count does not change. The exit codes of processes that fail later are in docs/troubleshooting.md.
+"""
+
+import uuid
+
+import pytest
+from aiida import orm
+from aiida.engine.utils import instantiate_process
+from aiida.manage import get_manager
+from dataset_files import QUICK_RELAX, TINY_CONFIG, make_crystals
+from test_calculations import _dataset
+
+from aiida_ccdcgan.calculations.sample import SampleCalculation
+from aiida_ccdcgan.calculations.train import TrainCalculation
+from aiida_ccdcgan.data.model import KerasModelData
+from aiida_ccdcgan.data.structures import StructureBatchData
+from aiida_ccdcgan.models.config import TrainingConfig
+from aiida_ccdcgan.tools.codes import script_code
+from aiida_ccdcgan.workflows.database import DatabaseWorkChain
+from aiida_ccdcgan.workflows.inverse_design import InverseDesignWorkChain
+from aiida_ccdcgan.workflows.relax import RelaxWorkChain
+
+ROLES = ("generator", "site_decoder", "lattice_decoder", "constraint")
+
+
+def _model(folder, role: str, representation: dict, altered: bool = False) -> KerasModelData:
+    """A stored model node recording ``representation`` (the file's content does not matter to validation)."""
+    path = folder / f"{role}-{uuid.uuid4().hex}.keras"
+    path.write_bytes(f"{role} weights".encode())
+    config = TrainingConfig.from_dict({**TINY_CONFIG, "representation": representation})
+    model = KerasModelData(
+        path,
+        role=role,
+        representation_digest=config.representation.digest(),
+        config_digest=config.digest(),
+        keras_version="3",
+        backend="tensorflow",
+        representation=config.representation.to_dict(),
+    )
+    if altered:  # the content changes after the hash was recorded
+        (folder / "altered.keras").write_bytes(b"other weights")
+        model.set_file(folder / "altered.keras", filename=f"{role}.keras")
+    return model.store()
+
+
+class Kit:
+    """What the cases build on: codes, a training set, stored models of the tiny configuration."""
+
+    def __init__(self, codes, relax_code, tmp_path):
+        self.codes, self.relax_code, self.tmp_path = codes, relax_code, tmp_path
+        self.representation = TINY_CONFIG["representation"]
+        self.models = {role: _model(tmp_path, role, self.representation) for role in ROLES}
+
+    def models_with(self, **representation) -> dict:
+        """Stored models trained for the tiny representation changed by ``representation``."""
+        return {role: _model(self.tmp_path, role, {**self.representation, **representation}) for role in ROLES}
+
+    def loop(self, train: bool = True, **changes):
+        """A loop builder that trains (tiny configuration) unless ``train`` is False, with ``changes`` as inputs."""
+        builder = InverseDesignWorkChain.get_builder()
+        builder.elements = orm.List(["Bi", "Se"])
+        builder.dataset = _dataset(self.tmp_path)
+        builder.graphs_per_round = orm.Int(6)
+        if train:
+            builder.train.train.code = self.codes["train"]
+            builder.train.train.config = orm.Dict(TINY_CONFIG)
+        builder.sample.code = self.codes["sample"]
+        builder.relax.engine = orm.Str("mlip")
+        builder.relax.mlip.code = self.relax_code
+        builder.relax.mlip.settings = orm.Dict(QUICK_RELAX)
+        for name, value in changes.items():
+            setattr(builder, name, value)
+        return builder
+
+    def loop_with_models(self, models=None, config=None, elements=("Bi", "Se")):
+        """A loop builder on given models instead of training."""
+        builder = self.loop(train=False, elements=orm.List(list(elements)))
+        builder.models = self.models if models is None else models
+        if config is not None:
+            builder.config = orm.Dict(config)
+        return builder
+
+    def relax(self, engine="mlip", **namespace):
+        """A relaxation builder of one crystal."""
+        builder = RelaxWorkChain.get_builder()
+        builder.structures = StructureBatchData.from_structures([make_crystals()[0].structure])
+        builder.engine = orm.Str(engine)
+        for name, value in namespace.items():
+            setattr(builder.mlip if name in ("code", "settings") else builder.vasp, name, value)
+        return builder
+
+    def sample(self, **changes):
+        """A sampling builder on the stored models."""
+        builder = SampleCalculation.get_builder()
+        builder.code, builder.config, builder.count = self.codes["sample"], orm.Dict(TINY_CONFIG), orm.Int(5)
+        builder.models = self.models
+        for name, value in changes.items():
+            setattr(builder, name, value)
+        return builder
+
+    def train(self, config=TINY_CONFIG, **changes):
+        """A training builder."""
+        builder = TrainCalculation.get_builder()
+        builder.code, builder.config, builder.dataset = self.codes["train"], orm.Dict(config), _dataset(self.tmp_path)
+        for name, value in changes.items():
+            setattr(builder, name, value)
+        return builder
+
+    def database(self, elements):
+        """A database-builder builder for ``elements``."""
+        builder = DatabaseWorkChain.get_builder()
+        builder.elements = orm.List(elements)
+        builder.templates = StructureBatchData.from_structures([make_crystals()[4].structure])
+        builder.group_label = orm.Str("bad-input-database")
+        builder.relax.engine = orm.Str("mlip")
+        builder.relax.mlip.code, builder.relax.mlip.settings = self.relax_code, orm.Dict(QUICK_RELAX)
+        return builder
+
+
+def _pretrained(kind: str, name: str = "vo-fast") -> dict:
+    """The tiny configuration with one autoencoder starting from the shipped set ``name``."""
+    return {**TINY_CONFIG, kind: {**TINY_CONFIG[kind], "pretrained": name}}
+
+
+CASES = {
+    "loop: unknown mode": (lambda k: k.loop(mode=orm.Str("gan")), "mode must be one of dcgan, dcgan_constraint"),
+    "loop: one element twice": (lambda k: k.loop(elements=orm.List(["Bi", "Bi"])), "two different element symbols"),
+    "loop: unknown element symbol": (lambda k: k.loop(elements=orm.List(["Bi", "Xx"])), "'Xx' is not an element"),
+    "loop: elements not in the model's order": (
+        lambda k: k.loop(elements=orm.List(["Se", "Bi"])),
+        r"elements \['Se', 'Bi'\] differ from the representation's element channels \['Bi', 'Se'\]",
+    ),
+    "loop: zero rounds": (lambda k: k.loop(rounds=orm.Int(0)), "rounds and graphs_per_round must be at least 1"),
+    "loop: zero samples per round": (
+        lambda k: k.loop(graphs_per_round=orm.Int(0)),
+        "rounds and graphs_per_round must be at least 1",
+    ),
+    "loop: GAN mode of the training differs": (
+        lambda k: k.loop(mode=orm.Str("dcgan")),
+        "The loop mode dcgan needs a GAN trained in mode dcgan, but train's config has ccdcgan",
+    ),
+    "loop: neither models nor training": (lambda k: k.loop_with_models(models={}), "Give either trained models"),
+    "loop: models without their config": (lambda k: k.loop_with_models(), "Given models need the config"),
+    "loop: a model is missing": (
+        lambda k: k.loop_with_models({r: m for r, m in k.models.items() if r != "generator"}, TINY_CONFIG),
+        "models lacks generator",
+    ),
+    "loop: models of another element order": (
+        lambda k: k.loop_with_models(k.models_with(elements=["Se", "Bi"]), TINY_CONFIG),
+        r"trained for another representation than the configuration describes: elements \['Bi', 'Se'\] "
+        r"\(trained with \['Se', 'Bi'\]\)",
+    ),
+    "loop: models of another grid": (
+        lambda k: k.loop_with_models(k.models_with(site_grid=32), TINY_CONFIG),
+        r"site_grid 16 \(trained with 32\)",
+    ),
+    "loop: a model file altered after it was stored": (
+        lambda k: k.loop_with_models(
+            {**k.models, "generator": _model(k.tmp_path, "generator", k.representation, altered=True)}, TINY_CONFIG
+        ),
+        "the file was altered after it was stored",
+    ),
+    "relax: unknown engine": (lambda k: k.relax("dft"), "engine must be one of mlip, vasp, not 'dft'"),
+    "relax: mlip without a code": (lambda k: k.relax(), r"engine 'mlip' needs mlip.code"),
+    "relax: unknown potential": (
+        lambda k: k.relax(code=k.relax_code, settings=orm.Dict({**QUICK_RELAX, "potential": "mace"})),
+        "Invalid relaxation settings",
+    ),
+    "relax: POTCAR family not in the profile": (
+        lambda k: RelaxWorkChain.get_builder_from_protocol(
+            StructureBatchData.from_structures([make_crystals()[0].structure]),
+            k.relax_code,
+            engine="vasp",
+            overrides={"vasp": {"potential_family": "PBE.missing"}},
+        ),
+        r"No POTCAR family 'PBE.missing' in this profile; upload one with `aiida-vasp potcar uploadfamily",
+    ),
+    "sample: zero samples": (lambda k: k.sample(count=orm.Int(0)), "count must be at least 1, not 0"),
+    "sample: screening without a constraint": (
+        lambda k: k.sample(
+            models={r: m for r, m in k.models.items() if r != "constraint"}, max_predicted_energy=orm.Float(0.3)
+        ),
+        "Screening by predicted formation energy needs models.constraint",
+    ),
+    "sample: models of another representation": (
+        lambda k: k.sample(models=k.models_with(sigma=0.3)),
+        r"sigma 0.6 \(trained with 0.3\)",
+    ),
+    "train: unknown setting": (
+        lambda k: k.train({**TINY_CONFIG, "typo": 1}),
+        "Invalid training configuration: Unknown training setting",
+    ),
+    "train: unknown stage": (lambda k: k.train(stage=orm.Str("everything")), "stage must be one of"),
+    "train: unknown pretrained set": (
+        lambda k: k.train(_pretrained("lattice_autoencoder", "vo-slow")),
+        "No pretrained autoencoders named 'vo-slow'; available: vo-fast",
+    ),
+    "train: pretrained set of other settings": (
+        lambda k: k.train(_pretrained("site_autoencoder")),
+        "The pretrained site autoencoder 'vo-fast' does not fit these settings",
+    ),
+    "database: unknown element symbol": (lambda k: k.database(["Bi", "Foo"]), "'Foo' is not an element symbol"),
+    "codes: a Computer that does not exist": (
+        lambda k: script_code("ccdcgan-train", "gpu-cluster"),
+        r"No Computer 'gpu-cluster' in this profile .*`verdi computer setup`",
+    ),
+    "codes: an unknown console script": (lambda k: script_code("ccdcgan-fly"), "No console script 'ccdcgan-fly'"),
+}
+
+
+@pytest.fixture
+def kit(codes, relax_code, tmp_path):
+    """The shared material of the cases."""
+    return Kit(codes, relax_code, tmp_path)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_refused_before_anything_is_stored(case, kit, node_count):
+    make, message = CASES[case]
+    before = node_count()
+    with pytest.raises(ValueError, match=message):
+        builder = make(kit)
+        before = node_count()  # models a case stores for itself are not the refused process's doing
+        instantiate_process(get_manager().get_runner(), builder)
+    assert node_count() == before
