@@ -29,6 +29,12 @@ parser.add_argument("--mode", default="ccdcgan", choices=("dcgan", "dcgan_constr
 parser.add_argument("--protocol", default="fast", choices=("fast", "paper"))
 parser.add_argument("--rounds", type=int, default=1)
 parser.add_argument("--graphs", type=int, help="Crystal graphs per round (default: the protocol's).")
+parser.add_argument(
+    "--fine-tune-steps",
+    type=int,
+    default=0,
+    help="Between rounds, train the GAN this many more steps on the new distinct crystals near the hull (default 0).",
+)
 parser.add_argument("--figure", default="bise_hull.png")
 args = parser.parse_args()
 
@@ -70,6 +76,7 @@ codes = {name: script_code(f"ccdcgan-{name}") for name in ("train", "sample", "r
 builder = InverseDesignWorkChain.get_builder_from_protocol(
     codes, dataset, ["Bi", "Se"], mode=args.mode, protocol=args.protocol, overrides=overrides
 )
+builder.fine_tune_steps = orm.Int(args.fine_tune_steps)
 print(f"Training set: {database.count()} Bi–Se crystals (group {database.label!r}); protocol {args.protocol}.")
 if args.submit:
     node = submit(builder)

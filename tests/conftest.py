@@ -156,6 +156,22 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def daemon_client(aiida_profile):
+    """The session's daemon client (replacing aiida's fixture of that name), stopped at the end with up to 3 min for
+    a busy worker to finish — aiida's fixture allows the profile's 20 s, which a worker that has just run a loop
+    with training and relaxations sometimes needs more than."""
+    from aiida.engine.daemon import get_daemon_client
+    from aiida.engine.daemon.client import DaemonNotRunningException
+
+    client = get_daemon_client(aiida_profile.name)
+    yield client
+    try:
+        client.stop_daemon(wait=True, timeout=180)
+    except DaemonNotRunningException:
+        pass
+
+
 @pytest.fixture
 def node_count():
     """Return a function counting all nodes in the profile's storage."""

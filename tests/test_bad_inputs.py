@@ -76,9 +76,9 @@ class Kit:
             setattr(builder, name, value)
         return builder
 
-    def loop_with_models(self, models=None, config=None, elements=("Bi", "Se")):
-        """A loop builder on given models instead of training."""
-        builder = self.loop(train=False, elements=orm.List(list(elements)))
+    def loop_with_models(self, models=None, config=None, elements=("Bi", "Se"), **changes):
+        """A loop builder on given models instead of training, with ``changes`` set as inputs."""
+        builder = self.loop(train=False, elements=orm.List(list(elements)), **changes)
         builder.models = self.models if models is None else models
         if config is not None:
             builder.config = orm.Dict(config)
@@ -163,6 +163,10 @@ CASES = {
             {**k.models, "generator": _model(k.tmp_path, "generator", k.representation, altered=True)}, TINY_CONFIG
         ),
         "the file was altered after it was stored",
+    ),
+    "loop: fine-tuning without a training code": (
+        lambda k: k.loop_with_models(k.models, TINY_CONFIG, fine_tune_steps=orm.Int(2)),
+        "fine_tune_steps needs a ccdcgan-train code",
     ),
     "relax: unknown engine": (lambda k: k.relax("dft"), "engine must be one of mlip, vasp, not 'dft'"),
     "relax: mlip without a code": (lambda k: k.relax(), r"engine 'mlip' needs mlip.code"),

@@ -216,6 +216,14 @@ def test_the_loop_runs_through_the_daemon(codes, relax_code, tmp_path, submit_an
     assert [node.pk, summary["success_rate"], summary["stable_fraction"]] in [list(row) for row in recipes["rates"]]
 
 
+def read_extxyz_records(dataset: orm.SinglefileData):
+    """The records of a stored extended XYZ training set."""
+    from aiida_ccdcgan.dataset.readers import read_extxyz
+
+    with dataset.as_path() as path:
+        return read_extxyz(path)
+
+
 def _wait_until(condition, node, timeout: float, message: str, poll: float = 0.5):
     """Poll ``condition()`` until it holds; fail with ``message`` after ``timeout`` s or if ``node`` ends first."""
     deadline = time.monotonic() + timeout
@@ -303,12 +311,12 @@ def _job_running(node, label: str, after: str | None = None) -> bool:
     )
 
 
-def _check_loop_on_fixed_generator(node, rounds: int, structures_before: int):
-    """Finished without training, one sampling per round, 6 valid candidates a round, and every relaxed crystal
-    stored once: the StructureData made since ``structures_before`` are exactly the rounds' relaxed groups."""
+def _check_loop_on_fixed_generator(node, rounds: int, structures_before: int, fine_tunings: int = 0):
+    """Finished with no training but ``fine_tunings``, one sampling per round, 6 valid candidates a round, and every
+    relaxed crystal stored once: the StructureData made since ``structures_before`` are the rounds' relaxed groups."""
     assert node.is_finished_ok, (node.exit_status, node.exit_message)
     labels = [child.process_label for child in node.called_descendants]
-    assert "TrainCalculation" not in labels and labels.count("SampleCalculation") == rounds
+    assert labels.count("TrainCalculation") == fine_tunings and labels.count("SampleCalculation") == rounds
     summary = node.outputs.summary["total"]
     assert summary["valid"] == 6 * rounds and summary["converged"] >= rounds
     relaxed = orm.QueryBuilder().append(
@@ -324,16 +332,29 @@ def _check_loop_on_fixed_generator(node, rounds: int, structures_before: int):
 def test_the_loop_finishes_after_a_daemon_restart(
     codes, relax_code, tmp_path, fixed_generator_run, started_daemon_client, aiida_profile
 ):
-    """``verdi daemon stop`` while round 1's sampling job runs, then ``verdi daemon start``: two rounds finish;
-    then ``aiida-ccdcgan evaluate`` on the finished loop."""
-    node = submit(_loop_with_fixed_generator(fixed_generator_run, codes, relax_code, tmp_path, 2))
+    """``verdi daemon stop`` while round 1's sampling job runs, then ``verdi daemon start``: two rounds finish, the
+    GAN fine-tuned between them on the new distinct crystals; then ``aiida-ccdcgan evaluate`` on the finished loop."""
+    builder = _loop_with_fixed_generator(fixed_generator_run, codes, relax_code, tmp_path, 2)
+    builder.fine_tune_steps, builder.fine_tune_code = orm.Int(2), codes["train"]
+    builder.fine_tune_max_e_above_hull = orm.Float(10.0)  # every new distinct crystal joins the training set
+    node = submit(builder)
     _wait_until(lambda: _job_running(node, "SampleCalculation"), node, 600, "no sampling job", poll=0.2)
     structures_before = orm.QueryBuilder().append(orm.StructureData).count()  # the references are done by now
     started_daemon_client.stop_daemon(wait=True, timeout=180)  # the worker may be busy: allow time to stop
     assert not node.is_terminated
     started_daemon_client.start_daemon(timeout=180)
     _wait_for_the_end(node)
-    _check_loop_on_fixed_generator(node, 2, structures_before)
+    _check_loop_on_fixed_generator(node, 2, structures_before, fine_tunings=1)
+    fine_tuning = next(
+        link.node
+        for link in node.base.links.get_outgoing(link_type=LinkType.CALL_WORK).all()
+        if link.link_label == "fine_tune_round_1"
+    )
+    added = read_extxyz_records(fine_tuning.inputs.train.dataset)
+    assert len(added) > 4 and added[-1].source_id.startswith("round_001/")  # the 4 training crystals + round 1's
+    assert fine_tuning.inputs.train.config["gan"]["fine_tune"] and fine_tuning.inputs.train.stage.value == "gan"
+    second = next(c for c in node.called_descendants if c.process_label == "SampleCalculation" and c.inputs.seed == 2)
+    assert second.inputs.models.generator.uuid == fine_tuning.outputs.models.generator.uuid
 
     # `aiida-ccdcgan evaluate PK` judges the finished loop's candidates with what the loop relaxed and assessed
     evaluation = tmp_path / "evaluation"

@@ -279,6 +279,23 @@ def test_train_gan_is_seeded(tiny_models):
         GanSettings(mode="wgan")
 
 
+def test_train_gan_fine_tunes_the_networks_it_is_given(tiny_models):
+    """Fine-tuning continues from the given generator and discriminator, for the given number of steps."""
+    from aiida_ccdcgan.models.config import GanSettings
+    from aiida_ccdcgan.models.training import train_gan
+
+    settings = GanSettings(mode="dcgan", noise_dim=16, batch_size=4, steps=2)
+    generator, discriminator, _ = train_gan(tiny_models["graphs"], settings, seed=2)
+    before = [weights.copy() for weights in generator.get_weights()]
+    tuned = GanSettings(mode="dcgan", noise_dim=16, batch_size=4, steps=3, fine_tune=True)
+    generator_after, discriminator_after, losses = train_gan(
+        tiny_models["graphs"], tuned, seed=3, initial=(generator, discriminator)
+    )
+    assert generator_after is generator and discriminator_after is discriminator and losses["g"].shape == (3,)
+    changed = [not np.allclose(old, new) for old, new in zip(before, generator_after.get_weights())]
+    assert any(changed) and len(before) == len(changed)
+
+
 def test_train_gan_resumes_from_its_checkpoint(tiny_models, tmp_path):
     """An interrupted GAN run continues from its last checkpoint and ends exactly where an uninterrupted one does."""
     from aiida_ccdcgan.models.config import GanSettings

@@ -50,6 +50,13 @@ class TrainCalculation(CalcJob):
             required=False,
             help="The remote folder of an earlier run on the same Computer: its finished stages are reused.",
         )
+        spec.input_namespace(
+            "models",
+            valid_type=KerasModelData,
+            dynamic=True,
+            required=False,
+            help="Models to start from, copied into the run's models folder (e.g. to fine-tune the GAN).",
+        )
         spec.input(
             "stage",
             valid_type=orm.Str,
@@ -66,12 +73,20 @@ class TrainCalculation(CalcJob):
     def prepare_for_submission(self, folder):
         """Write config.json, copy the dataset (and a parent run's models) in, run ``ccdcgan-train … --output models``."""
         config = TrainingConfig.from_dict(self.inputs.config.get_dict())
+        for model in self.inputs.get("models", {}).values():
+            model.verify(config.representation.digest())
         with folder.open("config.json", "w") as handle:
             json.dump(config.to_dict(), handle, indent=2)
         calcinfo = script_calcinfo(
             self.inputs.code,
             ["config.json", "data.extxyz", "--output", MODELS_FOLDER, "--stage", self.inputs.stage.value],
-            [(self.inputs.dataset.uuid, self.inputs.dataset.filename, "data.extxyz")],
+            [
+                (self.inputs.dataset.uuid, self.inputs.dataset.filename, "data.extxyz"),
+                *(
+                    (model.uuid, model.filename, f"{MODELS_FOLDER}/{role}.keras")
+                    for role, model in self.inputs.get("models", {}).items()
+                ),
+            ],
             # the models and metrics, not a GAN checkpoint left by an interrupted run (it stays in the remote folder)
             [(f"{MODELS_FOLDER}/{pattern}", ".", 2) for pattern in ("*.keras", "metrics.json", "learning_curves.png")],
         )

@@ -89,6 +89,8 @@ class GanSettings:
     enters the generator loss with weight ``fe_weight``, as ``exp`` — the mean of exp(E_f), as coded — or
     ``linear`` — the mean of E_f, as the paper's equation (2)). ``filters`` sets the widths of the generator
     (2·, 2·, 1·filters) and the discriminator (½, 1, 2, 4·filters); the paper's networks have 64.
+    ``fine_tune``: continue from the generator and discriminator of an earlier run (copied into the output folder)
+    for ``steps`` more steps instead of starting from new networks — the inverse-design loop's fine-tuning.
     """
 
     mode: str = "ccdcgan"
@@ -100,6 +102,7 @@ class GanSettings:
     steps: int = 10_000
     fe_loss: str = "exp"
     fe_weight: float = 0.1
+    fine_tune: bool = False
 
     def __post_init__(self):
         if self.mode not in ("dcgan", "ccdcgan"):

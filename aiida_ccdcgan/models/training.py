@@ -197,8 +197,9 @@ def _formation_energy_loss(kind: str):
     return lambda y_true, y_pred: keras.ops.mean(y_pred)
 
 
-def build_gan(side: int, settings: GanSettings, constraint=None):
-    """Return ``(generator, discriminator, combined)`` compiled for training on ``side``×``side`` graphs.
+def build_gan(side: int, settings: GanSettings, constraint=None, initial: tuple | None = None):
+    """Return ``(generator, discriminator, combined)`` compiled for training on ``side``×``side`` graphs; new
+    networks, or the ``initial`` ``(generator, discriminator)`` to train further.
 
     ``combined`` (a :class:`GeneratorWithCritics`) maps noise to the frozen discriminator's verdict — and, for
     CCDCGAN, the frozen constraint's formation energy, weighted ``fe_weight`` — both in inference mode
@@ -206,8 +207,14 @@ def build_gan(side: int, settings: GanSettings, constraint=None):
     """
     if settings.mode == "ccdcgan" and constraint is None:
         raise ValueError("CCDCGAN needs the trained constraint model.")
-    generator = build_generator(settings.noise_dim, side, settings.filters)
-    discriminator = build_discriminator(side, settings.filters)
+    if initial is not None:
+        generator, discriminator = initial
+    else:
+        generator, discriminator = (
+            build_generator(settings.noise_dim, side, settings.filters),
+            build_discriminator(side, settings.filters),
+        )
+    discriminator.trainable = True
     discriminator.compile(
         optimizer=keras.optimizers.Adam(settings.learning_rate, settings.beta_1), loss="binary_crossentropy"
     )
@@ -268,16 +275,18 @@ def train_gan(
     checkpoint: Path | None = None,
     checkpoint_key: str = "",
     checkpoint_every: int = 500,
+    initial: tuple | None = None,
 ):
     """Train the DCGAN (``mode='dcgan'``) or CCDCGAN (``mode='ccdcgan'``, needs ``constraint``) on crystal graphs.
 
     Step k draws its batch and noise from a generator seeded with ``(seed, k)``. With ``checkpoint`` (a file
     path) the weights, optimizer states and losses are saved every ``checkpoint_every`` steps, and a run that
     finds a checkpoint with the same ``checkpoint_key`` (the digest of the settings) continues from its step.
+    ``initial``: ``(generator, discriminator)`` to continue training (fine-tuning) instead of new networks.
     Returns ``(generator, discriminator, losses)`` with per-step arrays ``d_real``, ``d_fake``, ``g``.
     """
     seed_everything(seed)
-    generator, discriminator, combined = build_gan(graphs.shape[1], settings, constraint)
+    generator, discriminator, combined = build_gan(graphs.shape[1], settings, constraint, initial)
     batch = min(settings.batch_size, len(graphs))
 
     def draw(step):

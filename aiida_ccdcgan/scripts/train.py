@@ -161,6 +161,14 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
                 metrics["validation"] = regression_metrics(predicted, [i["energy"] for i in validation])
         else:
             constraint = models.get("constraint") if config.gan.mode == "ccdcgan" else None
+            initial = None
+            if config.gan.fine_tune:
+                import keras
+
+                files = [output / f"{name}.keras" for name in MODEL_FILES["gan"]]
+                if not all(f.exists() for f in files):
+                    raise ValueError("fine-tuning needs the generator.keras and discriminator.keras of an earlier run")
+                initial = tuple(keras.saving.load_model(f, safe_mode=True, compile=False) for f in files)
             models["generator"], models["discriminator"], losses = train_gan(
                 graphs,
                 config.gan,
@@ -168,6 +176,7 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
                 config.seed,
                 checkpoint=output / GAN_CHECKPOINT,
                 checkpoint_key=config.stage_digest("gan"),
+                initial=initial,
             )
             _check_finite(stage, losses)
             metrics = {

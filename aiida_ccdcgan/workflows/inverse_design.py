@@ -5,7 +5,9 @@ elemental references (``ccdcgan.references``, cached) → for each round: sample
 ``dcgan_constraint`` screened by the constraint's prediction) → the valid candidates → relax (``ccdcgan.relax``) →
 formation energy, hull and classification against everything known before the round (``ccdcgan.assess_relaxed``;
 the hull and the "distinct" reference grow with every round) → Groups ``<prefix>/round-<k>/{candidates, relaxed,
-stable, distinct}`` → ``summary``: the paper's table per round and in total.
+stable, distinct}`` → (with ``fine_tune_steps``, before the next round) the training set plus the new distinct
+crystals within ``fine_tune_max_e_above_hull`` of the hull, and the GAN trained that many more steps on it
+(``ccdcgan.train.base``, stage gan) → ``summary``: the paper's table per round and in total.
 
 Candidates stay one batch node per round; only the relaxed, converged crystals become single StructureData, each
 with queryable extras (formation energy, E_hull, class, distinct, round, mode, the generator's uuid).
@@ -16,7 +18,14 @@ from __future__ import annotations
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, if_, while_
 
-from ..calculations.functions.design import design_summary, known_before_round, training_set, valid_candidates
+from ..calculations.functions.design import (
+    augmented_training_set,
+    design_summary,
+    fine_tuning_additions,
+    known_before_round,
+    training_set,
+    valid_candidates,
+)
 from ..calculations.sample import REQUIRED_MODELS, SampleCalculation, models_refusal
 from ..common import extras
 from ..common.validators import validate_element_pair
@@ -40,6 +49,9 @@ def _validate_inputs(inputs, _):
         return f"mode must be one of {', '.join(MODES)}, not {mode!r}."
     if inputs["rounds"].value < 1 or inputs["graphs_per_round"].value < 1:
         return "rounds and graphs_per_round must be at least 1."
+    has_train_code = "code" in inputs.get("train", {}).get("train", {})
+    if inputs["fine_tune_steps"].value > 0 and "fine_tune_code" not in inputs and not has_train_code:
+        return "fine_tune_steps needs a ccdcgan-train code: give fine_tune_code (or train.train.code)."
     if "models" in inputs and inputs["models"]:
         missing = [r for r in (*REQUIRED_MODELS, "constraint") if r not in inputs["models"]]
         if missing and (mode == "dcgan_constraint" or set(missing) - {"constraint"}):
@@ -105,6 +117,25 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
             default=lambda: orm.Bool(True),
             help="Put the training set's formation energies on the hull (only if computed like the relaxations).",
         )
+        spec.input(
+            "fine_tune_steps",
+            valid_type=orm.Int,
+            default=lambda: orm.Int(0),
+            help="After each round but the last, add the distinct crystals within fine_tune_max_e_above_hull of the "
+            "hull to the training set and train the GAN this many more steps on it (0: never).",
+        )
+        spec.input(
+            "fine_tune_max_e_above_hull",
+            valid_type=orm.Float,
+            default=lambda: orm.Float(0.1),
+            help="eV/atom: which new distinct crystals join the training set for fine-tuning.",
+        )
+        spec.input(
+            "fine_tune_code",
+            valid_type=orm.AbstractCode,
+            required=False,
+            help="A ccdcgan-train code for fine-tuning; default: train.train.code.",
+        )
         spec.input("group_prefix", valid_type=orm.Str, required=False, help="Default: ccdcgan/inverse_design/<pk>.")
         spec.input_namespace("models", valid_type=KerasModelData, dynamic=True, required=False, help="Trained models.")
         spec.input("config", valid_type=orm.Dict, required=False, help="The TrainingConfig of the given models.")
@@ -129,6 +160,7 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
                 cls.inspect_sample,
                 if_(cls.has_candidates)(cls.relax, cls.assess),
                 cls.finish_round,
+                if_(cls.should_fine_tune)(cls.fine_tune, cls.inspect_fine_tune),
             ),
             cls.results,
         )
@@ -329,6 +361,56 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
             f"round {self.ctx.round}: {counts.get('converged', 0)} relaxed, {counts.get('stable', 0)} stable, "
             f"{counts.get('distinct_stable', 0)} distinct stable; groups {self.ctx.prefix}/round-{self.ctx.round}/…"
         )
+
+    def should_fine_tune(self) -> bool:
+        """Whether to fine-tune the GAN before the next round: asked for, a round follows, and new crystals."""
+        if self.inputs.fine_tune_steps.value < 1 or not self.more_rounds():
+            return False
+        label = f"round_{self.ctx.round:03d}"
+        threshold = self.inputs.fine_tune_max_e_above_hull.value
+        added = (
+            fine_tuning_additions(orm.load_node(self.ctx.assessed[label]), threshold)
+            if label in self.ctx.assessed
+            else []
+        )
+        if not added:
+            self.report(f"round {self.ctx.round}: no new distinct crystal within {threshold} eV/atom; no fine-tuning")
+        return bool(added)
+
+    def fine_tune(self):
+        """Train the GAN further on the training set plus the new low-energy distinct crystals of all rounds."""
+        dataset = augmented_training_set(
+            self.inputs.dataset,
+            self.inputs.fine_tune_max_e_above_hull,
+            **{label: orm.load_node(uuid) for label, uuid in self.ctx.assessed.items()},
+        )
+        config = {**self.ctx.config, "gan": {**self.ctx.config["gan"], "steps": self.inputs.fine_tune_steps.value}}
+        config["gan"]["fine_tune"] = True
+        code = self.inputs.fine_tune_code if "fine_tune_code" in self.inputs else self.inputs.train.train.code
+        sampling_options = self.exposed_inputs(SampleCalculation, "sample").get("metadata", {}).get("options", {})
+        options = {key: value for key, value in sampling_options.items() if key != "parser_name"}  # same machine
+        inputs = {
+            "train": {
+                "code": code,
+                "config": orm.Dict(config),
+                "dataset": dataset,
+                "stage": orm.Str("gan"),
+                "models": {role: orm.load_node(uuid) for role, uuid in self.ctx.models.items()},
+                "metadata": {"options": options},
+            },
+            "metadata": {"call_link_label": f"fine_tune_round_{self.ctx.round}"},
+        }
+        return ToContext(fine_tuning=self.submit(TrainBaseWorkChain, **inputs))
+
+    def inspect_fine_tune(self):
+        """Sample the next rounds with the fine-tuned generator."""
+        node = self.ctx.fine_tuning
+        if not node.is_finished_ok:
+            return self._failed(node)
+        for role in ("generator", "discriminator"):
+            self.ctx.models[role] = node.outputs.models[role].uuid
+        self.report(f"round {self.ctx.round}: GAN fine-tuned for {self.inputs.fine_tune_steps.value} steps")
+        return None
 
     def results(self):
         """The table of all rounds, the final hull and the models."""

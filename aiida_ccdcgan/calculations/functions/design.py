@@ -46,6 +46,44 @@ def training_set(dataset: orm.SinglefileData) -> StructureBatchData:
     )
 
 
+def fine_tuning_additions(assessed: StructureBatchData, max_e_above_hull: float) -> list[int]:
+    """Rows of an assessed round that fine-tuning adds to the training set: distinct and within ``max_e_above_hull``."""
+    flags, e_hull = assessed.info("distinct").tolist(), assessed.info("e_above_hull").tolist()
+    return [row for row, (distinct, energy) in enumerate(zip(flags, e_hull)) if distinct and energy <= max_e_above_hull]
+
+
+@calcfunction
+def augmented_training_set(
+    dataset: orm.SinglefileData, max_e_above_hull: orm.Float, **assessed: StructureBatchData
+) -> orm.SinglefileData:
+    """The training set plus the distinct crystals of the given assessed rounds within ``max_e_above_hull``
+    (eV/atom) of the hull, as training frames ``<round>/<index>`` with their formation energies: the data the
+    loop fine-tunes its GAN on."""
+    import tempfile
+    from pathlib import Path
+
+    from ...dataset import CrystalRecord
+    from ...dataset.readers import read_extxyz
+    from ...dataset.writers import write_extxyz
+
+    with dataset.as_path() as path:
+        records = read_extxyz(path)
+    for label, batch in sorted(assessed.items()):
+        structures, energies, indices = (
+            batch.get_structures(),
+            batch.info("formation_energy").tolist(),
+            batch.info("index").tolist(),
+        )
+        records += [
+            CrystalRecord(f"{label}/{indices[row]}", structures[row], energies[row], properties={"split": "train"})
+            for row in fine_tuning_additions(batch, max_e_above_hull.value)
+        ]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "training_set.extxyz"
+        write_extxyz(records, path)
+        return orm.SinglefileData(path)
+
+
 @calcfunction
 def valid_candidates(candidates: StructureBatchData) -> StructureBatchData:
     """The candidates of a sampling whose outcome is ``valid`` (decoded, passed validity and any screening)."""
