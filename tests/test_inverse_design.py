@@ -279,17 +279,7 @@ def _loop_with_fixed_generator(run, codes, relax_code, tmp_path, rounds: int):
     builder.rounds = orm.Int(rounds)
     builder.graphs_per_round = orm.Int(6)
     builder.config = orm.Dict(config)
-    builder.models = {
-        path.stem: KerasModelData(
-            path,
-            role=path.stem,
-            representation_digest=metrics["representation_digest"],
-            config_digest=metrics["config_digest"],
-            keras_version=metrics["keras_version"],
-            backend=metrics["backend"],
-        )
-        for path in folder.glob("*.keras")
-    }
+    builder.models = {path.stem: KerasModelData.from_training_run(path, metrics) for path in folder.glob("*.keras")}
     builder.sample.code = codes["sample"]
     builder.relax.engine = orm.Str("mlip")
     builder.relax.mlip.code = relax_code

@@ -49,6 +49,20 @@ class KerasModelData(SinglefileData):
             }
         )
 
+    @classmethod
+    def from_training_run(cls, path, metrics: dict) -> KerasModelData:
+        """The model file ``path`` (named ``<role>.keras``) of a ``ccdcgan-train`` run whose ``metrics.json`` is
+        ``metrics``: role, digests, Keras version, backend and representation as that run recorded them."""
+        return cls(
+            path,
+            role=Path(path).stem,
+            representation_digest=metrics["representation_digest"],
+            config_digest=metrics["config_digest"],
+            keras_version=metrics["keras_version"],
+            backend=metrics["backend"],
+            representation=metrics["config"]["representation"],
+        )
+
     @property
     def role(self) -> str:
         """Which network this is: site_encoder, site_decoder, lattice_encoder, lattice_decoder, constraint, generator, discriminator."""

@@ -23,18 +23,7 @@ class TrainParser(ScriptParser):
                 return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename=f"{MODELS_FOLDER}/metrics.json")
             metrics = json.loads((folder / "metrics.json").read_text())
             for path in sorted(folder.glob("*.keras")):
-                self.out(
-                    f"models.{path.stem}",
-                    KerasModelData(
-                        path,
-                        role=path.stem,
-                        representation_digest=metrics["representation_digest"],
-                        config_digest=metrics["config_digest"],
-                        keras_version=metrics["keras_version"],
-                        backend=metrics["backend"],
-                        representation=metrics["config"]["representation"],
-                    ),
-                )
+                self.out(f"models.{path.stem}", KerasModelData.from_training_run(path, metrics))
             if (folder / "learning_curves.png").is_file():
                 self.out("learning_curves", orm.SinglefileData(folder / "learning_curves.png"))
         self.out("metrics", orm.Dict(metrics))

@@ -31,6 +31,15 @@ class Relaxation:
     provenance: dict
 
 
+def assessment_rows(assessed: StructureBatchData) -> dict[int, dict]:
+    """Index into the relaxed batch → formation energy, E_hull and class, from an ``assess_relaxed`` output."""
+    columns = [assessed.info(name).tolist() for name in ("index", "formation_energy", "e_above_hull", "classification")]
+    return {
+        index: {"formation_energy": formation, "e_above_hull": e_hull, "classification": label}
+        for index, formation, e_hull, label in zip(*columns)
+    }
+
+
 def relax_and_assess(
     structures: dict[int, Structure],
     elements: Sequence[str],
@@ -72,14 +81,8 @@ def relax_and_assess(
     for position, index in enumerate(order):
         if statuses[position] == "converged":
             after[index] = relaxed_structures[position]
-    columns = node.outputs.assessed
-    for position, formation, e_hull, label in zip(
-        columns.info("index").tolist(),
-        columns.info("formation_energy").tolist(),
-        columns.info("e_above_hull").tolist(),
-        columns.info("classification").tolist(),
-    ):
-        judged[order[position]] = {"formation_energy": formation, "e_above_hull": e_hull, "classification": label}
+    for position, row in assessment_rows(node.outputs.assessed).items():
+        judged[order[position]] = row
     provenance = {
         "relaxation": relaxation.uuid,
         "references": references.uuid,
@@ -125,14 +128,8 @@ def loop_results(node: orm.WorkflowNode) -> tuple[list[CrystalRecord], Relaxatio
             project="*",
         )
         for (assessment,) in assessments.all():
-            columns = assessment.outputs.assessed
-            for index, formation, e_hull, label in zip(
-                columns.info("index").tolist(),
-                columns.info("formation_energy").tolist(),
-                columns.info("e_above_hull").tolist(),
-                columns.info("classification").tolist(),
-            ):
-                rows[index] = {"formation_energy": formation, "e_above_hull": e_hull, "classification": label}
+            for index, row in assessment_rows(assessment.outputs.assessed).items():
+                rows[index] = row
         judged += rows
     provenance = {"loop": node.uuid, "energy_scale": rounds[0][1].outputs.summary["energy_scale"] if rounds else None}
     return generated, Relaxation(after, judged, provenance), training, node.inputs.elements.get_list()
