@@ -104,6 +104,7 @@ def _bad_files(crystals, tmp_path):
     whole = tmp_path / "whole.extxyz"
     write(whole, [AseAtomsAdaptor.get_atoms(c.structure) for c in crystals], format="extxyz")
     (tmp_path / "truncated.extxyz").write_text(whole.read_text()[:300])
+    (tmp_path / "single-atom.extxyz").write_text("1\nProperties=species:S:1:pos:R:3 formation_energy=0.0\nBi 0 0 0\n")
     for name, (filename, text) in BAD_FOLDERS.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "good.vasp").write_text(BISE_POSCAR)
@@ -122,6 +123,7 @@ def _bad_files(crystals, tmp_path):
         ),
         (["import", "extxyz", "empty.extxyz"], "empty.extxyz: the file is empty"),
         (["import", "extxyz", "truncated.extxyz"], "truncated.extxyz: cannot read as extended XYZ"),
+        (["import", "extxyz", "single-atom.extxyz"], "frame 0: the frame is not periodic in all three directions"),
         (
             ["import", "csv", "vo.csv.gz", "--structure-format", "poscar", "--structure-column", "poscar"],
             "A plain CSV import needs id_column",
@@ -154,6 +156,7 @@ def _bad_files(crystals, tmp_path):
         "wrong-columns",
         "empty-file",
         "truncated-extxyz",
+        "single-atom-without-a-cell",
         "csv-without-id",
         "nan-energy",
         "garbage-cif",
