@@ -29,6 +29,7 @@ import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Structure
 
+from .dataset.checks import ImportChecks
 from .representation.config import VoxelConfig
 from .representation.roundtrip import MATCHER_SETTINGS
 from .representation.validity import validity
@@ -37,10 +38,11 @@ from .thermodynamics import Criteria, distinct_flags
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationSettings:
-    """Thresholds of the evaluation: CDVAE validity, MatterGen stability and RMSD, the matcher of unique/novel."""
+    """Thresholds of the evaluation: CDVAE validity (the thresholds of :class:`ImportChecks`), MatterGen stability
+    and RMSD, the matcher of unique/novel."""
 
-    min_distance: float = 0.5
-    min_volume: float = 0.1
+    min_distance: float = ImportChecks.min_distance
+    min_volume: float = ImportChecks.min_volume
     stability_threshold: float = 0.1
     matcher: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(MATCHER_SETTINGS))
     rmsd_matcher: Mapping[str, object] = dataclasses.field(
