@@ -91,7 +91,7 @@ def test_protocols_and_an_unknown_mode(codes, relax_code, tmp_path):
     all_codes = {**codes, "relax": relax_code}
     fast = InverseDesignWorkChain.get_builder_from_protocol(all_codes, dataset, ["Bi", "Se"], mode="dcgan_constraint")
     config = fast.train.train.config.get_dict()
-    assert config["gan"]["mode"] == "dcgan" and config["gan"]["steps"] == 1000  # the fast loop's GAN budget
+    assert config["gan"]["mode"] == "dcgan" and config["gan"]["steps"] == 800  # the fast loop's GAN budget
     assert config["site_autoencoder"]["pretrained"] == config["lattice_autoencoder"]["pretrained"] == "vo-fast"
     assert fast.graphs_per_round.value == 150 and fast.relax.mlip.settings["fmax"] == 0.1
     assert fast.sample.metadata.options["environment_variables"] == {"KERAS_BACKEND": "torch"}
