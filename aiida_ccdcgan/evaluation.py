@@ -10,6 +10,8 @@ Per structure (``evaluate``):
   atoms).
 * **unique** — no StructureMatcher match (ltol 0.2, stol 0.3, angle 5°) with an earlier valid structure of the
   set; **novel** — no match in the reference set; both judged on the relaxed structure where there is one.
+* **known_phase** — the name of the given known crystal (e.g. Bi2Se3 R-3m) the structure matches with the same
+  matcher, judged like novelty; empty when none.
 * **stable** (MatterGen) — E_hull ≤ 0.1 eV/atom; **S.U.N.** — valid, stable, unique and novel. The paper's
   classes (stable: E_f < 0 and E_hull < 0.10; metastable < 0.15) come from :mod:`aiida_ccdcgan.thermodynamics`.
 * **RMSD** (MatterGen) — between the generated and the relaxed structure: StructureMatcher ltol 0.5, stol 0.5,
@@ -85,9 +87,11 @@ def evaluate(
     relaxed: Sequence[Structure | None] | None = None,
     e_above_hull: Sequence[float | None] | None = None,
     settings: EvaluationSettings = EvaluationSettings(),
+    known_phases: Mapping[str, Structure] | None = None,
 ) -> list[dict]:
     """One row per generated structure (see the module docstring); ``relaxed`` and ``e_above_hull`` (eV/atom) are
-    per structure, None where a structure was not relaxed; without them stability, S.U.N. and RMSD are None."""
+    per structure, None where a structure was not relaxed; without them stability, S.U.N. and RMSD are None.
+    ``known_phases`` (name → crystal) are looked for among the valid structures."""
     count = len(generated)
     relaxed = list(relaxed) if relaxed is not None else [None] * count
     e_above_hull = list(e_above_hull) if e_above_hull is not None else [None] * count
@@ -117,11 +121,17 @@ def evaluate(
     criteria = Criteria(matcher=dict(settings.matcher))
     unique = dict(zip(valid, distinct_flags(judged, [], criteria)))
     novel = dict(zip(valid, distinct_flags(judged, reference, criteria, among_candidates=False)))
+    matcher = StructureMatcher(**settings.matcher)
+    known = {
+        index: next((name for name, phase in (known_phases or {}).items() if matcher.fit(structure, phase)), "")
+        for index, structure in zip(valid, judged)
+    }
     for row in rows:
         index = row["index"]
         e_hull, after = e_above_hull[index], relaxed[index]
         row["unique"] = unique.get(index, False)
         row["novel"] = novel.get(index, False)
+        row["known_phase"] = known.get(index, "")
         row["e_above_hull"] = e_hull
         row["stable"] = None if e_hull is None else bool(row["valid"] and e_hull <= settings.stability_threshold)
         row["sun"] = None if e_hull is None else bool(row["stable"] and row["unique"] and row["novel"])

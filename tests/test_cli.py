@@ -150,6 +150,9 @@ def _bad_files(crystals, tmp_path):
         (["evaluate", "whole.extxyz"], "--elements is needed for files"),
         (["evaluate", "whole.extxyz", "--elements", "V,O"], "--reference is needed for a system other than Bi–Se"),
         (["evaluate", "garbage-cif", "--elements", "Bi,Se"], "bad.cif: cannot read the CIF text"),
+        (["evaluate", "DATA-NODE"], "is not a finished ccdcgan.inverse_design loop"),
+        (["plot", "999999999"], "'999999999' is not the pk or uuid of a node in this profile"),
+        (["plot", "DATA-NODE"], "is not a finished ccdcgan.inverse_design loop"),
     ],
     ids=[
         "missing-file",
@@ -177,6 +180,9 @@ def _bad_files(crystals, tmp_path):
         "evaluate-without-elements",
         "evaluate-without-reference",
         "evaluate-garbage-cif",
+        "evaluate-a-data-node",
+        "plot-unknown-node",
+        "plot-a-data-node",
     ],
 )
 def test_bad_input_exits_1_with_a_clear_message_and_stores_nothing(
@@ -186,8 +192,10 @@ def test_bad_input_exits_1_with_a_clear_message_and_stores_nothing(
     _bad_files(crystals, tmp_path)
     empty, _ = orm.Group.collection.get_or_create(f"{group_label}-empty")
     wrong_type, _ = orm.Group.collection.get_or_create(f"{group_label}-wrong-type")
-    wrong_type.add_nodes(orm.Int(3).store())
-    args = [{"EMPTY": empty.label, "WRONG-TYPE": wrong_type.label}.get(arg, arg) for arg in args]
+    data_node = orm.Int(3).store()
+    wrong_type.add_nodes(data_node)
+    names = {"EMPTY": empty.label, "WRONG-TYPE": wrong_type.label, "DATA-NODE": str(data_node.pk)}
+    args = [names.get(arg, arg) for arg in args]
     before = node_count()
     result = cli(*args, *(["--group", group_label] if args[0] == "import" else []), cwd=tmp_path)
     assert result.returncode == 1, (result.stdout, result.stderr)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from aiida import orm
 from ase.io import read
@@ -21,6 +22,15 @@ from aiida_ccdcgan.evaluation import (
     structural_invalidity,
     summarize,
 )
+from aiida_ccdcgan.plotting import (
+    learning_curves,
+    plot_energy_distributions,
+    plot_graph_map,
+    plot_learning_curves,
+    principal_axes,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
@@ -61,7 +71,9 @@ def test_rows_and_summary_follow_the_definitions(known):
     reference = [known["Bi2Se3-R-3m"], known["Bi-A7"], known["Se-A8"]]
     relaxed = [generated[0], generated[1], None, None, generated[4]]
     e_hull = [0.0, 0.05, None, None, 0.3]
-    rows = evaluate(generated, reference, ["Bi", "Se"], relaxed, e_hull)
+    phases = {"Bi2Se3 (known)": known["Bi2Se3-R-3m"], "BiSe (known)": known["BiSe-hex"]}
+    rows = evaluate(generated, reference, ["Bi", "Se"], relaxed, e_hull, known_phases=phases)
+    assert [row["known_phase"] for row in rows] == ["Bi2Se3 (known)", "BiSe (known)", "BiSe (known)", "", ""]
     assert [row["valid"] for row in rows] == [True, True, True, False, True]
     assert [row["paper_valid"] for row in rows] == [True, True, True, False, False]
     assert rows[3]["invalid_reason"] == "atoms_too_close" and rows[4]["paper_invalid_reason"] == "atoms_too_close"
@@ -77,6 +89,37 @@ def test_rows_and_summary_follow_the_definitions(known):
     assert summary["relaxed"] == 3 and summary["mean_rmsd"] == pytest.approx(0.0, abs=1e-8)
     with pytest.raises(ValueError, match="need as many relaxed structures"):
         evaluate(generated, reference, ["Bi", "Se"], relaxed[:2], e_hull)
+
+
+def test_principal_axes_find_the_direction_of_largest_spread():
+    rng = np.random.default_rng(0)
+    along = rng.normal(size=(200, 1)) * np.array([[3.0, 0.0, 0.0, 4.0]]) / 5  # spread along (3, 0, 0, 4)/5
+    points = (along + 0.01 * rng.normal(size=(200, 4)) + 7.0).reshape(200, 2, 2)
+    mean, axes = principal_axes(points)
+    assert mean == pytest.approx(np.full(4, 7.0), abs=0.1) and axes.shape == (2, 4)
+    assert abs(axes[0] @ np.array([0.6, 0.0, 0.0, 0.8])) == pytest.approx(1.0, abs=1e-3)
+    _, single = principal_axes(np.ones((1, 3)))  # one graph: one axis, the second is zero
+    assert single.shape == (2, 3) and not single[1].any()
+
+
+def test_figures_are_written_in_the_format_of_their_suffix(tmp_path):
+    metrics = {"stages": {"constraint": {"losses": {"constraint": [1.0, 0.5]}}, "gan": {"losses": {"g": [2, 1, 0]}}}}
+    curves = learning_curves(metrics)
+    assert curves == {"constraint: constraint": [1.0, 0.5], "gan: g": [2, 1, 0]}
+    rng = np.random.default_rng(1)
+    written = [
+        plot_learning_curves(curves, tmp_path / "curves.png"),
+        plot_energy_distributions({"database": [-0.3, 0.1, 0.2], "generated": [0.5], "none": []}, tmp_path / "e.png"),
+        plot_graph_map(
+            {
+                "training": (rng.normal(size=(20, 4, 4, 1)), rng.normal(size=20)),
+                "generated": (np.zeros((0, 4, 4, 1)), []),
+            },
+            tmp_path / "graphs.svg",
+        ),
+    ]
+    assert [path.read_bytes()[:8] for path in written[:2]] == [PNG_SIGNATURE] * 2
+    assert written[2].read_text().lstrip().startswith("<?xml") and "<svg" in written[2].read_text()
 
 
 @pytest.mark.slow
@@ -116,6 +159,7 @@ def test_evaluate_command_on_a_folder_of_cifs(aiida_profile, known, tmp_path):
     done = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     assert "Relaxing 3 of 5 crystals with chgnet" in done.stdout and "5 crystals: valid 60.0 %" in done.stdout
+    assert "Known phases among them: Bi2Se3 R-3m 1×, BiSe P-3m1 0×." in done.stdout
     with open(tmp_path / "out" / "structures.csv") as handle:
         rows = list(csv.DictReader(handle))
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
@@ -124,6 +168,8 @@ def test_evaluate_command_on_a_folder_of_cifs(aiida_profile, known, tmp_path):
     assert rows[3]["invalid_reason"] == "atoms_too_close" and rows[4]["invalid_reason"] == "charge_balance"
     assert [row["novel"] for row in rows][:3] == ["False", "True", "True"]
     assert [row["unique"] for row in rows][:3] == ["True", "True", "False"]
+    assert [row["known_phase"] for row in rows][:3] == ["Bi2Se3 R-3m", "", ""]
+    assert sum(summary["known_phases"].values()) == 1 and len(summary["known_phases"]) == 2
     for key in ("valid", "unique", "novel", "sun"):
         assert summary[key] == sum(row[key] == "True" for row in rows)
         assert summary[f"{key}_fraction"] == pytest.approx(summary[key] / 5)

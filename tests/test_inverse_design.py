@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from aiida import orm
 from aiida.common.links import LinkType
@@ -27,7 +28,8 @@ from aiida_ccdcgan.data.model import KerasModelData
 from aiida_ccdcgan.data.structures import StructureBatchData
 from aiida_ccdcgan.dataset.writers import write_extxyz
 from aiida_ccdcgan.scripts.train import MODEL_FILES
-from aiida_ccdcgan.tools.design import group_prefix, query_recipes, round_table
+from aiida_ccdcgan.tools.design import group_prefix, query_recipes, round_table, training_records, trainings
+from aiida_ccdcgan.tools.plots import crystal_graphs, loop_figures
 from aiida_ccdcgan.workflows.inverse_design import InverseDesignWorkChain
 
 
@@ -363,6 +365,16 @@ def test_the_loop_finishes_after_a_daemon_restart(
     extras_e_hull = groups.append(orm.StructureData, with_group="g", project="extras.e_above_hull").all(flat=True)
     assert sorted(float(row["e_above_hull"]) for row in relaxed_rows) == pytest.approx(sorted(extras_e_hull))
 
+    # `aiida-ccdcgan plot PK` draws the loop's four figures; the learning curves are the fine-tuning's
+    figures = tmp_path / "figures"
+    command = [*command[:-1], "plot", str(node.pk), "--output", str(figures), "--samples", "20"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    kinds = ("hull", "energies", "curves", "graphs")
+    assert done.stdout.split() == [word for kind in kinds for word in (f"{kind}:", str(figures / f"{kind}.png"))]
+    assert all((figures / f"{kind}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for kind in kinds)
+    assert [label for label, _ in trainings(node)] == ["fine-tuning 1"]
+
 
 @pytest.mark.slow
 @pytest.mark.daemon
@@ -388,3 +400,15 @@ def test_the_loop_finishes_after_the_daemon_is_killed(
     started_daemon_client.start_daemon(timeout=180)  # removes the stale PID file of the killed daemon
     _wait_for_the_end(node)
     _check_loop_on_fixed_generator(node, 1, structures_before)
+
+    # the map of crystal graphs: the training set through the loop's encoders; the fixed generator gives Bi2Se3's
+    records = training_records(node)
+    graphs = crystal_graphs(node, records, 3)
+    training, energies = graphs["training set"]
+    generated, predicted = graphs["generated (predicted E_f)"]
+    assert len(training) == len(energies) == len(records) and energies == [r.formation_energy for r in records]
+    assert generated.shape == (3, *training.shape[1:]) and np.allclose(generated, generated[0])
+    bi2se3 = [r.source_id for r in records].index("Bi2Se3-R-3m")  # encoded by fixed_generator.py from its own copy
+    assert np.abs(generated[0] - training[bi2se3]).max() < 1e-4
+    assert len(predicted) == 3 and np.all(np.isfinite(predicted))
+    assert loop_figures(node, tmp_path, ["curves"]) == {"curves": "no training ran in this loop"}

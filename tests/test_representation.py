@@ -80,6 +80,20 @@ def test_atoms_near_faces_and_corners_survive_periodicity():
     assert MATCHER.get_rms_dist(structure, result.structure)[0] < 1e-4
 
 
+def test_numerical_noise_does_not_change_the_atoms_images():
+    """Atoms on special positions tie between equivalent images; a copy of the crystal with 1e-9 noise on every
+    coordinate (as a file round trip gives) gets the same images, so the same voxels and crystal graph."""
+    bi2se3 = Structure.from_spacegroup(
+        "R-3m", Lattice.hexagonal(4.143, 28.636), ["Bi", "Se", "Se"], [[0, 0, 0.4008], [0, 0, 0], [0, 0, 0.2117]]
+    ).get_primitive_structure()
+    config = VoxelConfig(site_grid=32, lattice_grid=16, sigma=0.35)
+    exact = canonical_crystal(bi2se3, config).positions
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        noisy = Structure(bi2se3.lattice, bi2se3.species, bi2se3.frac_coords + rng.normal(scale=1e-9, size=(5, 3)))
+        assert np.abs(canonical_crystal(noisy, config).positions - exact).max() < 1e-6
+
+
 def test_positions_are_not_quantised_to_the_grid():
     structure = Structure(Lattice.cubic(6.0), ["Bi", "Se"], [[0.0, 0.0, 0.0], [0.4137, 0.2291, 0.1703]])
     result = _round_trip(structure)

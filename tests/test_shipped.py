@@ -1,8 +1,11 @@
 """The Bi–Se database shipped with the package: readable offline, consistent with its build record, stored once."""
 
 from aiida import orm
+from dataset_files import make_crystals
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from aiida_ccdcgan.dataset.shipped import bise_build_record, load_bise_database
+from aiida_ccdcgan.dataset.shipped import bise_build_record, known_phases, load_bise_database
 from aiida_ccdcgan.thermodynamics import phase_diagram
 from aiida_ccdcgan.tools.shipped import bise_database
 
@@ -31,3 +34,20 @@ def test_bise_database_is_stored_once(group_label):
     query = orm.QueryBuilder().append(orm.Group, filters={"id": group.pk}, tag="g")
     query.append(orm.StructureData, with_group="g", filters={"extras.formation_energy_per_atom": {"<": -0.4}})
     assert query.count() >= 1  # Bi2Se3 at −0.406 eV/atom
+
+
+def test_known_phases_are_the_literature_crystals():
+    """Bi2Se3 R-3m from its X-ray coordinates matches the tetradymite template of the shipped database (relaxed with
+    SevenNet-0) and the test's own Bi2Se3; the idealised BiSe stacking has nevskite's space group P-3m1."""
+    phases = known_phases(["Bi", "Se"])
+    bi2se3, bise = phases.values()
+    assert [s.composition.reduced_formula for s in phases.values()] == ["Bi2Se3", "BiSe"]
+    assert len(bi2se3) == 15 and len(bise) == 12
+    assert SpacegroupAnalyzer(bise, symprec=0.01).get_space_group_symbol() == "P-3m1"
+    assert SpacegroupAnalyzer(bi2se3, symprec=0.01).get_space_group_symbol() == "R-3m"
+    matcher = StructureMatcher(ltol=0.2, stol=0.3, angle_tol=5)
+    tetradymite = next(r for r in load_bise_database() if r.source_id == "A2B3_hR5_166_c_ac_copy1")
+    assert matcher.fit(bi2se3, tetradymite.structure)
+    assert matcher.fit(bi2se3, next(r for r in make_crystals() if r.source_id == "Bi2Se3-R-3m").structure)
+    assert not matcher.fit(bise, tetradymite.structure)
+    assert known_phases(["Bi"]) == {} and known_phases(["V", "O"]) == {}

@@ -6,8 +6,7 @@ import click
 from aiida.cmdline.utils import echo
 
 from . import cmd_root
-from .represent import _input_format
-from .utils import clear_errors, progress_bar
+from .utils import clear_errors, input_format, load_node, progress_bar
 
 
 def _read(path: Path, with_energies: bool):
@@ -19,7 +18,7 @@ def _read(path: Path, with_energies: bool):
     if path.is_dir():
         fmt, options = "folder", {}
     else:
-        fmt, options = _input_format(path)
+        fmt, options = input_format(path)
         if with_energies:
             options = {}
     keep_broken = ImportChecks(min_distance=0.0, min_volume=0.0)
@@ -64,7 +63,11 @@ def cmd_evaluate(structures, elements, reference, reference_on_hull, relax, pote
                 Path(structures), elements, reference, reference_on_hull, relax, potential, protocol
             )
         else:
-            generated, relaxation, known, symbols = loop_results(_loop_node(structures))
+            generated, relaxation, known, symbols = loop_results(
+                load_node(
+                    structures, "neither a file or folder of structures nor the pk/uuid of a node in this profile"
+                )
+            )
         summary = evaluate_and_write(generated, known, symbols, output, relaxation)
     fractions = ", ".join(
         f"{name} {100 * summary[f'{name}_fraction']:.1f} %"
@@ -74,23 +77,11 @@ def cmd_evaluate(structures, elements, reference, reference_on_hull, relax, pote
     click.echo(f"{summary['structures']} crystals: {fractions}.")
     if summary["mean_rmsd"] is not None:
         click.echo(f"Mean RMSD generated → relaxed: {summary['mean_rmsd']:.3f} Å over {summary['relaxed']} crystals.")
+    if summary["known_phases"]:
+        found = ", ".join(f"{name} {count}×" for name, count in summary["known_phases"].items())
+        click.echo(f"Known phases among them: {found}.")
     written = ["structures.csv", "summary.json", *(["relaxed.extxyz"] if relaxation else [])]
     click.echo(f"Written: {', '.join(str(output / name) for name in written)}")
-
-
-def _loop_node(identifier: str):
-    """The loop named by a pk or uuid; a DatasetError says what was expected otherwise."""
-    from aiida import orm
-    from aiida.common.exceptions import MultipleObjectsError, NotExistent
-
-    from ..dataset import DatasetError
-
-    try:
-        return orm.load_node(int(identifier) if identifier.isdigit() else identifier)
-    except (NotExistent, MultipleObjectsError, ValueError):
-        raise DatasetError(
-            f"{identifier!r} is neither a file or folder of structures nor the pk/uuid of a node in this profile."
-        ) from None
 
 
 def _files(path, elements, reference, reference_on_hull, relax, potential, protocol):

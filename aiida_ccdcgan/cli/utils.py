@@ -1,7 +1,9 @@
 """Helpers shared by the command-line modules."""
 
 import contextlib
+import gzip
 import json
+from pathlib import Path
 
 import click
 from aiida.cmdline.utils import echo
@@ -16,6 +18,37 @@ def clear_errors():
         yield
     except DatasetError as exception:
         echo.echo_critical(str(exception))
+
+
+def input_format(path: Path) -> tuple[str, dict]:
+    """Guess the dataset format of ``path`` and the options that read it without energies."""
+    name = path.name.lower()
+    if name.endswith((".extxyz", ".xyz")):
+        return "extxyz", {"energy_key": ""}
+    if name.endswith((".csv", ".csv.gz")):
+        opener = gzip.open if name.endswith(".gz") else open
+        try:
+            with opener(path, "rt") as handle:
+                header = handle.readline().strip().split(",")
+        except OSError as exception:
+            raise DatasetError(f"{path}: cannot read ({exception}).") from None
+        if "poscar" in header:
+            return "vo-csv", {"energy_column": "", "group_key_column": ""}
+        if "cif" in header:
+            return "cdvae-csv", {"energy_column": ""}
+        raise DatasetError(f"{path}: a CSV needs a 'poscar' (V–O layout) or 'cif' (CDVAE layout) column.")
+    raise DatasetError(f"{path}: use an extended XYZ file (.extxyz) or a CSV (.csv, .csv.gz).")
+
+
+def load_node(identifier: str, otherwise: str = "not the pk or uuid of a node in this profile"):
+    """The node of a pk or uuid; else a DatasetError: ``'<identifier>' is <otherwise>.``"""
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+    try:
+        return orm.load_node(int(identifier) if identifier.isdigit() else identifier)
+    except (NotExistent, MultipleObjectsError, ValueError):
+        raise DatasetError(f"{identifier!r} is {otherwise}.") from None
 
 
 def progress_bar(description: str):

@@ -13,7 +13,16 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from ..representation import CanonicalCrystal, DecodeResult, VoxelConfig, decode_batch, lattice_voxels, site_voxels
+from ..representation import (
+    CanonicalCrystal,
+    DecodeResult,
+    VoxelConfig,
+    canonical_crystal,
+    decode_batch,
+    lattice_voxels,
+    site_voxels,
+)
+from ..representation.encode import OutsideLimits, check_representable
 from .config import AutoencoderSettings, ConstraintSettings, GanSettings
 from .graph import GraphLayout
 from .networks import (
@@ -138,6 +147,25 @@ def encode_crystals(
         lattice_latents = lattice_encoder.predict(lattice_voxels(chunk, config)[..., None], verbose=0)
         graphs.append(layout.to_graphs(lattice_latents, site_latents))
     return np.concatenate(graphs)
+
+
+def encode_structures_to_graphs(
+    structures, config: VoxelConfig, layout: GraphLayout, site_encoder, lattice_encoder
+) -> tuple[np.ndarray, list[int]]:
+    """The crystal graphs of the pymatgen ``structures`` the representation can hold, and their indices (the
+    others — too large for the box, too many atoms — are left out, as in training)."""
+    crystals, kept = [], []
+    for index, structure in enumerate(structures):
+        try:
+            crystal = canonical_crystal(structure, config)
+            check_representable(crystal, config)
+        except OutsideLimits:
+            continue
+        crystals.append(crystal)
+        kept.append(index)
+    if not crystals:
+        return np.zeros((0, layout.side, layout.side, 1), dtype=np.float32), kept
+    return encode_crystals(crystals, config, layout, site_encoder, lattice_encoder), kept
 
 
 def decode_graphs(

@@ -78,14 +78,17 @@ def canonical_crystal(structure: Structure, config: VoxelConfig) -> CanonicalCry
     # max-norm) to the cluster's centre until nothing moves; finally centre the cluster's bounding box, not its
     # centroid. On the 1–3-element MP-20 rows this fits 97.1 % in the 15 Å box against 90.0 % for the
     # paper's convention, positions as stored and centroid-centred (docs/representation.md).
-    angles = 2 * np.pi * fractional
+    # Ties between equivalent images (atoms on special positions) are broken on rounded numbers, so a crystal and
+    # its copy with 1e-9 noise (e.g. read back from a file) get the same images and the same voxels.
+    angles = 2 * np.pi * np.round(fractional, _TIE_DECIMALS)
     centre = np.arctan2(np.sin(angles).mean(axis=0), np.cos(angles).mean(axis=0)) / (2 * np.pi)
-    fractional = fractional - np.round(fractional - centre)
+    fractional = fractional - np.round(np.round(fractional - centre, _TIE_DECIMALS))
     positions = fractional @ cell
     shifts = _IMAGES @ cell
     for _ in range(_IMAGE_PASSES):
         candidates = positions[:, None, :] + shifts
-        choice = np.abs(candidates - positions.mean(axis=0)).max(axis=-1).argmin(axis=1)
+        distances = np.abs(candidates - positions.mean(axis=0)).max(axis=-1)
+        choice = np.round(distances, _TIE_DECIMALS).argmin(axis=1)
         if not choice.any():
             break
         positions = candidates[np.arange(len(positions)), choice]
@@ -97,6 +100,7 @@ _IMAGES = np.array(
     [(0, 0, 0)] + [(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1) if (a, b, c) != (0, 0, 0)]
 )
 _IMAGE_PASSES = 5
+_TIE_DECIMALS = 6
 
 
 def _fits_box(crystal: CanonicalCrystal, config: VoxelConfig) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..models.config import TrainingConfig
+from ..plotting import learning_curves, plot_learning_curves
 from . import EXIT_BAD_INPUT, EXIT_NAN_LOSS, EXIT_OK, EXIT_OUT_OF_MEMORY, fail, quiet_backend
 
 STAGES = tuple(TrainingConfig.STAGE_SECTIONS)
@@ -192,28 +193,6 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
     return metrics
 
 
-def plot_learning_curves(metrics: dict, path: Path) -> None:
-    """Write a PNG with every stage's losses, one panel per curve."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    curves = {
-        f"{stage}: {name}": values
-        for stage, entry in metrics["stages"].items()
-        for name, values in entry["losses"].items()
-    }
-    figure, axes = plt.subplots(1, max(1, len(curves)), figsize=(4 * max(1, len(curves)), 3), squeeze=False)
-    for axis, (name, values) in zip(axes[0], curves.items()):
-        axis.plot(np.arange(1, len(values) + 1), values)
-        axis.set_title(name, fontsize=8)
-        axis.set_xlabel("epoch or step")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
 def _out_of_memory(exception: BaseException) -> bool:
     """Whether an exception means the device or host ran out of memory (any backend)."""
     return isinstance(exception, MemoryError) or any(
@@ -305,7 +284,7 @@ def main(argv=None) -> int:
             raise
         metrics_path.write_text(json.dumps(metrics, indent=2))
         print(f"ccdcgan-train: {stage} done in {metrics['stages'][stage]['seconds']} s", file=sys.stderr)
-    plot_learning_curves(metrics, args.output / "learning_curves.png")
+    plot_learning_curves(learning_curves(metrics), args.output / "learning_curves.png")
     metrics_path.write_text(json.dumps(metrics, indent=2))
     return EXIT_OK
 

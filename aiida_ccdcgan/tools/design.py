@@ -1,5 +1,5 @@
-"""Results of ``ccdcgan.inverse_design`` for people: the round table as text, the points of the hull figure, and
-QueryBuilder recipes to paste."""
+"""Results of ``ccdcgan.inverse_design`` for people: the loop and its training set, the round table as text, the
+points of the hull figure, and QueryBuilder recipes to paste."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from aiida import orm
 
 from ..calculations.functions.design import ROUND_COLUMNS
 from ..common import extras
+from ..dataset import CrystalRecord, DatasetError, read_dataset
 
 HEADERS = {
     "graphs": "graphs",
@@ -26,7 +27,47 @@ HEADERS = {
 }
 
 
-def _cell(name: str, value) -> str:
+def finished_loop(node: orm.Node) -> orm.WorkflowNode:
+    """``node`` if it is a finished ``ccdcgan.inverse_design`` loop, else a DatasetError that says so."""
+    if getattr(node, "process_type", None) != "aiida.workflows:ccdcgan.inverse_design" or not node.is_finished_ok:
+        label = getattr(node, "process_label", None) or type(node).__name__
+        raise DatasetError(f"{label}<{node.pk}> is not a finished ccdcgan.inverse_design loop.")
+    return node
+
+
+def training_records(node: orm.WorkflowNode) -> list[CrystalRecord]:
+    """The loop's training crystals (its ``dataset`` input), with their formation energies."""
+    with node.inputs.dataset.as_path() as path:
+        return read_dataset("extxyz", path)
+
+
+def trainings(node: orm.WorkflowNode) -> list[tuple[str, orm.CalcJobNode]]:
+    """The loop's finished ``ccdcgan.train`` jobs, oldest first, each labelled ``training`` (the initial one) or
+    ``fine-tuning k``."""
+    jobs = sorted(
+        (
+            child
+            for child in node.called_descendants
+            if child.process_type == "aiida.calculations:ccdcgan.train" and child.is_finished_ok
+        ),
+        key=lambda job: job.ctime,
+    )
+    labelled, fine_tunings = [], 0
+    for job in jobs:
+        fine_tuning = bool(job.inputs.config.get_dict()["gan"].get("fine_tune"))
+        fine_tunings += fine_tuning
+        labelled.append((f"fine-tuning {fine_tunings}" if fine_tuning else "training", job))
+    return labelled
+
+
+def training_config(node: orm.WorkflowNode) -> dict:
+    """The TrainingConfig of the loop's models: its ``config`` input, or that of its initial training."""
+    if "config" in node.inputs:
+        return node.inputs.config.get_dict()
+    return trainings(node)[0][1].inputs.config.get_dict()
+
+
+def table_cell(name: str, value) -> str:
     """One table cell: percentages for rates, eV/atom with 3 decimals, counts as integers."""
     if value is None:
         return "–"
@@ -41,9 +82,9 @@ def round_table(summary: dict) -> str:
     """The per-round table of a loop's ``summary`` output as aligned text, with a total line."""
     rows = [["round", *(HEADERS[name] for name in ROUND_COLUMNS)]]
     for row in summary["rounds"]:
-        rows.append([str(row["round"]), *(_cell(name, row[name]) for name in ROUND_COLUMNS)])
+        rows.append([str(row["round"]), *(table_cell(name, row[name]) for name in ROUND_COLUMNS)])
     if len(summary["rounds"]) > 1:
-        rows.append(["total", *(_cell(name, summary["total"][name]) for name in ROUND_COLUMNS)])
+        rows.append(["total", *(table_cell(name, summary["total"][name]) for name in ROUND_COLUMNS)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in rows)
 

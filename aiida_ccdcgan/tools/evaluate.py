@@ -15,11 +15,13 @@ from pymatgen.core import Structure
 
 from ..data.structures import StructureBatchData
 from ..dataset import CrystalRecord
+from ..dataset.shipped import known_phases
 from ..evaluation import EvaluationSettings, evaluate, summarize
 from ..workflows.references import ReferencesWorkChain
 from ..workflows.relax import RelaxWorkChain
 from .assess import assess
 from .codes import script_code
+from .design import finished_loop, training_records
 
 
 @dataclasses.dataclass
@@ -97,12 +99,7 @@ def loop_results(node: orm.WorkflowNode) -> tuple[list[CrystalRecord], Relaxatio
     (ids ``round-k/sample-i``), their relaxed structures and assessment, the training set and the elements."""
     from aiida.common.links import LinkType
 
-    from ..dataset import DatasetError, read_dataset
-
-    if node.process_type != "aiida.workflows:ccdcgan.inverse_design" or not node.is_finished_ok:
-        raise DatasetError(f"{node.process_label}<{node.pk}> is not a finished ccdcgan.inverse_design loop.")
-    with node.inputs.dataset.as_path() as path:
-        training = read_dataset("extxyz", path)
+    training = training_records(finished_loop(node))
     calls = node.base.links.get_outgoing(link_type=LinkType.CALL_WORK).all()
     rounds = sorted(
         (int(link.link_label.rsplit("_", 1)[1]), link.node)
@@ -143,12 +140,14 @@ def evaluate_and_write(
     relax: Relaxation | None = None,
     settings: EvaluationSettings = EvaluationSettings(),
 ) -> dict:
-    """Judge ``generated`` and write ``structures.csv`` (a row each), ``summary.json`` and ``relaxed.extxyz``
-    (the converged relaxed crystals) into ``output``; return the summary."""
+    """Judge ``generated`` (looking for the shipped known phases of ``elements`` among them) and write
+    ``structures.csv`` (a row each), ``summary.json`` and ``relaxed.extxyz`` (the converged relaxed crystals) into
+    ``output``; return the summary."""
     structures = [record.structure for record in generated]
     e_hull = [judged and judged["e_above_hull"] for judged in relax.assessment] if relax else None
+    known = known_phases(elements)
     rows = evaluate(
-        structures, [r.structure for r in reference], elements, relax and relax.structures, e_hull, settings
+        structures, [r.structure for r in reference], elements, relax and relax.structures, e_hull, settings, known
     )
     for row, record in zip(rows, generated):
         judged = relax.assessment[row["index"]] if relax else None
@@ -159,6 +158,7 @@ def evaluate_and_write(
     summary = summarize(rows) | {
         "paper_stable": sum(row["paper_class"] == "stable" for row in rows),
         "paper_metastable": sum(row["paper_class"] == "metastable" for row in rows),
+        "known_phases": {name: sum(row["known_phase"] == name for row in rows) for name in known},
         "elements": list(elements),
         "reference_structures": len(reference),
         "settings": dataclasses.asdict(settings),

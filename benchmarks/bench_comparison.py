@@ -1,0 +1,199 @@
+"""Benchmark: the paper's comparison — DCGAN, DCGAN + constraint and CCDCGAN on the same Bi–Se database.
+
+Runs three ``ccdcgan.inverse_design`` loops on the shipped Bi–Se database (SevenNet-0) with one protocol, one seed
+and one number of graphs:
+
+* ``dcgan``: trains the autoencoders, the constraint and a plain DCGAN, samples, relaxes, judges;
+* ``dcgan_constraint``: the *same* DCGAN's models (given to the loop), the same seed — so the same graphs — screened
+  by the constraint (predicted E_f ≤ the protocol's ``screening_max_energy``, 0.3 eV/atom) before relaxing, as the
+  paper screens the DCGAN's output;
+* ``ccdcgan``: trains the same autoencoders and constraint (same settings and seed) and a GAN with the constraint
+  back-propagated into the generator (ω 0.1), with the same number of GAN steps as the DCGAN.
+
+Relaxations and the hull use SevenNet-0 (the loop's default ``mlip`` engine); stable, metastable and distinct are
+the paper's definitions (``aiida_ccdcgan.thermodynamics``). Prints the paper's table for the three modes next to
+the paper's own numbers (per 13,000 graphs, as rates where the counts are not comparable), with the field's
+metrics of each loop's candidates (``aiida-ccdcgan evaluate``: valid, unique, novel, S.U.N., the known phases
+Bi2Se3 R-3m and BiSe P-3m1 among the relaxed crystals), and writes it, with the machine and the wall times, to
+``--output`` (JSON and Markdown; the evaluation's tables in ``--output``/<mode>/).
+
+``--leave-out Bi2Se3`` trains on the database without any crystal of that composition (the paper's hold-out
+test) and counts how often the known Bi2Se3 structure comes back among the relaxed crystals.
+
+Usage: ``verdi run benchmarks/bench_comparison.py [--graphs 150] [--protocol fast] [--leave-out FORMULA]
+[--output benchmarks/results/comparison]`` (needs a profile: ``verdi presto``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from aiida import orm
+from aiida.engine import run_get_node
+from pymatgen.core import Composition
+
+from aiida_ccdcgan.dataset.shipped import load_bise_database
+from aiida_ccdcgan.dataset.writers import write_extxyz
+from aiida_ccdcgan.tools.codes import script_code
+from aiida_ccdcgan.tools.design import table_cell, training_config
+from aiida_ccdcgan.tools.evaluate import evaluate_and_write, loop_results
+from aiida_ccdcgan.tools.shipped import bise_database
+from aiida_ccdcgan.workflows.inverse_design import InverseDesignWorkChain
+
+PAPER = {  # Long et al. 2021, Table 1 (npj text), per 13,000 generated graphs
+    "dcgan": {"valid": 2832, "formation_energy_below_zero": 2548, "metastable": 1233, "stable": 58,
+              "distinct": 476, "distinct_metastable": 73, "distinct_stable": 15, "mean_formation_energy": -0.08},
+    "dcgan_constraint": {"valid": 2148, "formation_energy_below_zero": 2037, "metastable": 1145, "stable": 36,
+                         "distinct": 247, "distinct_metastable": 67, "distinct_stable": 12,
+                         "mean_formation_energy": -0.09},
+    "ccdcgan": {"valid": 3743, "formation_energy_below_zero": 3556, "metastable": 1910, "stable": 307,
+                "distinct": 511, "distinct_metastable": 187, "distinct_stable": 42, "mean_formation_energy": -0.11},
+}  # fmt: skip
+PAPER_GRAPHS = 13000
+MODES = ("dcgan", "dcgan_constraint", "ccdcgan")
+EVALUATION_KEYS = ("structures", "unique_fraction", "novel_fraction", "sun_fraction", "mean_rmsd", "known_phases")
+"""Of ``aiida-ccdcgan evaluate``'s summary: the loop's valid candidates, their S.U.N. fractions, the known phases."""
+COLUMNS = (
+    ("graphs", "graphs"),
+    ("valid", "valid crystals"),
+    ("success_rate", "success rate"),
+    ("formation_energy_below_zero", "E_f < 0"),
+    ("metastable", "metastable"),
+    ("stable", "stable"),
+    ("stable_fraction", "stable / valid"),
+    ("distinct", "distinct"),
+    ("distinct_metastable", "distinct metastable"),
+    ("distinct_stable", "distinct stable"),
+    ("mean_formation_energy", "mean E_f (eV/atom)"),
+)
+
+
+def paper_row(mode: str) -> dict:
+    """The paper's numbers for ``mode`` with its rates."""
+    row = dict(PAPER[mode], graphs=PAPER_GRAPHS)
+    row["success_rate"] = row["valid"] / PAPER_GRAPHS
+    row["stable_fraction"] = row["stable"] / row["valid"]
+    return row
+
+
+def run_loop(builder) -> tuple[orm.WorkflowNode, float]:
+    """Run a loop here; its node and wall time. A failed loop stops the benchmark with its exit message."""
+    start = time.perf_counter()
+    _, node = run_get_node(builder)
+    if not node.is_finished_ok:
+        raise SystemExit(f"{node.process_label}<{node.pk}> failed: [{node.exit_status}] {node.exit_message}")
+    return node, time.perf_counter() - start
+
+
+def evaluation_table(results: dict) -> str:
+    """The field's metrics of each mode's valid candidates (fractions of the valid candidates the loop judged)."""
+    lines = ["| | " + " | ".join(results) + " |", "|---|" + "---:|" * len(results)]
+    for key in EVALUATION_KEYS:
+        cells = []
+        for result in results.values():
+            value = result["evaluation"][key]
+            if isinstance(value, dict):
+                cells.append(", ".join(f"{name} {count}" for name, count in value.items()))
+            elif isinstance(value, float):
+                cells.append(f"{100 * value:.1f} %" if key.endswith("_fraction") else f"{value:.3f}")
+            else:
+                cells.append("–" if value is None else str(value))
+        lines.append(f"| {key.replace('_', ' ')} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown_table(results: dict) -> str:
+    """Modes as columns, ours next to the paper's; the rows of :data:`COLUMNS`."""
+    header = "| | " + " | ".join(f"{mode} (ours) | {mode} (paper)" for mode in results) + " |"
+    lines = [header, "|---|" + "---:|" * (2 * len(results))]
+    for name, label in COLUMNS:
+        cells = [
+            cell
+            for mode, result in results.items()
+            for cell in (table_cell(name, result["total"].get(name)), table_cell(name, paper_row(mode)[name]))
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def training_dataset(leave_out: str | None) -> tuple[orm.SinglefileData, str]:
+    """The shipped Bi–Se database as the loop's dataset, without the crystals of composition ``leave_out``."""
+    dataset, database = bise_database()
+    if not leave_out:
+        return dataset, f"{database.label} ({database.count()} crystals, SevenNet-0)"
+    target = Composition(leave_out).reduced_formula
+    kept = [r for r in load_bise_database() if r.structure.composition.reduced_formula != target]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"bise_sevennet_without_{target}.extxyz"
+        write_extxyz(kept, path)
+        reduced = orm.SinglefileData(path).store()
+    left = database.count() - len(kept)
+    return reduced, f"{database.label} without its {left} {target} crystals ({len(kept)}, SevenNet-0)"
+
+
+def main() -> None:
+    """Run the three loops, evaluate their candidates and write the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--graphs", type=int, default=150, help="Graphs per mode (paper: 13,000).")
+    parser.add_argument("--protocol", default="fast", choices=("fast", "paper"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--leave-out", metavar="FORMULA", help="Train without the crystals of this composition.")
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/comparison"))
+    args = parser.parse_args()
+
+    dataset, description = training_dataset(args.leave_out)
+    codes = {name: script_code(f"ccdcgan-{name}") for name in ("train", "sample", "relax")}
+    overrides = {"graphs_per_round": args.graphs, "seed": args.seed}
+
+    def builder(mode: str):
+        return InverseDesignWorkChain.get_builder_from_protocol(
+            codes, dataset, ["Bi", "Se"], mode=mode, protocol=args.protocol, overrides=overrides
+        )
+
+    nodes, seconds = {}, {}
+    nodes["dcgan"], seconds["dcgan"] = run_loop(builder("dcgan"))
+    screening = builder("dcgan_constraint")
+    del screening.train  # the DCGAN's own models: the same samples, screened
+    screening.models = dict(nodes["dcgan"].outputs.models)
+    screening.config = orm.Dict(training_config(nodes["dcgan"]))
+    nodes["dcgan_constraint"], seconds["dcgan_constraint"] = run_loop(screening)
+    nodes["ccdcgan"], seconds["ccdcgan"] = run_loop(builder("ccdcgan"))
+
+    results = {}
+    for mode, node in nodes.items():
+        generated, relaxation, training, elements = loop_results(node)
+        evaluation = evaluate_and_write(generated, training, elements, args.output / mode, relaxation)
+        results[mode] = {
+            "pk": node.pk,
+            "uuid": node.uuid,
+            "seconds": round(seconds[mode], 1),
+            "total": node.outputs.summary["total"],
+            "evaluation": {key: evaluation[key] for key in EVALUATION_KEYS},
+        }
+    record = {
+        "graphs_per_mode": args.graphs,
+        "protocol": args.protocol,
+        "seed": args.seed,
+        "training_set": description,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"),
+        "results": results,
+        "paper": {mode: paper_row(mode) for mode in MODES},
+    }
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "comparison.json").write_text(json.dumps(record, indent=2))
+    text = "\n\n".join([markdown_table(results), evaluation_table(results)])
+    (args.output / "comparison.md").write_text(text + "\n")
+    print(f"{record['training_set']}; {args.graphs} graphs per mode, protocol {args.protocol}, seed {args.seed}\n")
+    print(text)
+    print("\nWall time: " + ", ".join(f"{mode} {results[mode]['seconds']:.0f} s" for mode in results))
+    print(f"Written: {args.output / 'comparison.json'}, {args.output / 'comparison.md'}")
+
+
+main()
