@@ -1,40 +1,17 @@
 """``aiida-ccdcgan represent``: the crystal ↔ voxel representation, measured without any neural network."""
 
-import gzip
 import json
 from pathlib import Path
 
 import click
 
 from . import cmd_root
-from .utils import clear_errors, progress_bar
+from .utils import clear_errors, input_format, progress_bar
 
 
 @cmd_root.group("represent")
 def cmd_represent():
     """Work with the crystal ↔ voxel representation."""
-
-
-def _input_format(path: Path) -> tuple[str, dict]:
-    """Guess the dataset format of ``path`` and the options that read it without energies."""
-    from ..dataset import DatasetError
-
-    name = path.name.lower()
-    if name.endswith((".extxyz", ".xyz")):
-        return "extxyz", {"energy_key": ""}
-    if name.endswith((".csv", ".csv.gz")):
-        opener = gzip.open if name.endswith(".gz") else open
-        try:
-            with opener(path, "rt") as handle:
-                header = handle.readline().strip().split(",")
-        except OSError as exception:
-            raise DatasetError(f"{path}: cannot read ({exception}).") from None
-        if "poscar" in header:
-            return "vo-csv", {"energy_column": "", "group_key_column": ""}
-        if "cif" in header:
-            return "cdvae-csv", {"energy_column": ""}
-        raise DatasetError(f"{path}: a CSV needs a 'poscar' (V–O layout) or 'cif' (CDVAE layout) column.")
-    raise DatasetError(f"{path}: use an extended XYZ file (.extxyz) or a CSV (.csv, .csv.gz).")
 
 
 @cmd_represent.command("roundtrip")
@@ -64,7 +41,7 @@ def represent_roundtrip(path, elements, limit, max_elements, batch_size, as_json
         )
         if symbols == ():
             raise DatasetError("--elements is empty; give e.g. Bi,Se or auto.")
-        fmt, options = _input_format(path)
+        fmt, options = input_format(path)
         structures = [
             record.structure for record in read_dataset(fmt, path, progress=progress_bar("reading"), **options)
         ]
