@@ -317,6 +317,9 @@ def _check_loop_on_fixed_generator(node, rounds: int, structures_before: int, fi
     uuids = relaxed.append(orm.StructureData, with_group="g", project="uuid").all(flat=True)
     stored = orm.QueryBuilder().append(orm.StructureData).count() - structures_before
     assert stored == len(uuids) == len(set(uuids)) == summary["converged"]  # none lost, none stored twice
+    for sampling in (child for child in node.called_descendants if child.process_label == "SampleCalculation"):
+        batch = sampling.outputs.candidates  # valid candidates keep their predicted E_f (an empty detail once ate it)
+        assert "valid" in batch.info("outcome").tolist() and "predicted_formation_energy" in batch.info_names
 
 
 @pytest.mark.slow

@@ -93,7 +93,9 @@ def main(argv=None) -> int:
             outcome = "screened_out"
         outcomes[outcome] += 1
         atoms = AseAtomsAdaptor.get_atoms(result.structure)
-        atoms.info = {"sample": index, "outcome": outcome, "detail": detail}
+        atoms.info = {"sample": index, "outcome": outcome}
+        if detail:  # ASE writes an empty string as `detail=`, and reads the next key=value as its value
+            atoms.info["detail"] = detail
         if predicted is not None:
             atoms.info["predicted_formation_energy"] = float(predicted[index])
         frames.append(atoms)
