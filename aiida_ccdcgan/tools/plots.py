@@ -17,6 +17,9 @@ from ..plotting import (
 )
 from .design import finished_loop, relaxed_points, training_config, training_records, trainings
 
+GRAPH_MAP_MODELS = ("site_encoder", "lattice_encoder", "generator", "constraint")
+"""The models the map of crystal graphs needs (a loop given only the sampling models has no encoders)."""
+
 
 def crystal_graphs(node: orm.WorkflowNode, records: list[CrystalRecord], count: int) -> dict:
     """Name → (graphs, energies) for the map: the training crystals through the loop's encoders (with their
@@ -47,7 +50,7 @@ def loop_figures(node: orm.Node, output: Path, kinds: Sequence[str], suffix: str
     composition with the convex hull, the paper's Fig. 3b), ``energies`` (E_f histograms of the training set and
     the relaxed generated crystals), ``curves`` (the learning curves of every training in the loop), ``graphs``
     (the map of crystal graphs, Fig. 2c; ``count`` generated). Return kind → the written path, or the reason it
-    was not drawn (a loop on given models without fine-tuning has no learning curves)."""
+    was not drawn (a loop on given models without fine-tuning has no learning curves, one given no encoders no map)."""
     node = finished_loop(node)
     output.mkdir(parents=True, exist_ok=True)
     elements = node.inputs.elements.get_list()
@@ -71,7 +74,12 @@ def loop_figures(node: orm.Node, output: Path, kinds: Sequence[str], suffix: str
             }
             written[kind] = plot_learning_curves(curves, path) if curves else "no training ran in this loop"
         elif kind == "graphs":
-            written[kind] = plot_graph_map(crystal_graphs(node, records, count), path)
+            missing = [role for role in GRAPH_MAP_MODELS if role not in node.outputs.models]
+            written[kind] = (
+                f"the loop's models lack {', '.join(missing)}"
+                if missing
+                else plot_graph_map(crystal_graphs(node, records, count), path)
+            )
         else:
             raise DatasetError(f"Unknown figure {kind!r}: choose from hull, energies, curves, graphs.")
     return written
