@@ -1,4 +1,5 @@
-"""The Bi–Se database shipped with the package: readable offline, consistent with its build record, stored once."""
+"""What ships with the package: the Bi–Se database (readable offline, consistent with its build record, stored
+once) and the known Bi–Se phases."""
 
 from aiida import orm
 from dataset_files import make_crystals
