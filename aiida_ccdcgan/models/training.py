@@ -17,12 +17,11 @@ from ..representation import (
     CanonicalCrystal,
     DecodeResult,
     VoxelConfig,
-    canonical_crystal,
     decode_batch,
     lattice_voxels,
+    representable_crystals,
     site_voxels,
 )
-from ..representation.encode import OutsideLimits, check_representable
 from .config import AutoencoderSettings, ConstraintSettings, GanSettings
 from .graph import GraphLayout
 from .networks import (
@@ -154,15 +153,7 @@ def encode_structures_to_graphs(
 ) -> tuple[np.ndarray, list[int]]:
     """The crystal graphs of the pymatgen ``structures`` the representation can hold, and their indices (the
     others — too large for the box, too many atoms — are left out, as in training)."""
-    crystals, kept = [], []
-    for index, structure in enumerate(structures):
-        try:
-            crystal = canonical_crystal(structure, config)
-            check_representable(crystal, config)
-        except OutsideLimits:
-            continue
-        crystals.append(crystal)
-        kept.append(index)
+    crystals, kept, _ = representable_crystals(structures, config)
     if not crystals:
         return np.zeros((0, layout.side, layout.side, 1), dtype=np.float32), kept
     return encode_crystals(crystals, config, layout, site_encoder, lattice_encoder), kept

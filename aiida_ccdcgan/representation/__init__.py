@@ -8,6 +8,7 @@ from .encode import (
     check_representable,
     encode_structures,
     lattice_voxels,
+    representable_crystals,
     site_voxels,
 )
 
@@ -24,5 +25,6 @@ __all__ = (
     "encode_structures",
     "find_peaks",
     "lattice_voxels",
+    "representable_crystals",
     "site_voxels",
 )

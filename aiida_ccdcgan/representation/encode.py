@@ -139,6 +139,24 @@ def check_representable(crystal: CanonicalCrystal, config: VoxelConfig) -> None:
         )
 
 
+def representable_crystals(
+    structures: Sequence[Structure], config: VoxelConfig
+) -> tuple[list[CanonicalCrystal], list[int], dict[str, int]]:
+    """The canonical crystals of the ``structures`` the representation can hold, their indices, and how many of
+    the others fall outside each limit (:class:`OutsideLimits` reason → count)."""
+    crystals, kept, outside = [], [], {}
+    for index, structure in enumerate(structures):
+        try:
+            crystal = canonical_crystal(structure, config)
+            check_representable(crystal, config)
+        except OutsideLimits as exception:
+            outside[exception.reason] = outside.get(exception.reason, 0) + 1
+            continue
+        crystals.append(crystal)
+        kept.append(index)
+    return crystals, kept, outside
+
+
 def cell_heights(cell: np.ndarray) -> np.ndarray:
     """Distances (Å) between opposite faces of the cell, one per lattice vector."""
     return np.abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)

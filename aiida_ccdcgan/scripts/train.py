@@ -41,8 +41,7 @@ class NanLoss(RuntimeError):
 def load_dataset(path: Path, config):
     """Read the dataset and split it: the frames' ``split`` info if present, else 90/10 by group key (seeded with the configuration's seed)."""
     from ..dataset import group_split, read_extxyz
-    from ..representation import canonical_crystal
-    from ..representation.encode import OutsideLimits, check_representable
+    from ..representation import representable_crystals
 
     records = read_extxyz(path, energy_key=None)  # energies and splits stay in the properties
     energies = [record.properties.get("formation_energy") for record in records]
@@ -54,15 +53,11 @@ def load_dataset(path: Path, config):
         for name, members in indices.items():
             for i in members:
                 splits[i] = name
-    kept, skipped = [], {}
-    for record, energy, split in zip(records, energies, splits):
-        try:
-            crystal = canonical_crystal(record.structure, config.representation)
-            check_representable(crystal, config.representation)
-        except OutsideLimits as exception:
-            skipped[exception.reason] = skipped.get(exception.reason, 0) + 1
-            continue
-        kept.append({"record": record, "crystal": crystal, "energy": energy, "split": split})
+    crystals, indices, skipped = representable_crystals([r.structure for r in records], config.representation)
+    kept = [
+        {"record": records[i], "crystal": crystal, "energy": energies[i], "split": splits[i]}
+        for i, crystal in zip(indices, crystals)
+    ]
     return kept, skipped
 
 

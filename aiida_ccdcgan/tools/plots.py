@@ -29,7 +29,7 @@ def crystal_graphs(node: orm.WorkflowNode, records: list[CrystalRecord], count: 
     from ..models.training import encode_structures_to_graphs, sample_graphs
 
     config = TrainingConfig.from_dict(training_config(node))
-    models = {role: node.outputs.models[role].load() for role in ("site_encoder", "lattice_encoder", "generator")}
+    models = {role: node.outputs.models[role].load() for role in GRAPH_MAP_MODELS}
     graphs, kept = encode_structures_to_graphs(
         [record.structure for record in records],
         config.representation,
@@ -38,7 +38,7 @@ def crystal_graphs(node: orm.WorkflowNode, records: list[CrystalRecord], count: 
         models["lattice_encoder"],
     )
     generated = sample_graphs(models["generator"], count, node.inputs.seed.value)
-    predicted = node.outputs.models["constraint"].load().predict(generated, verbose=0).ravel()
+    predicted = models["constraint"].predict(generated, verbose=0).ravel()
     return {
         "training set": (graphs, [records[index].formation_energy for index in kept]),
         "generated (predicted E_f)": (generated, predicted.tolist()),
