@@ -173,6 +173,18 @@ def daemon_client(aiida_profile):
 
 
 @pytest.fixture
+def aiida_localhost(aiida_computer_local):
+    """The test ``localhost`` (replacing aiida's fixture of that name), configured without a login shell.
+
+    A login shell sources root's profile, whose ``pyenv init`` rehashes under a lock file: one left behind by a killed
+    shell made every transport command wait 60 s, and the daemon tests time out.
+    """
+    computer = aiida_computer_local(label="localhost", configure=False)
+    computer.configure(use_login_shell=False)
+    return computer
+
+
+@pytest.fixture
 def node_count():
     """Return a function counting all nodes in the profile's storage."""
     from aiida import orm

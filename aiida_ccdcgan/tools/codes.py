@@ -19,7 +19,11 @@ SCRIPT_PLUGINS = {
 
 
 def localhost_computer(label: str = "localhost") -> orm.Computer:
-    """The Computer ``label`` (``verdi presto`` makes ``localhost``), or a new one: this machine, ``core.direct``."""
+    """The Computer ``label`` (``verdi presto`` makes ``localhost``), or a new one: this machine, ``core.direct``.
+
+    A new one runs its commands without a login shell: the codes are absolute paths, and a login shell would source
+    the user's profile (pyenv or conda set-up) before every command of the transport.
+    """
     try:
         return orm.load_computer(label)
     except NotExistent:
@@ -31,7 +35,7 @@ def localhost_computer(label: str = "localhost") -> orm.Computer:
             scheduler_type="core.direct",
             workdir=str(Path(tempfile.gettempdir()) / "aiida_run"),
         ).store()
-        computer.configure(safe_interval=0)
+        computer.configure(safe_interval=0, use_login_shell=False)
         computer.set_minimum_job_poll_interval(1.0)
         return computer
 
