@@ -1,5 +1,7 @@
 """The test infrastructure itself: the chosen storage backend, the broker and the daemon are real."""
 
+import sys
+
 import pytest
 from aiida import orm
 from conftest import storage_choice
@@ -35,3 +37,18 @@ def test_daemon_runs_a_submitted_calcjob(submit_and_await, aiida_code_installed)
     assert node.is_finished_ok, node.exit_status
     assert node.outputs.sum.value == 7
     assert node.outputs.retrieved.base.repository.get_object_content("aiida.out").strip() == "7"
+
+
+def test_the_plugins_own_localhost_needs_no_login_shell(aiida_profile):
+    """A Computer the plugin makes for its codes runs its commands without a login shell (no shell profile, so no
+    pyenv or conda set-up before every transport command) and runs this environment's console scripts."""
+    from pathlib import Path
+
+    from aiida_ccdcgan.tools.codes import localhost_computer, script_code
+
+    computer = localhost_computer(f"plugin-localhost-{aiida_profile.name[:8]}")
+    assert computer.get_configuration()["use_login_shell"] is False
+    assert localhost_computer(computer.label).pk == computer.pk  # made once, then reused
+    code = script_code("ccdcgan-relax", computer)
+    assert code.filepath_executable == Path(sys.executable).parent / "ccdcgan-relax"
+    assert script_code("ccdcgan-relax", computer.label).pk == code.pk
