@@ -62,6 +62,7 @@ EVALUATION_KEYS = ("structures", "unique_fraction", "novel_fraction", "sun_fract
 COLUMNS = (
     ("graphs", "graphs"),
     ("valid", "valid crystals"),
+    ("compounds", "of them compounds (≥ 2 elements)"),
     ("success_rate", "success rate"),
     ("formation_energy_below_zero", "E_f < 0"),
     ("metastable", "metastable"),
@@ -116,7 +117,7 @@ def markdown_table(results: dict) -> str:
         cells = [
             cell
             for mode, result in results.items()
-            for cell in (table_cell(name, result["total"].get(name)), table_cell(name, paper_row(mode)[name]))
+            for cell in (table_cell(name, result["total"].get(name)), table_cell(name, paper_row(mode).get(name)))
         ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -61,7 +61,9 @@ def test_known_before_round_grows_with_each_round(tmp_path):
 
 def test_design_summary_follows_the_paper_definitions():
     rounds = {
-        "sampling_1": orm.Dict({"graphs": 100, "valid": 40, "outcomes": {"valid": 40, "atoms_too_close": 60}}),
+        "sampling_1": orm.Dict(
+            {"graphs": 100, "valid": 40, "valid_compounds": 25, "outcomes": {"valid": 40, "atoms_too_close": 60}}
+        ),
         "assessment_1": orm.Dict(
             {
                 "relaxed": 40,
@@ -75,12 +77,14 @@ def test_design_summary_follows_the_paper_definitions():
                 "mean_formation_energy": -0.2,
             }
         ),
-        "sampling_2": orm.Dict({"graphs": 100, "valid": 0, "outcomes": {"too_many_atoms": 100}}),
+        "sampling_2": orm.Dict({"graphs": 100, "valid": 0, "outcomes": {"too_many_atoms": 100}}),  # before compounds
     }
     summary = design_summary(**rounds).get_dict()
     first, second = summary["rounds"]
     assert first["success_rate"] == 0.4 and first["stable_fraction"] == 0.1  # valid / graphs, stable / valid
     assert second["converged"] == 0 and second["mean_formation_energy"] is None and second["stable_fraction"] == 0
+    assert first["compounds"] == 25 and first["relaxed"] == 40 and first["screened_out"] == 0
+    assert second["compounds"] is None and summary["total"]["compounds"] is None  # not counted: no total
     total = summary["total"]
     assert (total["graphs"], total["valid"], total["stable"], total["distinct_stable"]) == (200, 40, 4, 1)
     assert total["success_rate"] == 0.2 and total["mean_formation_energy"] == pytest.approx(-0.2)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ase.io
 import pytest
 from dataset_files import TINY_CONFIG, make_crystals
 
@@ -75,6 +76,10 @@ def test_sample_is_seeded_and_counts_every_outcome(trained):
     assert summary == json.loads((trained / "b" / "sampling.json").read_text())
     assert summary["graphs"] == 6 and sum(summary["outcomes"].values()) == 6
     assert summary["success_rate"] == summary["valid"] / 6 and summary["predicted_formation_energy_mean"] is not None
+    frames = ase.io.read(trained / "a" / "candidates.extxyz", index=":") if summary["decoded"] else []
+    valid = [atoms for atoms in frames if atoms.info["outcome"] == "valid"]
+    assert len(valid) == summary["valid"]
+    assert summary["valid_compounds"] == sum(len(set(atoms.get_chemical_symbols())) > 1 for atoms in valid)
 
 
 def test_sample_bad_input(trained):

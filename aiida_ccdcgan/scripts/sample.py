@@ -1,7 +1,8 @@
 """``ccdcgan-sample``: generate crystal graphs with a trained generator, decode them, and judge their validity.
 
 Writes ``candidates.extxyz`` (every decoded crystal with its sample index, validity reason and, if a constraint
-is given, the predicted formation energy in each frame's info) and ``sampling.json`` (counts by outcome).
+is given, the predicted formation energy in each frame's info) and ``sampling.json`` (counts by outcome, and
+``valid_compounds``: the valid crystals of two or more elements, the ones that can lie below the elements' line).
 The same seed gives the same samples. Screening (the paper's DCGAN + constraint) keeps only valid crystals
 whose predicted formation energy is at most ``--max-predicted-energy`` eV/atom.
 
@@ -78,7 +79,7 @@ def main(argv=None) -> int:
     from ase.io import write
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    outcomes, frames = Counter(), []
+    outcomes, frames, compounds = Counter(), [], 0
     for index, result in enumerate(results):
         if result.structure is None:
             outcomes[result.failure.value] += 1
@@ -92,6 +93,7 @@ def main(argv=None) -> int:
         ):
             outcome = "screened_out"
         outcomes[outcome] += 1
+        compounds += outcome == "valid" and len(result.structure.composition.elements) > 1
         atoms = AseAtomsAdaptor.get_atoms(result.structure)
         atoms.info = {"sample": index, "outcome": outcome}
         if detail:  # ASE writes an empty string as `detail=`, and reads the next key=value as its value
@@ -107,6 +109,7 @@ def main(argv=None) -> int:
         "seed": args.seed,
         "decoded": len(frames),
         "valid": outcomes["valid"],
+        "valid_compounds": compounds,
         "success_rate": outcomes["valid"] / args.count,
         "outcomes": dict(outcomes),
         "screening_max_predicted_energy": args.max_predicted_energy,

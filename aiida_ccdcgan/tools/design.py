@@ -12,6 +12,7 @@ from ..dataset import CrystalRecord, DatasetError, read_dataset
 HEADERS = {
     "graphs": "graphs",
     "valid": "valid",
+    "compounds": "compounds",
     "success_rate": "success",
     "screened_out": "screened",
     "relaxed": "relaxed",

@@ -11,6 +11,7 @@ from ...data.structures import StructureBatchData
 ROUND_COLUMNS = (
     "graphs",
     "valid",
+    "compounds",
     "success_rate",
     "screened_out",
     "relaxed",
@@ -119,19 +120,23 @@ def _phases(structures, formation_energies) -> list[dict]:
 def design_summary(**rounds: orm.Dict) -> orm.Dict:
     """The table of all rounds from ``sampling_<k>`` (sampling.json) and, where the round relaxed anything,
     ``assessment_<k>`` (assess_relaxed's summary). Fractions: success rate = valid / graphs (the paper's 28.8 %),
-    stable fraction = stable / valid (the paper's 8.2 % = 307 of 3,743)."""
+    stable fraction = stable / valid (the paper's 8.2 % = 307 of 3,743). ``compounds``: the valid crystals of two or
+    more elements (the paper does not report it; an elemental crystal cannot be "stable", as E_f < 0 is asked)."""
     table = []
     for k in sorted({int(label.rsplit("_", 1)[1]) for label in rounds}):
         sampling = rounds[f"sampling_{k}"].get_dict()
         assessment = rounds[f"assessment_{k}"].get_dict() if f"assessment_{k}" in rounds else {}
         row = {"round": k, "graphs": sampling["graphs"], "valid": sampling["valid"]}
+        row["compounds"] = sampling.get("valid_compounds")  # absent from samplings before it was counted
         row["success_rate"] = sampling["valid"] / sampling["graphs"]
         row["screened_out"] = sampling.get("outcomes", {}).get("screened_out", 0)
         row |= {name: assessment.get(name, 0) for name in _ASSESSMENT_COUNTS}
         row["stable_fraction"] = row["stable"] / row["valid"] if row["valid"] else 0.0
         row["mean_formation_energy"] = assessment.get("mean_formation_energy")
         table.append(row)
-    total = {name: sum(row[name] for row in table) for name in ROUND_COLUMNS if name not in _RATIOS}
+    total = {name: sum(row[name] for row in table) for name in ROUND_COLUMNS if name not in (*_RATIOS, "compounds")}
+    compounds = [row["compounds"] for row in table]
+    total["compounds"] = None if None in compounds else sum(compounds)
     total["success_rate"] = total["valid"] / total["graphs"] if total["graphs"] else 0.0
     total["stable_fraction"] = total["stable"] / total["valid"] if total["valid"] else 0.0
     means = [(row["mean_formation_energy"], row["converged"]) for row in table if row["converged"]]
@@ -142,5 +147,5 @@ def design_summary(**rounds: orm.Dict) -> orm.Dict:
 
 
 _RATIOS = ("success_rate", "stable_fraction", "mean_formation_energy")
-_ASSESSMENT_COUNTS = tuple(name for name in ROUND_COLUMNS[4:] if name not in _RATIOS)
+_ASSESSMENT_COUNTS = tuple(name for name in ROUND_COLUMNS[ROUND_COLUMNS.index("relaxed") :] if name not in _RATIOS)
 """The columns taken from assess_relaxed's summary (0 for a round that relaxed nothing)."""
