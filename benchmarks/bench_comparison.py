@@ -20,8 +20,11 @@ Bi2Se3 R-3m and BiSe P-3m1 among the relaxed crystals), and writes it, with the 
 ``--leave-out Bi2Se3`` trains on the database without any crystal of that composition (the paper's hold-out
 test) and counts how often the known Bi2Se3 structure comes back among the relaxed crystals.
 
+``--gan JSON`` merges GAN settings into the protocol's for all three modes, e.g.
+``'{"architecture": "spatial", "steps": 3000}'`` (``models.config.GanSettings``).
+
 Usage: ``verdi run benchmarks/bench_comparison.py [--graphs 150] [--protocol fast] [--leave-out FORMULA]
-[--output benchmarks/results/comparison]`` (needs a profile: ``verdi presto``).
+[--gan JSON] [--output benchmarks/results/comparison]`` (needs a profile: ``verdi presto``).
 """
 
 from __future__ import annotations
@@ -145,12 +148,13 @@ def main() -> None:
     parser.add_argument("--protocol", default="fast", choices=("fast", "paper"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--leave-out", metavar="FORMULA", help="Train without the crystals of this composition.")
+    parser.add_argument("--gan", type=json.loads, default={}, metavar="JSON", help="GAN settings to override.")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/comparison"))
     args = parser.parse_args()
 
     dataset, description = training_dataset(args.leave_out)
     codes = {name: script_code(f"ccdcgan-{name}") for name in ("train", "sample", "relax")}
-    overrides = {"graphs_per_round": args.graphs, "seed": args.seed}
+    overrides = {"graphs_per_round": args.graphs, "seed": args.seed, "train": {"config": {"gan": args.gan}}}
 
     def builder(mode: str):
         return InverseDesignWorkChain.get_builder_from_protocol(
@@ -181,6 +185,7 @@ def main() -> None:
         "graphs_per_mode": args.graphs,
         "protocol": args.protocol,
         "seed": args.seed,
+        "gan_overrides": args.gan,
         "training_set": description,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d"),
@@ -191,7 +196,8 @@ def main() -> None:
     (args.output / "comparison.json").write_text(json.dumps(record, indent=2))
     text = "\n\n".join([markdown_table(results), evaluation_table(results)])
     (args.output / "comparison.md").write_text(text + "\n")
-    print(f"{record['training_set']}; {args.graphs} graphs per mode, protocol {args.protocol}, seed {args.seed}\n")
+    print(f"{record['training_set']}; {args.graphs} graphs per mode, protocol {args.protocol}, seed {args.seed}")
+    print(f"GAN settings overridden: {json.dumps(args.gan)}\n" if args.gan else "")
     print(text)
     print("\nWall time: " + ", ".join(f"{mode} {results[mode]['seconds']:.0f} s" for mode in results))
     print(f"Written: {args.output / 'comparison.json'}, {args.output / 'comparison.md'}")

@@ -1,5 +1,7 @@
 """The CCDCGAN networks (Keras 3 on TensorFlow): architecture fidelity, graph layout, real training on tiny data."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -386,3 +388,43 @@ def test_training_starts_from_the_shipped_pretrained_autoencoders(tmp_path, monk
     monkeypatch.setattr(pretrained, "PRETRAINED", tmp_path)
     with pytest.raises(ValueError, match="does not match the sha256"):
         pretrained.load_pretrained("vo-fast", "lattice")
+
+
+def test_spatial_gan_lays_its_latents_out_as_the_graph_and_trains(tmp_path):
+    """The spatial networks read and write the crystal graph exactly as GraphLayout does, train, and reload in safe mode."""
+    from aiida_ccdcgan.models.config import GanSettings, TrainingConfig
+    from aiida_ccdcgan.models.networks import GraphFromLatents, LatentsFromGraph
+    from aiida_ccdcgan.models.training import train_gan
+
+    layout = GraphLayout(2, site_latent=128, lattice_latent=16, site_latent_grid=4, lattice_latent_grid=2)
+    rng = np.random.default_rng(0)
+    lattice, sites = rng.uniform(-1, 1, (3, 2, 2, 2, 2)), rng.uniform(-1, 1, (3, 4, 4, 4, 4))  # 2 channels per element
+    expected = layout.to_graphs(
+        lattice.reshape(3, -1), np.stack([sites[..., 2 * k : 2 * k + 2].reshape(3, -1) for k in range(2)], axis=1)
+    )
+    config = dataclasses.asdict(layout)
+    graphs = keras.ops.convert_to_numpy(GraphFromLatents(config)([lattice.astype("float32"), sites.astype("float32")]))
+    np.testing.assert_allclose(graphs, expected, atol=1e-6)
+    back = [keras.ops.convert_to_numpy(x) for x in LatentsFromGraph(config)(expected)]
+    np.testing.assert_allclose(back[0], lattice, atol=1e-6)
+    np.testing.assert_allclose(back[1], sites, atol=1e-6)
+
+    settings = GanSettings(mode="dcgan", architecture="spatial", noise_dim=8, filters=4, batch_size=3, steps=2)
+    generator, discriminator, losses = train_gan(expected, settings, seed=0, layout=layout)
+    assert losses["g"].shape == (2,) and np.all(np.isfinite(losses["g"]))
+    generated = sample_graphs(generator, 2, seed=1)
+    padding = np.ones(layout.side**2, bool)
+    padding[: layout.lattice_latent] = False
+    for k in range(2):
+        padding[layout.slot * (k + 1) : layout.slot * (k + 1) + layout.site_latent] = False
+    assert generated.shape == (2, layout.side, layout.side, 1) and not generated.reshape(2, -1)[:, padding].any()
+    generator.save(tmp_path / "generator.keras")
+    reloaded = keras.saving.load_model(tmp_path / "generator.keras", safe_mode=True, compile=False)
+    np.testing.assert_allclose(sample_graphs(reloaded, 2, seed=1), generated, atol=1e-6)
+
+    with pytest.raises(ValueError, match="needs the crystal graph's layout"):
+        train_gan(expected, settings, seed=0)
+    with pytest.raises(ValueError, match="GAN architecture must be 'graph' or 'spatial'"):
+        GanSettings(architecture="3d")
+    with pytest.raises(ValueError, match="works on spatial latents: set the site autoencoder's latent_grid"):
+        TrainingConfig(gan=GanSettings(architecture="spatial"))

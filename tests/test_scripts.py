@@ -103,6 +103,29 @@ def test_train_bad_input(tmp_path):
     assert result.returncode == EXIT_BAD_INPUT and "run the earlier stages first" in result.stderr
 
 
+def test_train_and_sample_with_the_spatial_gan(tmp_path):
+    """``gan.architecture: spatial`` trains on spatial latents, and ``ccdcgan-sample`` loads its generator in safe mode."""
+    spatial_latents = {"latent": 64, "latent_grid": 4, "filters": 8, "epochs": 1, "batch_size": 4}
+    config = {
+        **TINY_CONFIG,
+        "site_autoencoder": spatial_latents,
+        "lattice_autoencoder": spatial_latents,
+        "gan": {**TINY_CONFIG["gan"], "architecture": "spatial", "filters": 4},
+    }
+    folder = _inputs(tmp_path, config)
+    result = _run("ccdcgan-train", "config.json", "data.extxyz", "--output", "out", cwd=folder)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(json.loads((folder / "out" / "metrics.json").read_text())["stages"]["gan"]["losses"]["g"]) == 3
+    result = _run("ccdcgan-sample", "config.json", "out", "--count", "4", "--output", "s", cwd=folder)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((folder / "s" / "sampling.json").read_text())["graphs"] == 4
+    (folder / "config.json").write_text(
+        json.dumps({**config, "lattice_autoencoder": TINY_CONFIG["lattice_autoencoder"]})
+    )
+    result = _run("ccdcgan-train", "config.json", "data.extxyz", cwd=folder)
+    assert result.returncode == EXIT_BAD_INPUT and "works on spatial latents" in result.stderr
+
+
 @pytest.mark.slow
 def test_train_reports_a_nan_loss(tmp_path):
     config = {**TINY_CONFIG, "constraint": {"epochs": 2, "batch_size": 4, "learning_rate": 1e30}}

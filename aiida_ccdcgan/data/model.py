@@ -96,6 +96,8 @@ class KerasModelData(SinglefileData):
         self.verify(representation_digest)
         import keras
 
+        from ..models import networks  # noqa: F401  (registers the layers of the spatial GAN for safe-mode loading)
+
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / f"{self.role}.keras"
             path.write_bytes(self.get_content(mode="rb"))

@@ -91,6 +91,9 @@ class GanSettings:
     (2·, 2·, 1·filters) and the discriminator (½, 1, 2, 4·filters); the paper's networks have 64.
     ``fine_tune``: continue from the generator and discriminator of an earlier run (copied into the output folder)
     for ``steps`` more steps instead of starting from new networks — the inverse-design loop's fine-tuning.
+    ``architecture``: ``graph`` (the paper's 2D networks on the crystal graph) or ``spatial`` (3D convolutions on
+    the autoencoders' spatial latents, laid out as the same graph, and a discriminator without BatchNorm, so the
+    generator learns against the network that judged it; needs ``latent_grid`` > 1 in both autoencoders).
     """
 
     mode: str = "ccdcgan"
@@ -103,10 +106,13 @@ class GanSettings:
     fe_loss: str = "exp"
     fe_weight: float = 0.1
     fine_tune: bool = False
+    architecture: str = "graph"
 
     def __post_init__(self):
         if self.mode not in ("dcgan", "ccdcgan"):
             raise ValueError(f"GAN mode must be 'dcgan' or 'ccdcgan', not {self.mode!r}.")
+        if self.architecture not in ("graph", "spatial"):
+            raise ValueError(f"GAN architecture must be 'graph' or 'spatial', not {self.architecture!r}.")
         if self.fe_loss not in ("exp", "linear"):
             raise ValueError(f"fe_loss must be 'exp' or 'linear', not {self.fe_loss!r}.")
 
@@ -136,12 +142,24 @@ class TrainingConfig:
             settings = getattr(self, f"{kind}_autoencoder")
             if settings.pretrained is not None:
                 check_compatible(settings.pretrained, kind, dataclasses.asdict(settings), self.representation.to_dict())
+        if self.gan.architecture == "spatial":
+            site, lattice = self.site_autoencoder.latent_grid, self.lattice_autoencoder.latent_grid
+            if not (site >= 4 and lattice >= 2 and site % lattice == 0 and (site // lattice).bit_count() == 1):
+                raise ValueError(
+                    "The spatial GAN (gan.architecture 'spatial') works on spatial latents: set the site "
+                    "autoencoder's latent_grid to 4 or more and the lattice autoencoder's to 2 or more, the site grid "
+                    f"the lattice grid times a power of two (the fast protocol: 8 and 4), not {site} and {lattice}."
+                )
 
     @property
     def layout(self) -> GraphLayout:
         """The crystal-graph layout these settings imply."""
         return GraphLayout(
-            len(self.representation.elements), self.site_autoencoder.latent, self.lattice_autoencoder.latent
+            len(self.representation.elements),
+            self.site_autoencoder.latent,
+            self.lattice_autoencoder.latent,
+            self.site_autoencoder.latent_grid,
+            self.lattice_autoencoder.latent_grid,
         )
 
     def to_dict(self) -> dict:

@@ -16,12 +16,15 @@ class GraphLayout:
     ``max(site_latent, lattice_latent)`` long, the rest is zero. The side is the smallest multiple of 4 whose
     square holds all slots, so two elements with latents 200 and 25 give the paper's 28 × 28 (indices 0–24
     lattice, 200–399 and 400–599 the two elements); more elements grow the graph with them instead of
-    reserving 118 element slots.
+    reserving 118 element slots. ``site_latent_grid`` / ``lattice_latent_grid``: the side of the autoencoders'
+    spatial latents (1: a flat latent), which the spatial GAN's networks work on.
     """
 
     n_elements: int
     site_latent: int = 200
     lattice_latent: int = 25
+    site_latent_grid: int = 1
+    lattice_latent_grid: int = 1
 
     @property
     def slot(self) -> int:
@@ -32,6 +35,16 @@ class GraphLayout:
     def side(self) -> int:
         """Side of the square graph."""
         return 4 * math.ceil(math.sqrt(self.slot * (self.n_elements + 1)) / 4)
+
+    @property
+    def site_channels(self) -> int:
+        """Channels of one element's site latent on its ``site_latent_grid``³ grid."""
+        return self.site_latent // self.site_latent_grid**3
+
+    @property
+    def lattice_channels(self) -> int:
+        """Channels of the lattice latent on its ``lattice_latent_grid``³ grid."""
+        return self.lattice_latent // self.lattice_latent_grid**3
 
     def to_graphs(self, lattice_latents: np.ndarray, site_latents: np.ndarray) -> np.ndarray:
         """Lay out lattice latents ``(N, lattice_latent)`` and site latents ``(N, n_elements, site_latent)`` as ``(N, side, side, 1)``."""

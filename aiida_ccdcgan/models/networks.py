@@ -11,10 +11,13 @@ constraint (settings; the paper's protocol keeps the paper's networks).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import keras
 from keras import layers
+
+from .graph import GraphLayout
 
 LEAKY_SLOPE = 0.2
 BATCHNORM_MOMENTUM = 0.8
@@ -104,6 +107,122 @@ def build_generator(noise_dim: int, side: int, filters: int = 64) -> keras.Model
         x = layers.Activation("relu")(x)
     graph = layers.Conv2D(1, 3, padding="same", activation="tanh")(x)
     return keras.Model(noise, graph, name="generator")
+
+
+@keras.saving.register_keras_serializable(package="ccdcgan")
+class GraphFromLatents(layers.Layer):
+    """``[lattice latent (g_l, g_l, g_l, c_l), site latents (g_s, g_s, g_s, elements·c_s)]`` → the crystal graph
+    ``(side, side, 1)``, laid out exactly as :meth:`GraphLayout.to_graphs` (each latent flattened as the encoder's
+    ``Flatten`` does; element k's site latent is channels k·c_s … (k+1)·c_s − 1)."""
+
+    def __init__(self, layout: dict, **kwargs):
+        super().__init__(**kwargs)
+        self.layout = GraphLayout(**layout)
+
+    def call(self, inputs):
+        lattice, sites = inputs
+        layout, ops = self.layout, keras.ops
+
+        def slot(latent):
+            size = math.prod(latent.shape[1:])
+            return ops.pad(ops.reshape(latent, (-1, size)), [[0, 0], [0, layout.slot - size]])
+
+        channels = layout.site_channels
+        parts = [slot(lattice)] + [
+            slot(sites[..., k * channels : (k + 1) * channels]) for k in range(layout.n_elements)
+        ]
+        flat = ops.concatenate(parts, axis=1)
+        flat = ops.pad(flat, [[0, 0], [0, layout.side**2 - layout.slot * (layout.n_elements + 1)]])
+        return ops.reshape(flat, (-1, layout.side, layout.side, 1))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], self.layout.side, self.layout.side, 1)
+
+    def get_config(self):
+        return {**super().get_config(), "layout": dataclasses.asdict(self.layout)}
+
+
+@keras.saving.register_keras_serializable(package="ccdcgan")
+class LatentsFromGraph(layers.Layer):
+    """The crystal graph → ``[lattice latent, site latents]`` on their grids: the inverse of :class:`GraphFromLatents`."""
+
+    def __init__(self, layout: dict, **kwargs):
+        super().__init__(**kwargs)
+        self.layout = GraphLayout(**layout)
+
+    def call(self, graph):
+        layout, ops = self.layout, keras.ops
+        flat = ops.reshape(graph, (-1, layout.side**2))
+        lattice = ops.reshape(
+            flat[:, : layout.lattice_latent], (-1, *(layout.lattice_latent_grid,) * 3, layout.lattice_channels)
+        )
+        grid = (layout.site_latent_grid,) * 3
+        sites = [
+            ops.reshape(
+                flat[:, layout.slot * (k + 1) : layout.slot * (k + 1) + layout.site_latent],
+                (-1, *grid, layout.site_channels),
+            )
+            for k in range(layout.n_elements)
+        ]
+        return [lattice, ops.concatenate(sites, axis=-1)]
+
+    def compute_output_shape(self, input_shape):
+        layout = self.layout
+        return [
+            (input_shape[0], *(layout.lattice_latent_grid,) * 3, layout.lattice_channels),
+            (input_shape[0], *(layout.site_latent_grid,) * 3, layout.site_channels * layout.n_elements),
+        ]
+
+    def get_config(self):
+        return {**super().get_config(), "layout": dataclasses.asdict(self.layout)}
+
+
+def build_spatial_generator(noise_dim: int, layout: GraphLayout, filters: int = 64) -> keras.Model:
+    """Return the spatial generator: noise → the lattice and site latents on their own grids → the crystal graph.
+
+    Dense → g_l³ × 4·filters; the lattice latent from one Conv3D(2·filters), BN, ReLU and a tanh Conv3D; the site
+    latents of all elements through [Conv3D(2·filters), BN, ReLU, UpSampling3D] up to g_s³, Conv3D(filters), BN,
+    ReLU and a tanh Conv3D (the 2D generator's pattern in 3D, where neighbouring latent values are neighbours in
+    the crystal's box); laid out by :class:`GraphFromLatents`.
+    """
+    lattice_grid, site_grid = layout.lattice_latent_grid, layout.site_latent_grid
+
+    def block(x, width):
+        x = layers.Conv3D(width, 3, padding="same")(x)
+        return layers.Activation("relu")(layers.BatchNormalization(momentum=BATCHNORM_MOMENTUM)(x))
+
+    noise = keras.Input((noise_dim,), name="noise")
+    x = layers.Dense(lattice_grid**3 * 4 * filters, activation="relu")(noise)
+    x = layers.Reshape((lattice_grid,) * 3 + (4 * filters,))(x)
+    lattice = layers.Conv3D(layout.lattice_channels, 3, padding="same", activation="tanh")(block(x, 2 * filters))
+    sites = x
+    for _ in range(round(math.log2(site_grid // lattice_grid))):
+        sites = layers.UpSampling3D()(block(sites, 2 * filters))
+    sites = layers.Conv3D(layout.site_channels * layout.n_elements, 3, padding="same", activation="tanh")(
+        block(sites, filters)
+    )
+    graph = GraphFromLatents(dataclasses.asdict(layout))([lattice, sites])
+    return keras.Model(noise, graph, name="generator")
+
+
+def build_spatial_discriminator(layout: GraphLayout, filters: int = 64) -> keras.Model:
+    """Return the spatial discriminator: crystal graph → its latents on their grids → probability that it is real.
+
+    Site latents: Conv3D (filters, stride 1; 2·filters, stride 2; 4·filters, stride 2); lattice latent: Conv3D
+    (filters, stride 1; 2·filters, stride 2); each with LeakyReLU 0.2 and Dropout 0.25, no BatchNorm — so the
+    network the generator learns against (inference mode) judges as the one just trained (without Dropout).
+    """
+
+    def block(x, width, strides):
+        x = layers.Conv3D(width, 3, strides=strides, padding="same")(x)
+        return layers.Dropout(0.25)(layers.LeakyReLU(LEAKY_SLOPE)(x))
+
+    graph = keras.Input((layout.side, layout.side, 1), name="graph")
+    lattice, sites = LatentsFromGraph(dataclasses.asdict(layout))(graph)
+    sites = block(block(block(sites, filters, 1), 2 * filters, 2), 4 * filters, 2)
+    lattice = block(block(lattice, filters, 1), 2 * filters, 2)
+    features = layers.Concatenate()([layers.Flatten()(sites), layers.Flatten()(lattice)])
+    return keras.Model(graph, layers.Dense(1, activation="sigmoid")(features), name="discriminator")
 
 
 def _convolutional_trunk(graph, filters: int = 64):

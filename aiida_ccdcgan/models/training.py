@@ -30,6 +30,8 @@ from .networks import (
     build_dense_constraint,
     build_discriminator,
     build_generator,
+    build_spatial_discriminator,
+    build_spatial_generator,
 )
 from .pretrained import load_pretrained
 
@@ -216,9 +218,16 @@ def _formation_energy_loss(kind: str):
     return lambda y_true, y_pred: keras.ops.mean(y_pred)
 
 
-def build_gan(side: int, settings: GanSettings, constraint=None, initial: tuple | None = None):
+def build_gan(
+    side: int,
+    settings: GanSettings,
+    constraint=None,
+    initial: tuple | None = None,
+    layout: GraphLayout | None = None,
+):
     """Return ``(generator, discriminator, combined)`` compiled for training on ``side``×``side`` graphs; new
-    networks, or the ``initial`` ``(generator, discriminator)`` to train further.
+    networks (``settings.architecture``; the spatial ones need the graph's ``layout``), or the ``initial``
+    ``(generator, discriminator)`` to train further.
 
     ``combined`` (a :class:`GeneratorWithCritics`) maps noise to the frozen discriminator's verdict — and, for
     CCDCGAN, the frozen constraint's formation energy, weighted ``fe_weight`` — both in inference mode
@@ -228,6 +237,11 @@ def build_gan(side: int, settings: GanSettings, constraint=None, initial: tuple 
         raise ValueError("CCDCGAN needs the trained constraint model.")
     if initial is not None:
         generator, discriminator = initial
+    elif settings.architecture == "spatial":
+        if layout is None or layout.side != side:
+            raise ValueError("The spatial GAN needs the crystal graph's layout (TrainingConfig.layout).")
+        generator = build_spatial_generator(settings.noise_dim, layout, settings.filters)
+        discriminator = build_spatial_discriminator(layout, settings.filters)
     else:
         generator, discriminator = (
             build_generator(settings.noise_dim, side, settings.filters),
@@ -295,17 +309,19 @@ def train_gan(
     checkpoint_key: str = "",
     checkpoint_every: int = 500,
     initial: tuple | None = None,
+    layout: GraphLayout | None = None,
 ):
     """Train the DCGAN (``mode='dcgan'``) or CCDCGAN (``mode='ccdcgan'``, needs ``constraint``) on crystal graphs.
 
     Step k draws its batch and noise from a generator seeded with ``(seed, k)``. With ``checkpoint`` (a file
     path) the weights, optimizer states and losses are saved every ``checkpoint_every`` steps, and a run that
     finds a checkpoint with the same ``checkpoint_key`` (the digest of the settings) continues from its step.
-    ``initial``: ``(generator, discriminator)`` to continue training (fine-tuning) instead of new networks.
+    ``initial``: ``(generator, discriminator)`` to continue training (fine-tuning) instead of new networks;
+    ``layout``: the graphs' layout, which the ``spatial`` architecture needs.
     Returns ``(generator, discriminator, losses)`` with per-step arrays ``d_real``, ``d_fake``, ``g``.
     """
     seed_everything(seed)
-    generator, discriminator, combined = build_gan(graphs.shape[1], settings, constraint, initial)
+    generator, discriminator, combined = build_gan(graphs.shape[1], settings, constraint, initial, layout)
     batch = min(settings.batch_size, len(graphs))
 
     def draw(step):

@@ -173,6 +173,7 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
                 checkpoint=output / GAN_CHECKPOINT,
                 checkpoint_key=config.stage_digest("gan"),
                 initial=initial,
+                layout=config.layout,
             )
             _check_finite(stage, losses)
             metrics = {
