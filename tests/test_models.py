@@ -416,7 +416,7 @@ def test_spatial_gan_lays_its_latents_out_as_the_graph_and_trains(tmp_path):
     padding = np.ones(layout.side**2, bool)
     padding[: layout.lattice_latent] = False
     for k in range(2):
-        padding[layout.slot * (k + 1) : layout.slot * (k + 1) + layout.site_latent] = False
+        padding[layout.site_slice(k)] = False
     assert generated.shape == (2, layout.side, layout.side, 1) and not generated.reshape(2, -1)[:, padding].any()
     generator.save(tmp_path / "generator.keras")
     reloaded = keras.saving.load_model(tmp_path / "generator.keras", safe_mode=True, compile=False)

@@ -36,6 +36,11 @@ class GraphLayout:
         """Side of the square graph."""
         return 4 * math.ceil(math.sqrt(self.slot * (self.n_elements + 1)) / 4)
 
+    def site_slice(self, element: int) -> slice:
+        """Where the site latent of ``element`` (0-based) lies in the flattened graph."""
+        start = self.slot * (element + 1)
+        return slice(start, start + self.site_latent)
+
     @property
     def site_channels(self) -> int:
         """Channels of one element's site latent on its ``site_latent_grid``³ grid."""
@@ -61,8 +66,7 @@ class GraphLayout:
         flat = np.zeros((count, self.side * self.side), dtype=np.float32)
         flat[:, : self.lattice_latent] = lattice_latents
         for element in range(self.n_elements):
-            start = self.slot * (element + 1)
-            flat[:, start : start + self.site_latent] = site_latents[:, element]
+            flat[:, self.site_slice(element)] = site_latents[:, element]
         return flat.reshape(count, self.side, self.side, 1)
 
     def from_graphs(self, graphs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +75,7 @@ class GraphLayout:
             raise ValueError(f"Expected graphs of shape (N, {self.side}, {self.side}, 1), got {graphs.shape}.")
         flat = graphs.reshape(len(graphs), -1)
         sites = np.stack(
-            [flat[:, self.slot * (k + 1) : self.slot * (k + 1) + self.site_latent] for k in range(self.n_elements)],
+            [flat[:, self.site_slice(k)] for k in range(self.n_elements)],
             axis=1,
         )
         return flat[:, : self.lattice_latent].copy(), sites

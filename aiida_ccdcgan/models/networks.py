@@ -159,7 +159,7 @@ class LatentsFromGraph(layers.Layer):
         grid = (layout.site_latent_grid,) * 3
         sites = [
             ops.reshape(
-                flat[:, layout.slot * (k + 1) : layout.slot * (k + 1) + layout.site_latent],
+                flat[:, layout.site_slice(k)],
                 (-1, *grid, layout.site_channels),
             )
             for k in range(layout.n_elements)
