@@ -91,7 +91,8 @@ def main() -> None:
         min(used, site.max_structures or used) * len(config.representation.elements), site.batch_size, site.epochs
     )
     lattice_steps = _steps(min(used, lattice.max_structures or used), lattice.batch_size, lattice.epochs)
-    constraint_steps = _steps(used, config.constraint.batch_size, config.constraint.epochs)
+    constraint_graphs = stages["constraint"].get("training_graphs", used)  # with every cell order
+    constraint_steps = _steps(constraint_graphs, config.constraint.batch_size, config.constraint.epochs)
 
     start = time.perf_counter()
     subprocess.run(

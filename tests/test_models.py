@@ -197,6 +197,7 @@ def test_dense_constraint_predicts_in_ev_per_atom(tiny_models):
         ({"network": "gnn"}, "network must be"),
         ({"loss": "l1"}, "loss must be"),
         ({"schedule": "step"}, "schedule must be"),
+        ({"cell_orders": 7}, "cell_orders must be 1 to 6"),
     ],
 )
 def test_constraint_settings_name_what_is_wrong(change, message):

@@ -1,5 +1,7 @@
 """The crystal ↔ voxel representation on synthetic cells: exact round trips, periodicity, limits, failures."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
@@ -17,7 +19,7 @@ from aiida_ccdcgan.representation import (
     lattice_voxels,
     site_voxels,
 )
-from aiida_ccdcgan.representation.encode import OutsideLimits
+from aiida_ccdcgan.representation.encode import OutsideLimits, reordered_cells
 from aiida_ccdcgan.representation.reference import naive_lattice_voxel, naive_site_voxels
 from aiida_ccdcgan.representation.roundtrip import roundtrip
 from aiida_ccdcgan.representation.validity import Invalid, validity
@@ -140,7 +142,7 @@ def test_structure_beyond_the_limits_is_rejected_with_a_reason():
     chain = Structure(
         Lattice.from_parameters(20.0, 4.0, 4.0, 90, 90, 90),
         ["Bi", "Se", "Bi", "Se"],
-        [[0, 0, 0], [0.25, 0.5, 0.5], [0.5, 0, 0], [0.75, 0.5, 0.5]],
+        [[0, 0, 0], [0.25, 0.5, 0.5], [0.5, 0, 0], [0.8, 0.5, 0.5]],  # not a supercell: no smaller cell holds it
     )
     with pytest.raises(OutsideLimits, match="too large for the box") as error:
         encode_structures([chain], BISE)
@@ -151,6 +153,42 @@ def test_structure_beyond_the_limits_is_rejected_with_a_reason():
     huge = Structure(Lattice.from_parameters(25.0, 3.0, 3.0, 90, 90, 90), ["Bi"], [[0, 0, 0]])
     with pytest.raises(OutsideLimits, match="lattice voxel"):
         encode_structures([huge], BISE)
+
+
+def test_a_supercell_is_encoded_as_its_primitive_cell():
+    """A conventional cell or supercell is the same crystal as its primitive cell and gets the same voxels; the
+    decoded crystal then has the primitive cell, which StructureMatcher matches to the input."""
+    rock_salt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(6.0), ["Bi", "Se"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    primitive = rock_salt.get_primitive_structure()
+    assert (len(rock_salt), len(primitive)) == (8, 2)
+    config = VoxelConfig(site_grid=32, lattice_grid=16, sigma=0.35)
+    sites, lattices = encode_structures([rock_salt, primitive], config)
+    np.testing.assert_array_equal(sites[0], sites[1])
+    np.testing.assert_array_equal(lattices[0], lattices[1])
+    result = decode_crystal(sites[0], lattices[0], config)
+    assert len(result.structure) == 2 and MATCHER.fit(rock_salt, result.structure)
+    as_given = dataclasses.replace(config, primitive_tolerance=None)
+    assert len(canonical_crystal(rock_salt, as_given).channels) == 8
+    assert as_given.digest() != config.digest()
+    with pytest.raises(DatasetError, match="primitive_tolerance must be positive"):
+        VoxelConfig(primitive_tolerance=0.0)
+
+
+def test_reordered_cells_are_the_same_crystal_in_other_frames():
+    """Each order of the cell vectors is the same crystal, seen by the canonical frame from another axis (the
+    constraint's training views); a supercell is reduced before it is reordered."""
+    structure = Structure(
+        Lattice.from_parameters(4.3, 5.7, 6.2, 78.0, 101.0, 66.0),
+        ["Bi", "Se", "Se"],
+        [[0, 0, 0], [0.31, 0.52, 0.27], [0.7, 0.1, 0.6]],
+    )
+    views = reordered_cells(structure, 6, BISE)
+    assert len(views) == 6 and views[0] == structure
+    assert all(MATCHER.fit(structure, view) for view in views)
+    cells = [canonical_crystal(view, BISE).cell for view in views]
+    assert len({tuple(np.round(cell, 6).ravel()) for cell in cells}) == 6
+    supercell = structure * (2, 1, 1)
+    assert [len(view) for view in reordered_cells(supercell, 2, BISE)] == [3, 3]
 
 
 def test_skewed_cell_is_reduced_instead_of_rejected():

@@ -31,8 +31,10 @@ def _inputs(folder: Path, config=TINY_CONFIG) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A folder where ``ccdcgan-train`` ran every stage on four Bi–Se crystals."""
-    folder = _inputs(tmp_path_factory.mktemp("train"))
+    """A folder where ``ccdcgan-train`` ran every stage on four Bi–Se crystals (the constraint on three cell
+    orders of each training crystal)."""
+    config = {**TINY_CONFIG, "constraint": {**TINY_CONFIG["constraint"], "cell_orders": 3}}
+    folder = _inputs(tmp_path_factory.mktemp("train"), config)
     result = _run("ccdcgan-train", "config.json", "data.extxyz", "--output", "out", cwd=folder)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder
@@ -56,6 +58,7 @@ def test_train_writes_models_metrics_and_curves(trained):
     assert set(metrics["stages"]) == {"autoencoders", "constraint", "gan"}
     assert metrics["stages"]["autoencoders"]["reconstruction_validation"]["n"] == 1
     assert metrics["stages"]["constraint"]["validation"]["n"] == 1
+    assert metrics["stages"]["constraint"]["training_graphs"] == 3 * 3  # three crystals, three cell orders each
     assert len(metrics["stages"]["gan"]["losses"]["g"]) == 3
     assert len(metrics["config_digest"]) == 64 and len(metrics["representation_digest"]) == 64
 

@@ -59,6 +59,9 @@ class ConstraintSettings:
     multilayer perceptron on the flattened graph with ``hidden_units``, LeakyReLU and ``dropout``, its output
     scaled by the training targets' standard deviation and mean). ``loss``: ``mse`` (the code) or ``huber``
     (δ = 1 eV/atom, less pulled by the few outliers); ``schedule``: ``constant`` or ``cosine`` decay to zero.
+    ``cell_orders``: train on every crystal seen with its cell vectors in this many of their six orders (1: as
+    given; the energy is the same, the canonical frame and so the crystal graph differ), an epoch then being a
+    pass over all of them.
     """
 
     network: str = "cnn"
@@ -70,8 +73,13 @@ class ConstraintSettings:
     beta_1: float = 0.5
     batch_size: int = 64
     epochs: int = 100
+    cell_orders: int = 1
 
     def __post_init__(self):
+        if not 1 <= self.cell_orders <= 6:
+            raise ValueError(
+                f"Constraint cell_orders must be 1 to 6 (the orders of three cell vectors), not {self.cell_orders}."
+            )
         if self.network not in ("cnn", "dense"):
             raise ValueError(f"Constraint network must be 'cnn' or 'dense', not {self.network!r}.")
         if self.loss not in ("mse", "huber"):

@@ -19,7 +19,10 @@ class VoxelConfig:
     Site voxels: one channel per element of ``elements`` (a fixed element → channel map), a periodic cubic
     box of ``box_length`` Å on a ``site_grid``³ grid with grid points at i·h (h = box_length / site_grid).
     Lattice voxel: a ``lattice_grid``³ grid on the crystal's own fractional coordinates with one pseudo-atom
-    at the cell centre. Every atom is a Gaussian exp(−r²/2σ²) with σ = ``sigma`` Å, zero where it is below
+    at the cell centre. A crystal given in a cell larger than its primitive cell (a conventional cell, a supercell)
+    is first reduced to its primitive cell, found with ``primitive_tolerance`` Å (pymatgen's
+    ``get_primitive_structure``; the tolerance StructureMatcher reduces with); ``None`` keeps every cell as given.
+    Every atom is a Gaussian exp(−r²/2σ²) with σ = ``sigma`` Å, zero where it is below
     ``threshold``. The defaults are those of the authors' code (σ = 0.26 Å; the paper's "σ = 0.15" is a
     gaussian_filter width in voxel units, a different thing).
 
@@ -42,6 +45,7 @@ class VoxelConfig:
     min_distance: float = 2.0
     min_volume_per_atom: float = 1.0
     max_atoms: int = 20
+    primitive_tolerance: float | None = 0.25
 
     def __post_init__(self):
         if not self.elements:
@@ -59,6 +63,8 @@ class VoxelConfig:
             raise DatasetError("Need threshold ≤ lattice_fit_threshold < 1.")
         if self.sigma <= 0 or self.box_length <= 0:
             raise DatasetError("sigma and box_length must be positive.")
+        if self.primitive_tolerance is not None and self.primitive_tolerance <= 0:
+            raise DatasetError("primitive_tolerance must be positive, or null to keep every cell as given.")
 
     @property
     def cutoff(self) -> float:
@@ -95,8 +101,8 @@ class VoxelConfig:
         unknown = set(values) - {field.name for field in dataclasses.fields(cls)}
         if unknown:
             raise DatasetError(f"Unknown representation setting(s): {', '.join(sorted(unknown))}.")
-        floats = {f.name for f in dataclasses.fields(cls) if f.type == "float"}
-        values = {key: float(value) if key in floats else value for key, value in values.items()}
+        floats = {f.name for f in dataclasses.fields(cls) if f.type in ("float", "float | None")}
+        values = {key: float(value) if key in floats and value is not None else value for key, value in values.items()}
         if "elements" in values:
             values["elements"] = tuple(values["elements"])
         return cls(**values)
@@ -107,5 +113,5 @@ class VoxelConfig:
         return hashlib.sha256(json.dumps(encoding, sort_keys=True).encode()).hexdigest()
 
 
-ENCODING_FIELDS = ("elements", "box_length", "site_grid", "lattice_grid", "sigma", "threshold")
+ENCODING_FIELDS = ("elements", "box_length", "site_grid", "lattice_grid", "sigma", "threshold", "primitive_tolerance")
 """Settings that change the voxels themselves (the others only change decoding and validity)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,6 +54,15 @@ def canonical_cell(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.linalg.cholesky(metric), signs
 
 
+def primitive_cell(structure: Structure, config: VoxelConfig) -> Structure:
+    """The crystal in its primitive cell (found with ``config.primitive_tolerance``) if that cell is smaller than the
+    given one; otherwise, or with ``primitive_tolerance`` ``None``, the structure as given."""
+    if config.primitive_tolerance is None:
+        return structure
+    primitive = structure.get_primitive_structure(tolerance=config.primitive_tolerance)
+    return primitive if len(primitive) < len(structure) else structure
+
+
 def canonical_crystal(structure: Structure, config: VoxelConfig) -> CanonicalCrystal:
     """Return ``structure`` in the representation's frame, or raise a :class:`DatasetError` saying why it cannot be."""
     if len(structure) == 0:
@@ -65,6 +75,10 @@ def canonical_crystal(structure: Structure, config: VoxelConfig) -> CanonicalCry
         raise DatasetError("The cell or the coordinates contain NaN or infinite numbers.")
     if abs(np.linalg.det(matrix)) < 1e-6:
         raise DatasetError("The cell has zero volume.")
+    # The same crystal in its primitive cell (the paper's data are primitive cells): fewer atoms, and the decoded
+    # crystal then reduces to the same primitive cell as the input when StructureMatcher compares them.
+    structure = primitive_cell(structure, config)
+    matrix, fractional = structure.lattice.matrix, structure.frac_coords
     if cell_heights(matrix).min() < 2 * config.cutoff:
         # A skewed cell can have a height too small for the lattice voxel; its LLL-reduced cell describes the
         # same crystal with the largest heights.
@@ -101,6 +115,24 @@ _IMAGES = np.array(
 )
 _IMAGE_PASSES = 5
 _TIE_DECIMALS = 6
+
+
+CELL_ORDERS = tuple(itertools.permutations(range(3)))
+"""The six orders of a cell's three vectors, the given order first."""
+
+
+def reordered_cells(structure: Structure, count: int, config: VoxelConfig) -> list[Structure]:
+    """The crystal with its cell vectors in the first ``count`` of their six orders (:data:`CELL_ORDERS`).
+
+    The same crystal each time, but the canonical frame puts the first vector along x: each order is another view
+    of it, with another crystal graph and the same energy. A cell larger than the primitive cell is reduced first,
+    as :func:`canonical_crystal` does, so the orders are those of the cell that is encoded.
+    """
+    structure = primitive_cell(structure, config)
+    return [
+        Structure(structure.lattice.matrix[list(order)], structure.species, structure.frac_coords[:, list(order)])
+        for order in CELL_ORDERS[:count]
+    ]
 
 
 def _fits_box(crystal: CanonicalCrystal, config: VoxelConfig) -> bool:

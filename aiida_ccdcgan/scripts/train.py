@@ -75,12 +75,31 @@ def _check_finite(stage: str, losses: dict) -> None:
 
 def _graphs(items, config, models):
     """Crystal graphs of dataset items through the trained encoders."""
+    return _crystal_graphs([item["crystal"] for item in items], config, models)
+
+
+def _crystal_graphs(crystals, config, models):
+    """Crystal graphs of canonical crystals through the trained encoders."""
     from ..models.training import encode_crystals
 
-    crystals = [item["crystal"] for item in items]
     return encode_crystals(
         crystals, config.representation, config.layout, models["site_encoder"], models["lattice_encoder"]
     )
+
+
+def _graphs_in_other_cell_orders(items, config, models):
+    """Crystal graphs and energies of dataset items with their cell vectors in the 2nd to
+    ``config.constraint.cell_orders``-th of their orders (the constraint's training views beside the given one)."""
+    from ..representation import representable_crystals
+    from ..representation.encode import reordered_cells
+
+    structures, energies = [], []
+    for item in items:
+        views = reordered_cells(item["record"].structure, config.constraint.cell_orders, config.representation)[1:]
+        structures += views
+        energies += [item["energy"]] * len(views)
+    crystals, kept, _ = representable_crystals(structures, config.representation)
+    return _crystal_graphs(crystals, config, models), [energies[i] for i in kept]
 
 
 def reconstruction(items, config, models) -> dict:
@@ -148,8 +167,11 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
             energies = [i["energy"] for i in train]
             if any(e is None for e in energies):
                 raise ValueError("the constraint needs a formation_energy in every training frame")
+            if config.constraint.cell_orders > 1:
+                more_graphs, more_energies = _graphs_in_other_cell_orders(train, config, models)
+                graphs, energies = np.concatenate([graphs, more_graphs]), energies + more_energies
             models["constraint"], constraint_losses = train_constraint(graphs, energies, config.constraint, config.seed)
-            metrics = {"losses": {"constraint": constraint_losses}}
+            metrics = {"losses": {"constraint": constraint_losses}, "training_graphs": len(graphs)}
             _check_finite(stage, metrics["losses"])
             if validation and all(i["energy"] is not None for i in validation):
                 held_out = _graphs(validation, config, models)
