@@ -113,5 +113,8 @@ class VoxelConfig:
         return hashlib.sha256(json.dumps(encoding, sort_keys=True).encode()).hexdigest()
 
 
+MATCHER_SETTINGS = {"ltol": 0.2, "stol": 0.3, "angle_tol": 5}
+"""StructureMatcher tolerances of the paper's reconstruction criterion."""
+
 ENCODING_FIELDS = ("elements", "box_length", "site_grid", "lattice_grid", "sigma", "threshold", "primitive_tolerance")
 """Settings that change the voxels themselves (the others only change decoding and validity)."""

@@ -10,12 +10,9 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
 from ..dataset import DatasetError
-from .config import VoxelConfig
+from .config import MATCHER_SETTINGS, VoxelConfig
 from .decode import decode_batch
 from .encode import OutsideLimits, canonical_crystal, check_representable, lattice_voxels, site_voxels
-
-MATCHER_SETTINGS = {"ltol": 0.2, "stol": 0.3, "angle_tol": 5}
-"""StructureMatcher tolerances of the paper's reconstruction criterion."""
 
 
 def roundtrip(
