@@ -7,7 +7,7 @@ import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
-from aiida_ccdcgan.dataset import DatasetError
+from aiida_ccdcgan.dataset import DatasetError, read_dataset
 from aiida_ccdcgan.representation import (
     DecodeFailure,
     VoxelConfig,
@@ -19,7 +19,7 @@ from aiida_ccdcgan.representation import (
     lattice_voxels,
     site_voxels,
 )
-from aiida_ccdcgan.representation.encode import OutsideLimits, reordered_cells
+from aiida_ccdcgan.representation.encode import OutsideLimits, primitive_cell, reordered_cells
 from aiida_ccdcgan.representation.reference import naive_lattice_voxel, naive_site_voxels
 from aiida_ccdcgan.representation.roundtrip import roundtrip
 from aiida_ccdcgan.representation.validity import Invalid, validity
@@ -172,6 +172,19 @@ def test_a_supercell_is_encoded_as_its_primitive_cell():
     assert as_given.digest() != config.digest()
     with pytest.raises(DatasetError, match="primitive_tolerance must be positive"):
         VoxelConfig(primitive_tolerance=0.0)
+
+
+def test_a_primitive_cell_that_does_not_match_the_input_is_not_used(shared_data):
+    """pymatgen reduces a few V–O rows (here mp-753_copy2_opt, 16 atoms) to an 8-atom cell that StructureMatcher
+    does not match to the input; such a crystal keeps its given cell and still round-trips exactly."""
+    records = read_dataset("vo-csv", shared_data / "vo_imatgen_dft.csv.gz")
+    structure = next(r.structure for r in records if r.source_id == "mp-753_copy2_opt")
+    pymatgen_primitive = structure.get_primitive_structure(tolerance=0.25)
+    assert len(pymatgen_primitive) < len(structure) and not MATCHER.fit(structure, pymatgen_primitive)
+    config = VoxelConfig(elements=("V", "O"))
+    assert primitive_cell(structure, config) is structure
+    result = _round_trip(structure, config)
+    assert len(result.structure) == 16 and MATCHER.fit(structure, result.structure)
 
 
 def test_reordered_cells_are_the_same_crystal_in_other_frames():
