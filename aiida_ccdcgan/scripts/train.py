@@ -13,6 +13,7 @@ Exit codes: 0 done; 10 bad input; 11 a loss became NaN; 12 out of memory (see :m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -98,7 +99,9 @@ def _graphs_in_other_cell_orders(items, config, models):
         views = reordered_cells(item["record"].structure, config.constraint.cell_orders, config.representation)[1:]
         structures += views
         energies += [item["energy"]] * len(views)
-    crystals, kept, _ = representable_crystals(structures, config.representation)
+    # The views are already in the cell that is encoded (reordered_cells reduces to the primitive cell once).
+    as_given = dataclasses.replace(config.representation, primitive_tolerance=None)
+    crystals, kept, _ = representable_crystals(structures, as_given)
     return _crystal_graphs(crystals, config, models), [energies[i] for i in kept]
 
 
