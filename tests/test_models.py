@@ -112,6 +112,44 @@ def test_autoencoders_train_on_voxels_built_on_the_fly(tiny_models):
     assert graphs.shape == (4, 8, 8, 1) and np.all(np.abs(graphs) <= 1)  # tanh latents
 
 
+def test_autoencoders_learn_from_crystals_each_with_its_own_elements():
+    """A multi-system dataset (MP-20): one representation per crystal, each with its own elements; the site
+    autoencoder learns from every element channel of every crystal, and representations that differ in more than
+    their elements are refused."""
+    from dataset_files import make_crystals
+
+    from aiida_ccdcgan.models.training import VoxelBatches
+    from aiida_ccdcgan.representation import site_voxels
+
+    records = make_crystals()
+    configs = [
+        dataclasses.replace(TINY, elements=tuple(sorted(el.symbol for el in r.structure.composition.elements)))
+        for r in records
+    ]
+    crystals = [canonical_crystal(r.structure, config) for r, config in zip(records, configs)]
+    batches = VoxelBatches(crystals, configs, "site", batch_size=4, seed=0, shuffle=False)
+    # Bi2Se3 2, Bi 1, Se 1, BiSe 2, NaCl 2 channels: NaCl's Na and Cl images are its own, not the Bi–Se channels.
+    assert len(batches.samples) == 8 and len(batches) == 2
+    images, targets = batches[1]
+    assert images.shape == (4, 16, 16, 16, 1) and images is targets
+    nacl = site_voxels([crystals[4]], configs[4])[0]
+    np.testing.assert_array_equal(images[2:, ..., 0], np.moveaxis(nacl, -1, 0))
+    assert all(images[k].max() > 0.5 for k in range(4))  # every image holds atoms: no empty channel
+
+    encoder, _, losses = train_autoencoder(
+        crystals, configs, "site", AutoencoderSettings(latent=8, filters=8, epochs=2, batch_size=4), seed=3
+    )
+    assert len(losses) == 2 and all(np.isfinite(losses)) and encoder.output_shape == (None, 8)
+    lattice = train_autoencoder(
+        crystals, configs, "lattice", AutoencoderSettings(latent=4, filters=8, epochs=1, batch_size=4, max_structures=3)
+    )
+    assert np.isfinite(lattice[2][0])
+    with pytest.raises(ValueError, match="differ in their elements only"):
+        VoxelBatches(crystals, [*configs[:4], dataclasses.replace(configs[4], sigma=0.5)], "site", 4, 0)
+    with pytest.raises(ValueError, match="one per crystal"):
+        VoxelBatches(crystals, configs[:3], "site", 4, 0)
+
+
 def test_training_is_reproducible_with_a_seed(tiny_models):
     again = train_autoencoder(
         tiny_models["crystals"],

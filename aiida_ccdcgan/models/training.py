@@ -45,13 +45,32 @@ def seed_everything(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def shared_voxel_config(config: VoxelConfig | Sequence[VoxelConfig]) -> VoxelConfig:
+    """The one representation of ``config``, or the first of per-crystal representations after checking that they
+    differ in their elements only (the autoencoders' weights depend on nothing else)."""
+    if isinstance(config, VoxelConfig):
+        return config
+    configs = list(config)
+    if not configs:
+        raise ValueError("No representation given: pass one VoxelConfig, or one per crystal.")
+    first = {**configs[0].to_dict(), "elements": None}
+    if any({**other.to_dict(), "elements": None} != first for other in configs[1:]):
+        raise ValueError("Per-crystal representations may differ in their elements only (grids, box, σ the same).")
+    return configs[0]
+
+
 class VoxelBatches(keras.utils.PyDataset):
-    """One-channel voxel images built on the fly: ``site`` (every element channel of every crystal) or ``lattice``."""
+    """One-channel voxel images built on the fly: ``site`` (every element channel of every crystal) or ``lattice``.
+
+    ``config``: one representation for all crystals, or one per crystal — each crystal with its own elements, as
+    in a dataset of many chemical systems (MP-20): the site autoencoder sees one element's channel at a time, so it
+    learns from the channels of all of them.
+    """
 
     def __init__(
         self,
         crystals: Sequence[CanonicalCrystal],
-        config: VoxelConfig,
+        config: VoxelConfig | Sequence[VoxelConfig],
         kind: str,
         batch_size: int,
         seed: int,
@@ -60,9 +79,18 @@ class VoxelBatches(keras.utils.PyDataset):
         super().__init__()
         if kind not in ("site", "lattice"):
             raise ValueError(f"kind must be 'site' or 'lattice', not {kind!r}.")
-        self.crystals, self.config, self.kind, self.batch_size = list(crystals), config, kind, batch_size
-        channels = len(config.elements) if kind == "site" else 1
-        self.samples = np.array([(i, c) for i in range(len(self.crystals)) for c in range(channels)])
+        self.crystals, self.kind, self.batch_size = list(crystals), kind, batch_size
+        self.config = shared_voxel_config(config)
+        self.configs = None if isinstance(config, VoxelConfig) else list(config)
+        if self.configs is not None and len(self.configs) != len(self.crystals):
+            raise ValueError(
+                f"{len(self.configs)} representations for {len(self.crystals)} crystals: give one per crystal."
+            )
+        channels = [
+            1 if kind == "lattice" else len((self.configs[i] if self.configs else self.config).elements)
+            for i in range(len(self.crystals))
+        ]
+        self.samples = np.array([(i, c) for i in range(len(self.crystals)) for c in range(channels[i])])
         self.rng = np.random.default_rng(seed)
         self.shuffle = shuffle
         if shuffle:
@@ -74,7 +102,9 @@ class VoxelBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         chunk = self.samples[index * self.batch_size : (index + 1) * self.batch_size]
         crystals = [self.crystals[i] for i in chunk[:, 0]]
-        if self.kind == "site":
+        if self.kind == "site" and self.configs is not None:
+            voxels = np.stack([site_voxels([self.crystals[i]], self.configs[i])[0, ..., c] for i, c in chunk])
+        elif self.kind == "site":
             voxels = site_voxels(crystals, self.config)[np.arange(len(chunk)), ..., chunk[:, 1]]
         else:
             voxels = lattice_voxels(crystals, self.config)
@@ -104,17 +134,22 @@ def _learning_rate(settings, steps_per_epoch: int):
     return settings.learning_rate
 
 
-def train_autoencoder(crystals, config: VoxelConfig, kind: str, settings: AutoencoderSettings, seed: int = 0):
+def train_autoencoder(
+    crystals, config: VoxelConfig | Sequence[VoxelConfig], kind: str, settings: AutoencoderSettings, seed: int = 0
+):
     """Train the site or lattice autoencoder on plain sigmoid outputs; return ``(encoder, decoder, losses)``.
 
-    With ``settings.max_structures`` below the number of crystals, a subset drawn with ``seed`` is used; with
-    ``settings.pretrained`` the networks start from those shipped weights.
+    ``config``: the representation of all crystals, or one per crystal (each with its own elements, see
+    :class:`VoxelBatches`). With ``settings.max_structures`` below the number of crystals, a subset drawn with
+    ``seed`` is used; with ``settings.pretrained`` the networks start from those shipped weights.
     """
     seed_everything(seed)
+    shared = shared_voxel_config(config)
     if settings.max_structures is not None and len(crystals) > settings.max_structures:
-        chosen = np.random.default_rng(seed).choice(len(crystals), settings.max_structures, replace=False)
-        crystals = [crystals[i] for i in sorted(chosen)]
-    grid = config.site_grid if kind == "site" else config.lattice_grid
+        chosen = sorted(np.random.default_rng(seed).choice(len(crystals), settings.max_structures, replace=False))
+        crystals = [crystals[i] for i in chosen]
+        config = config if isinstance(config, VoxelConfig) else [config[i] for i in chosen]
+    grid = shared.site_grid if kind == "site" else shared.lattice_grid
     encoder, decoder, autoencoder = build_autoencoder(
         grid,
         settings.latent,

@@ -1,0 +1,122 @@
+"""Benchmark: the autoencoders of a protocol trained on MP-20, each structure with its own elements (issue 9).
+
+The site autoencoder sees one element's channel at a time and the lattice autoencoder only the cell, so both
+learn from crystals of any chemical system. This trains them with the protocol's autoencoder settings on the
+MP-20 ``train`` rows of ../shared/data/mp20_subset_trainval.csv.gz (1 to 6 elements; each crystal in its own
+sorted element list; the protocol's ``max_structures`` seeded subset) and measures the reconstruction of the
+official ``val`` rows (encode → decode → StructureMatcher 0.2/0.3/5°, as the paper and ``bench_models.py``),
+by number of elements, with the rows beyond the representation's limits counted too.
+
+Usage: ``python benchmarks/bench_multicomponent.py [--protocol fast] [--output benchmarks/results/mp20-fast]``.
+Writes ``benchmark.json`` and the four autoencoder ``.keras`` files into the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from aiida_ccdcgan.dataset import read_dataset
+from aiida_ccdcgan.models.config import TrainingConfig
+from aiida_ccdcgan.workflows.train import TrainBaseWorkChain
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mp20_subset_trainval.csv.gz"
+
+
+def own_elements(structure) -> tuple[str, ...]:
+    """The structure's elements, sorted: its channels."""
+    return tuple(sorted(element.symbol for element in structure.composition.elements))
+
+
+def main() -> None:
+    """Train the autoencoders on MP-20 train, measure val reconstruction, print (and save) the JSON result."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--protocol", default="fast")
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/mp20"))
+    args = parser.parse_args()
+    inputs = TrainBaseWorkChain.get_protocol_inputs(args.protocol)
+    os.environ.setdefault(
+        "KERAS_BACKEND", inputs.get("options", {}).get("environment_variables", {}).get("KERAS_BACKEND", "tensorflow")
+    )
+    from aiida_ccdcgan.models.training import train_autoencoder
+    from aiida_ccdcgan.representation import representable_crystals
+    from aiida_ccdcgan.scripts.train import reconstruction
+
+    config = TrainingConfig.from_dict(inputs["config"])
+    records = read_dataset("cdvae-csv", DATA, energy_column="")
+    splits: dict[str, dict] = {name: defaultdict(list) for name in ("train", "val")}
+    for record in records:
+        splits[record.properties["split"]][own_elements(record.structure)].append(record)
+
+    items: dict[str, dict] = {name: {} for name in splits}
+    outside: dict[str, Counter] = {name: Counter() for name in splits}
+    for name, systems in splits.items():
+        for elements, members in systems.items():
+            voxel_config = dataclasses.replace(config.representation, elements=elements)
+            crystals, kept, skipped = representable_crystals([r.structure for r in members], voxel_config)
+            outside[name].update(skipped)
+            items[name][elements] = [{"record": members[i], "crystal": c} for i, c in zip(kept, crystals)]
+
+    train = [(item["crystal"], elements) for elements, group in items["train"].items() for item in group]
+    crystals = [crystal for crystal, _ in train]
+    voxel_configs = [dataclasses.replace(config.representation, elements=elements) for _, elements in train]
+    models, seconds = {}, {}
+    for kind in ("site", "lattice"):
+        start = time.perf_counter()
+        encoder, decoder, _ = train_autoencoder(
+            crystals, voxel_configs, kind, getattr(config, f"{kind}_autoencoder"), config.seed
+        )
+        seconds[f"{kind}_autoencoder"] = round(time.perf_counter() - start, 1)
+        models[f"{kind}_encoder"], models[f"{kind}_decoder"] = encoder, decoder
+
+    start = time.perf_counter()
+    by_elements: dict[int, Counter] = defaultdict(Counter)
+    for elements, group in items["val"].items():
+        system = dataclasses.replace(
+            config, representation=dataclasses.replace(config.representation, elements=elements)
+        )
+        result = reconstruction(group, system, models)
+        counts = by_elements[len(elements)]
+        counts.update({"n": result["n"], "matched": result["matched"], **result["failures"]})
+    seconds["reconstruction"] = round(time.perf_counter() - start, 1)
+    total = sum((counts for counts in by_elements.values()), Counter())
+    val_rows = sum(len(members) for members in splits["val"].values())
+    result = {
+        "machine": f"{platform.node()} · {os.cpu_count()} cores · {platform.processor() or platform.machine()}",
+        "python": sys.version.split()[0],
+        "backend": os.environ["KERAS_BACKEND"],
+        "protocol": args.protocol,
+        "data": {
+            "train_rows": sum(len(m) for m in splits["train"].values()),
+            "train_within_limits": len(crystals),
+            "autoencoder_structures": min(len(crystals), config.site_autoencoder.max_structures or len(crystals)),
+            "val_rows": val_rows,
+            "outside_limits": {name: dict(counter) for name, counter in outside.items()},
+        },
+        "reconstruction_val": {
+            "within_limits": total["n"],
+            "matched": total["matched"],
+            "ratio_within_limits": total["matched"] / total["n"],
+            "ratio_of_all_val_rows": total["matched"] / val_rows,
+            "failures": {k: v for k, v in total.items() if k not in ("n", "matched")},
+            "by_number_of_elements": {k: dict(v) for k, v in sorted(by_elements.items())},
+        },
+        "seconds": seconds,
+    }
+    args.output.mkdir(parents=True, exist_ok=True)
+    for name, model in models.items():
+        model.save(args.output / f"{name}.keras")
+    text = json.dumps(result, indent=2)
+    print(text)
+    (args.output / "benchmark.json").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
