@@ -7,7 +7,7 @@ sorted element list; the protocol's ``max_structures`` seeded subset) and measur
 official ``val`` rows (encode → decode → StructureMatcher 0.2/0.3/5°, as the paper and ``bench_models.py``),
 by number of elements, with the rows beyond the representation's limits counted too.
 
-Usage: ``python benchmarks/bench_multicomponent.py [--protocol fast] [--output benchmarks/results/mp20-fast]``.
+Usage: ``python benchmarks/bench_multicomponent.py [--protocol fast] [--output benchmarks/results/mp20]``.
 Writes ``benchmark.json`` and the four autoencoder ``.keras`` files into the output folder.
 """
 
@@ -25,14 +25,10 @@ from pathlib import Path
 
 from aiida_ccdcgan.dataset import read_dataset
 from aiida_ccdcgan.models.config import TrainingConfig
+from aiida_ccdcgan.representation import own_elements
 from aiida_ccdcgan.workflows.train import TrainBaseWorkChain
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mp20_subset_trainval.csv.gz"
-
-
-def own_elements(structure) -> tuple[str, ...]:
-    """The structure's elements, sorted: its channels."""
-    return tuple(sorted(element.symbol for element in structure.composition.elements))
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from aiida_ccdcgan.dataset import read_dataset
-from aiida_ccdcgan.representation import VoxelConfig, canonical_crystal, lattice_voxels, site_voxels
+from aiida_ccdcgan.representation import VoxelConfig, canonical_crystal, lattice_voxels, own_elements, site_voxels
 from aiida_ccdcgan.representation.encode import canonical_cell
 from aiida_ccdcgan.representation.reference import naive_lattice_voxel, naive_site_voxels
 from aiida_ccdcgan.representation.roundtrip import roundtrip
@@ -78,7 +78,7 @@ def box_coverage(structures, elements) -> dict:
     """
     fits = {"paper_centroid_as_stored": 0, "ours_compact_bounding_box": 0}
     for structure in structures:
-        config = VoxelConfig(elements=tuple(elements or sorted(e.symbol for e in structure.composition.elements)))
+        config = VoxelConfig(elements=tuple(elements or own_elements(structure)))
         limit = config.box_length / 2 - config.cutoff
         cell, signs = canonical_cell(structure.lattice.matrix)
         stored = (structure.frac_coords * signs) @ cell

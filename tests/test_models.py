@@ -119,13 +119,10 @@ def test_autoencoders_learn_from_crystals_each_with_its_own_elements():
     from dataset_files import make_crystals
 
     from aiida_ccdcgan.models.training import VoxelBatches
-    from aiida_ccdcgan.representation import site_voxels
+    from aiida_ccdcgan.representation import own_elements, site_voxels
 
     records = make_crystals()
-    configs = [
-        dataclasses.replace(TINY, elements=tuple(sorted(el.symbol for el in r.structure.composition.elements)))
-        for r in records
-    ]
+    configs = [dataclasses.replace(TINY, elements=own_elements(r.structure)) for r in records]
     crystals = [canonical_crystal(r.structure, config) for r, config in zip(records, configs)]
     batches = VoxelBatches(crystals, configs, "site", batch_size=4, seed=0, shuffle=False)
     # Bi2Se3 2, Bi 1, Se 1, BiSe 2, NaCl 2 channels: NaCl's Na and Cl images are its own, not the Bi–Se channels.

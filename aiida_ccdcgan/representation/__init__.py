@@ -1,6 +1,6 @@
 """Crystal ↔ voxel representation of CCDCGAN, in plain NumPy (no AiiDA, no Keras)."""
 
-from .config import VoxelConfig
+from .config import VoxelConfig, own_elements
 from .decode import DecodeFailure, DecodeResult, decode_batch, decode_crystal, decode_lattice, find_peaks
 from .encode import (
     CanonicalCrystal,
@@ -25,6 +25,7 @@ __all__ = (
     "encode_structures",
     "find_peaks",
     "lattice_voxels",
+    "own_elements",
     "representable_crystals",
     "site_voxels",
 )

@@ -118,3 +118,9 @@ MATCHER_SETTINGS = {"ltol": 0.2, "stol": 0.3, "angle_tol": 5}
 
 ENCODING_FIELDS = ("elements", "box_length", "site_grid", "lattice_grid", "sigma", "threshold", "primitive_tolerance")
 """Settings that change the voxels themselves (the others only change decoding and validity)."""
+
+
+def own_elements(structure) -> tuple[str, ...]:
+    """The elements of a pymatgen ``structure``, sorted: its channels where each structure has its own elements
+    (data of many chemical systems, such as MP-20)."""
+    return tuple(sorted(element.symbol for element in structure.composition.elements))

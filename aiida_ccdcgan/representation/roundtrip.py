@@ -10,7 +10,7 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
 from ..dataset import DatasetError
-from .config import MATCHER_SETTINGS, VoxelConfig
+from .config import MATCHER_SETTINGS, VoxelConfig, own_elements
 from .decode import decode_batch
 from .encode import OutsideLimits, canonical_crystal, check_representable, lattice_voxels, site_voxels
 
@@ -37,7 +37,7 @@ def roundtrip(
     configs: dict[tuple[str, ...], VoxelConfig] = {}
     encode_seconds = 0.0
     for index, structure in enumerate(structures):
-        symbols = tuple(elements) if elements else tuple(sorted(el.symbol for el in structure.composition.elements))
+        symbols = tuple(elements) if elements else own_elements(structure)
         if symbols not in configs:
             configs[symbols] = VoxelConfig.from_dict({**base.to_dict(), "elements": symbols})
         start = time.perf_counter()
