@@ -8,7 +8,9 @@ ensure (CHGNet's MP2020-corrected scale and SevenNet's raw PBE scale must never 
 
 The paper's definitions (Long et al. 2021): *stable* E_f < 0 and E_hull < 0.10 eV/atom; *metastable* E_f < 0 and
 0.10 ≤ E_hull < 0.15 eV/atom; *distinct*: no StructureMatcher match (ltol 0.2, stol 0.3, angle 5°) with the
-training database nor with another distinct candidate found before it.
+training database nor with another distinct candidate found before it. Stable and metastable are said of compounds:
+a crystal of one element is ``elemental`` whatever its E_f — its E_f is zero up to numerical noise (−0.0003 eV/atom
+for a regenerated hcp Co), or below zero only because the reference crystal is not the engine's lowest one.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.analysis.structure_matcher import StructureMatcher
-from pymatgen.core import Composition, Element, Structure
+from pymatgen.core import Composition, Element, Lattice, Structure
 
 from .representation.roundtrip import MATCHER_SETTINGS
 
@@ -82,8 +84,13 @@ def energies_above_hull(
     return energies
 
 
-def classify(formation_energy: float, energy_above_hull: float, criteria: Criteria = Criteria()) -> str:
-    """``stable``, ``metastable`` or ``unstable`` by the paper's thresholds."""
+def classify(
+    formation_energy: float, energy_above_hull: float, criteria: Criteria = Criteria(), elements: int = 2
+) -> str:
+    """``stable``, ``metastable`` or ``unstable`` by the paper's thresholds for a compound; ``elemental`` for a crystal
+    of one element (``elements`` 1)."""
+    if elements < 2:
+        return "elemental"
     if formation_energy < criteria.max_formation_energy:
         if energy_above_hull < criteria.stable_hull:
             return "stable"
@@ -115,22 +122,39 @@ def distinct_flags(
     return flags
 
 
+def _bi_a7() -> Structure:
+    """Bi: A7 (R-3m, a 4.546, c 11.862 Å, z 0.2341), its 2-atom primitive cell."""
+    conventional = Structure.from_spacegroup("R-3m", Lattice.hexagonal(4.546, 11.862), ["Bi"], [[0, 0, 0.2341]])
+    return conventional.get_primitive_structure()
+
+
+def _bcc(element: str, a: float) -> Structure:
+    """The 1-atom primitive cell of the bcc crystal of ``element`` with cubic edge ``a`` (Å)."""
+    return Structure(Lattice.cubic(a), [element, element], [[0, 0, 0], [0.5] * 3]).get_primitive_structure()
+
+
+REFERENCE_CRYSTALS = {
+    "Bi": _bi_a7,
+    "Se": lambda: Structure.from_spacegroup(152, Lattice.hexagonal(4.366, 4.954), ["Se"], [[0.2254, 0, 1 / 3]]),
+    "V": lambda: _bcc("V", 3.03),
+    "Li": lambda: _bcc("Li", 3.51),
+    "Co": lambda: Structure(
+        Lattice.hexagonal(2.507, 4.070), ["Co", "Co"], [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]]
+    ),
+    "O": lambda: Structure(Lattice.tetragonal(3.3, 4.3), ["O", "O"], [[0, 0, 0.605 / 4.3], [0, 0, -0.605 / 4.3]]),
+}
+"""Element → its ground-state crystal at experimental geometry (the relaxation takes it to the engine's minimum).
+Se: trigonal A8 (P3₁21, a 4.366, c 4.954 Å, x 0.2254); V: bcc (a 3.03 Å); Li: bcc (a 3.51 Å); Co: hcp (a 2.507,
+c 4.070 Å); O: solid O₂, one 1.21 Å molecule per tetragonal cell (a 3.3, c 4.3 Å) — SevenNet-0 relaxes these to
+−1.913 (Li), −7.073 (Co) and −4.885 (O) eV/atom, against the Materials Project's PBE −1.909, −7.108 and −4.948."""
+
+
 def reference_structure(element: str) -> Structure:
-    """The ground-state crystal of ``element`` used as its formation-energy reference (experimental geometry).
-
-    Bi: A7 (R-3m, a 4.546, c 11.862 Å, z 0.2341; 2-atom primitive cell); Se: trigonal A8 (P3₁21, a 4.366,
-    c 4.954 Å, x 0.2254); V: bcc (a 3.03 Å). Others are refused with what to do instead.
-    """
-    from pymatgen.core import Lattice
-
-    if element == "Bi":
-        conventional = Structure.from_spacegroup("R-3m", Lattice.hexagonal(4.546, 11.862), ["Bi"], [[0, 0, 0.2341]])
-        return conventional.get_primitive_structure()
-    if element == "Se":
-        return Structure.from_spacegroup(152, Lattice.hexagonal(4.366, 4.954), ["Se"], [[0.2254, 0, 1 / 3]])
-    if element == "V":
-        return Structure(Lattice.cubic(3.03), ["V", "V"], [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure()
-    raise ValueError(
-        f"No built-in reference crystal for {element}; relax its ground-state crystal with the same engine and pass "
-        "its energy per atom as a reference."
-    )
+    """The ground-state crystal of ``element`` used as its formation-energy reference (:data:`REFERENCE_CRYSTALS`);
+    others are refused with what to do instead."""
+    if element not in REFERENCE_CRYSTALS:
+        raise ValueError(
+            f"No built-in reference crystal for {element} (there are {', '.join(REFERENCE_CRYSTALS)}); relax its "
+            "ground-state crystal with the same engine and pass its energy per atom as a reference."
+        )
+    return REFERENCE_CRYSTALS[element]()

@@ -7,6 +7,12 @@ sorted element list; the protocol's ``max_structures`` seeded subset) and measur
 official ``val`` rows (encode → decode → StructureMatcher 0.2/0.3/5°, as the paper and ``bench_models.py``),
 by number of elements, with the rows beyond the representation's limits counted too.
 
+Then the constraint on the DFT labels: every representable crystal's graph in one layout with as many element slots
+as the largest system (each crystal in its own sorted elements, the empty slots zero) and the element features of
+its slots (:func:`~aiida_ccdcgan.models.graph.element_features`: which element a slot holds and its fraction); the
+protocol's dense constraint trained on the ``train`` rows (one cell order), its MAE and R² on the ``val`` rows —
+and, as the control that says what the graph adds, the same network given the element features only.
+
 Usage: ``python benchmarks/bench_multicomponent.py [--protocol fast] [--output benchmarks/results/mp20]``.
 Writes ``benchmark.json`` and the four autoencoder ``.keras`` files into the output folder.
 """
@@ -23,8 +29,11 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
+
 from aiida_ccdcgan.dataset import read_dataset
 from aiida_ccdcgan.models.config import TrainingConfig
+from aiida_ccdcgan.models.graph import element_features
 from aiida_ccdcgan.representation import own_elements
 from aiida_ccdcgan.workflows.train import TrainBaseWorkChain
 
@@ -41,12 +50,12 @@ def main() -> None:
     os.environ.setdefault(
         "KERAS_BACKEND", inputs.get("options", {}).get("environment_variables", {}).get("KERAS_BACKEND", "tensorflow")
     )
-    from aiida_ccdcgan.models.training import train_autoencoder
+    from aiida_ccdcgan.models.training import encode_crystals, regression_metrics, train_autoencoder, train_constraint
     from aiida_ccdcgan.representation import representable_crystals
     from aiida_ccdcgan.scripts.train import reconstruction
 
     config = TrainingConfig.from_dict(inputs["config"])
-    records = read_dataset("cdvae-csv", DATA, energy_column="")
+    records = read_dataset("cdvae-csv", DATA)
     splits: dict[str, dict] = {name: defaultdict(list) for name in ("train", "val")}
     for record in records:
         splits[record.properties["split"]][own_elements(record.structure)].append(record)
@@ -82,6 +91,41 @@ def main() -> None:
         counts = by_elements[len(elements)]
         counts.update({"n": result["n"], "matched": result["matched"], **result["failures"]})
     seconds["reconstruction"] = round(time.perf_counter() - start, 1)
+
+    start = time.perf_counter()
+    slots = max(len(elements) for split in items.values() for elements in split)
+    layout = dataclasses.replace(config.layout, n_elements=slots)
+    inputs = {}
+    for name, systems in items.items():
+        graphs, features, energies = [], [], []
+        for elements, group in systems.items():
+            if not group:  # every crystal of the system beyond the representation's limits
+                continue
+            own = dataclasses.replace(layout, n_elements=len(elements))
+            system = dataclasses.replace(config.representation, elements=elements)
+            encoded = encode_crystals(
+                [item["crystal"] for item in group], system, own, models["site_encoder"], models["lattice_encoder"]
+            )
+            lattice_latents, site_latents = own.from_graphs(encoded)
+            padded = np.zeros((len(group), slots, site_latents.shape[-1]), dtype=np.float32)
+            padded[:, : len(elements)] = site_latents
+            graphs.append(layout.to_graphs(lattice_latents, padded))
+            features += [element_features(item["record"].structure.composition, elements, slots) for item in group]
+            energies += [item["record"].formation_energy for item in group]
+        inputs[name] = (np.concatenate(graphs), np.stack(features), np.asarray(energies, dtype=np.float32))
+    seconds["constraint_graphs"] = round(time.perf_counter() - start, 1)
+    settings = dataclasses.replace(config.constraint, cell_orders=1)  # the cells as given: no reordered views here
+    constraint = {"slots": slots, "graph_side": layout.side, "settings": dataclasses.asdict(settings)}
+    for variant, keep_graph in (("graph_and_elements", True), ("elements_only", False)):
+        start = time.perf_counter()
+        graphs, features, energies = inputs["train"]
+        model, _ = train_constraint(
+            graphs if keep_graph else np.zeros_like(graphs), energies, settings, config.seed, features
+        )
+        graphs, features, energies = inputs["val"]
+        predicted = model.predict([graphs if keep_graph else np.zeros_like(graphs), features], verbose=0)
+        constraint[variant] = regression_metrics(predicted, energies)
+        seconds[f"constraint_{variant}"] = round(time.perf_counter() - start, 1)
     total = sum((counts for counts in by_elements.values()), Counter())
     val_rows = sum(len(members) for members in splits["val"].values())
     result = {
@@ -104,6 +148,7 @@ def main() -> None:
             "failures": {k: v for k, v in total.items() if k not in ("n", "matched")},
             "by_number_of_elements": {k: dict(v) for k, v in sorted(by_elements.items())},
         },
+        "constraint_val": constraint,
         "seconds": seconds,
     }
     args.output.mkdir(parents=True, exist_ok=True)

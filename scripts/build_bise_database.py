@@ -24,7 +24,7 @@ from aiida.engine import run_get_node
 import aiida_ccdcgan
 from aiida_ccdcgan.common import extras
 from aiida_ccdcgan.dataset.readers import read_dataset
-from aiida_ccdcgan.dataset.templates import aflow_binary_templates, binary_templates
+from aiida_ccdcgan.dataset.templates import aflow_templates, binary_templates
 from aiida_ccdcgan.dataset.writers import write_extxyz
 from aiida_ccdcgan.tools.codes import script_code
 from aiida_ccdcgan.tools.datasets import crystal_record
@@ -42,7 +42,7 @@ parser.add_argument("--output", type=Path, default=ROOT / "aiida_ccdcgan/resourc
 args = parser.parse_args()
 
 vo_templates = binary_templates(read_dataset("vo-csv", args.vo_csv))
-templates = aflow_binary_templates() + random.Random(args.seed).sample(vo_templates, args.vo_templates)
+templates = aflow_templates(2) + random.Random(args.seed).sample(vo_templates, args.vo_templates)
 relax = RelaxWorkChain.get_builder_from_protocol(
     None,
     script_code("ccdcgan-relax"),
@@ -82,7 +82,7 @@ with open(plain, "rb") as source, gzip.GzipFile(plain.with_suffix(".extxyz.gz"),
 plain.unlink()
 build = {
     "elements": ["Bi", "Se"],
-    "templates": {"aflow": len(aflow_binary_templates()), "vo_sampled": args.vo_templates, "seed": args.seed},
+    "templates": {"aflow": len(aflow_templates(2)), "vo_sampled": args.vo_templates, "seed": args.seed},
     "relax": {"engine": "mlip", "settings": dict(relax.mlip.settings)},
     "summary": results["summary"].get_dict(),
     "substituted": results["relaxed"].count,

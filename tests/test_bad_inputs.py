@@ -128,7 +128,10 @@ def _pretrained(kind: str, name: str = "vo-fast") -> dict:
 
 CASES = {
     "loop: unknown mode": (lambda k: k.loop(mode=orm.Str("gan")), "mode must be one of dcgan, dcgan_constraint"),
-    "loop: one element twice": (lambda k: k.loop(elements=orm.List(["Bi", "Bi"])), "two different element symbols"),
+    "loop: one element twice": (
+        lambda k: k.loop(elements=orm.List(["Bi", "Bi"])),
+        "two or more different element symbols",
+    ),
     "loop: unknown element symbol": (lambda k: k.loop(elements=orm.List(["Bi", "Xx"])), "'Xx' is not an element"),
     "loop: elements not in the model's order": (
         lambda k: k.loop(elements=orm.List(["Se", "Bi"])),

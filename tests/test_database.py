@@ -43,3 +43,65 @@ def test_database_builder_fills_a_group_ready_for_training(relax_code):
     # provenance: each stored structure was created by the assessment, which used the relaxation's output
     creator = group.nodes[0].creator
     assert creator.inputs.relaxed.pk == results["relaxed"].pk
+
+
+@pytest.mark.slow
+def test_database_builder_in_a_ternary_system(relax_code):
+    """Li–Co–O: a binary template gives the distinct ordered pairs, a ternary one the orders of all three; the
+    references are relaxed for all three elements and the hull spans the ternary system."""
+    rocksalt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5] * 3])
+    perovskite = Structure(
+        Lattice.cubic(3.9),
+        ["Sr", "Ti", "O", "O", "O"],
+        [[0, 0, 0], [0.5] * 3, [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+    )
+    templates = template_batch(
+        [CrystalRecord("rocksalt", rocksalt.get_primitive_structure()), CrystalRecord("perovskite", perovskite)]
+    )
+    relax = {"engine": orm.Str("mlip"), "mlip": {"code": relax_code, "settings": orm.Dict(QUICK_RELAX)}}
+    results, node = run_get_node(
+        DatabaseWorkChain,
+        elements=orm.List(["Li", "Co", "O"]),
+        templates=templates,
+        group_label=orm.Str("licoo-tiny"),
+        relax=relax,
+    )
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    substituted = results["relaxed"]
+    formulas = sorted(s.composition.reduced_formula for s in substituted.get_structures())
+    assert formulas == sorted(["LiCo", "Li2O2", "CoO", "LiCoO3", "Li3CoO", "LiCoO3", "LiCo3O", "Li3CoO", "LiCo3O"])
+    assert results["hull"]["elements"] == ["Co", "Li", "O"]
+    records = [crystal_record(n) for n in orm.load_group("licoo-tiny").nodes]
+    assert len(records) == results["summary"]["converged"] > 0
+    assert all(r.formation_energy is not None and r.group_key in {"rocksalt", "perovskite"} for r in records)
+
+
+@pytest.mark.slow
+def test_database_of_known_crystals_relaxed_as_given(relax_code):
+    """substitute False: known crystals of the system (e.g. a Materials Project import) relaxed as they are; a crystal
+    of another system ends the build with an exit code before anything is relaxed."""
+    li2o = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.63), ["O", "Li"], [[0, 0, 0], [0.25] * 3])
+    licoo2 = Structure.from_spacegroup(
+        "R-3m", Lattice.hexagonal(2.82, 14.05), ["Li", "Co", "O"], [[0, 0, 0.5], [0, 0, 0], [0, 0, 0.2604]]
+    )
+    records = [
+        CrystalRecord("mp-1960", li2o.get_primitive_structure()),
+        CrystalRecord("mp-22526", licoo2.get_primitive_structure()),  # 4 atoms: the 14 Å hexagonal cell is too long
+    ]
+    relax = {"engine": orm.Str("mlip"), "mlip": {"code": relax_code, "settings": orm.Dict(QUICK_RELAX)}}
+    inputs = {"elements": orm.List(["Li", "Co", "O"]), "substitute": orm.Bool(False), "relax": relax}
+    results, node = run_get_node(
+        DatabaseWorkChain, templates=template_batch(records), group_label=orm.Str("licoo-known"), **inputs
+    )
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    formulas = [s.composition.reduced_formula for s in results["relaxed"].get_structures()]
+    assert formulas == ["Li2O", "LiCoO2"]
+    stored = {r.source_id: r for r in (crystal_record(n) for n in orm.load_group("licoo-known").nodes)}
+    assert set(stored) <= {"mp-1960", "mp-22526"} and len(stored) == results["summary"]["converged"] > 0
+    assert all(r.group_key == r.source_id and r.formation_energy is not None for r in stored.values())
+
+    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3])
+    foreign = template_batch([*records, CrystalRecord("NaCl", nacl)])
+    _, refused = run_get_node(DatabaseWorkChain, templates=foreign, group_label=orm.Str("licoo-refused"), **inputs)
+    assert refused.exit_status == DatabaseWorkChain.exit_codes.ERROR_FOREIGN_ELEMENTS.status
+    assert "NaCl is NaCl, outside Co-Li-O" in refused.exit_message and not refused.called

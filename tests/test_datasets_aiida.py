@@ -22,6 +22,7 @@ from aiida_ccdcgan.tools.datasets import (
     import_dataset,
     split_dataset_group,
     structure_nodes,
+    training_file,
 )
 
 
@@ -88,6 +89,22 @@ def test_formation_energy_is_queryable(crystals, tmp_path, group_label):
     assert sorted(low_energy(f"extras.{extras.SOURCE_ID}").all(flat=True)) == ["Bi2Se3-R-3m", "NaCl-B1"]
     assert export_dataset(low_energy("*"), extxyz_path=tmp_path / "low.extxyz") == 2
     assert sorted(r.source_id for r in read_extxyz(tmp_path / "low.extxyz")) == ["Bi2Se3-R-3m", "NaCl-B1"]
+
+
+def test_training_file_of_a_group(crystals, tmp_path, group_label):
+    """A database Group as the extended XYZ training input: stored once, every label kept, unlabelled refused."""
+    group_label = import_dataset("cdvae-csv", write_cdvae_csv(crystals, tmp_path / "set.csv"), group_label).group_label
+    group = orm.load_group(group_label)
+    dataset = training_file(group, "set.extxyz")
+    assert dataset.is_stored and training_file(group, "set.extxyz").pk == dataset.pk
+    with dataset.as_path() as path:
+        written = {r.source_id: r.formation_energy for r in read_extxyz(path)}
+    assert written == {r.source_id: r.formation_energy for r in _group_records(group_label)} and len(written) == 5
+    unlabelled = orm.StructureData(pymatgen=crystals[0].structure).store()
+    with pytest.raises(DatasetError, match="needs a formation energy for every structure; 1 of 6"):
+        training_file([*group.nodes, unlabelled], "set.extxyz")
+    with pytest.raises(DatasetError, match="the selection holds no StructureData"):
+        training_file([], "empty.extxyz")
 
 
 def test_reimport_stores_nothing(crystals, tmp_path, group_label, node_count):

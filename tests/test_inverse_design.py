@@ -112,6 +112,41 @@ def test_protocols_and_an_unknown_mode(codes, relax_code, tmp_path):
         InverseDesignWorkChain.get_builder_from_protocol(all_codes, dataset, ["Bi", "Se"], mode="gan")
 
 
+@pytest.mark.slow
+def test_the_loop_runs_in_a_ternary_system(codes, relax_code, tmp_path):
+    """Li–Co–O end to end on the tiny configuration: three element channels, references for Li, Co and O."""
+    from pymatgen.core import Lattice, Structure
+
+    from aiida_ccdcgan.dataset import CrystalRecord
+    from aiida_ccdcgan.dataset.templates import substitute
+
+    rocksalt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5] * 3])
+    perovskite = Structure(
+        Lattice.cubic(3.9),
+        ["Sr", "Ti", "O", "O", "O"],
+        [[0, 0, 0], [0.5] * 3, [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+    )
+    crystals = substitute(rocksalt.get_primitive_structure(), ["Li", "Co", "O"]) + substitute(
+        perovskite, ["Li", "Co", "O"]
+    )
+    records = [CrystalRecord(f"c{k}", s, formation_energy=-0.1 * k) for k, s in enumerate(crystals)]
+    write_extxyz(records, tmp_path / "licoo.extxyz")
+    builder = _tiny_loop(codes, relax_code, tmp_path, 1)
+    builder.elements = orm.List(["Li", "Co", "O"])
+    builder.dataset = orm.SinglefileData(tmp_path / "licoo.extxyz")
+    builder.train.train.config = orm.Dict(
+        {**TINY_CONFIG, "representation": {**TINY_CONFIG["representation"], "elements": ["Li", "Co", "O"]}}
+    )
+    _, node = run_get_node(builder)
+    _check_finished_loop(node, 1)
+    (references,) = [c for c in node.called if c.process_label == "ReferencesWorkChain"]
+    assert sorted(references.outputs.energies) == ["Co", "Li", "O"]
+    (sample,) = [c for c in node.called if c.process_label == "SampleCalculation"]
+    candidates = sample.outputs.candidates.get_structures() if "candidates" in sample.outputs else []
+    assert all({str(e) for e in s.composition.elements} <= {"Li", "Co", "O"} for s in candidates)
+    assert sample.inputs.config["representation"]["elements"] == ["Li", "Co", "O"]
+
+
 def test_a_file_that_is_no_training_set_ends_the_loop_cleanly(codes, relax_code, tmp_path):
     (tmp_path / "bad.extxyz").write_text("this is not an extended XYZ file\n")
     builder = _tiny_loop(codes, relax_code, tmp_path, 1)

@@ -8,7 +8,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from aiida_ccdcgan.models.config import AutoencoderSettings, ConstraintSettings  # noqa: E402
-from aiida_ccdcgan.models.graph import GraphLayout  # noqa: E402
+from aiida_ccdcgan.models.graph import ELEMENT_FEATURES, GraphLayout, element_features  # noqa: E402
 from aiida_ccdcgan.models.networks import (  # noqa: E402
     build_autoencoder,
     build_constraint,
@@ -224,6 +224,28 @@ def test_dense_constraint_predicts_in_ev_per_atom(tiny_models):
     assert rescaling.scale == pytest.approx(energies.std()) and rescaling.offset == pytest.approx(energies.mean())
     again, _ = train_constraint(graphs, energies, settings, seed=3)
     np.testing.assert_array_equal(model.predict(graphs, verbose=0), again.predict(graphs, verbose=0))
+
+
+def test_constraint_of_many_systems_reads_which_element_each_slot_holds(tiny_models):
+    """Graphs of crystals of different systems share one layout; the element features say which element is where."""
+    features = element_features("LiCoO2", ["Co", "Li", "O"], slots=4).reshape(4, len(ELEMENT_FEATURES))
+    np.testing.assert_allclose(features[:, 0], [0.27, 0.03, 0.08, 0.0])  # atomic numbers / 100, the empty slot zero
+    np.testing.assert_allclose(features[:, -1], [0.25, 0.25, 0.5, 0.0])  # atomic fractions
+    assert element_features("Ar", ["Ar"], slots=1)[3] == 0.0  # no electronegativity: zero, not NaN
+    with pytest.raises(ValueError, match="3 elements do not fit 2 element slots"):
+        element_features("LiCoO2", ["Co", "Li", "O"], slots=2)
+
+    graphs, energies = tiny_models["graphs"], tiny_models["energies"]
+    systems = (("Bi", "Se"), ("Se", "Te"), ("Bi", "Se"), ("Se", "Te"))
+    table = np.stack([element_features("BiSe", elements, slots=2) for elements in systems])
+    settings = ConstraintSettings(network="dense", hidden_units=[8], epochs=2, batch_size=4)
+    model, losses = train_constraint(graphs, energies, settings, seed=1, element_features=table)
+    assert [tuple(t.shape) for t in model.inputs] == [(None, *graphs.shape[1:]), (None, 12)] and len(losses) == 2
+    same_graph = np.repeat(graphs[:1], 2, axis=0)
+    first, second = model.predict([same_graph, table[:2]], verbose=0).ravel()
+    assert first != second  # the same graph in another system is another crystal
+    with pytest.raises(ValueError, match="Element features need the dense constraint"):
+        train_constraint(graphs, energies, ConstraintSettings(epochs=1), element_features=table)
 
 
 @pytest.mark.parametrize(

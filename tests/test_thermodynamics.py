@@ -47,6 +47,7 @@ def test_hull_matches_pymatgen_reference_values():
 )
 def test_classification_follows_the_paper(formation_energy, above_hull, expected):
     assert classify(formation_energy, above_hull) == expected
+    assert classify(formation_energy, above_hull, elements=1) == "elemental"  # a compound's word, never an element's
 
 
 def test_criteria_are_checked():
@@ -76,6 +77,10 @@ def test_reference_structures():
     bi, se = reference_structure("Bi"), reference_structure("Se")
     assert (len(bi), bi.get_space_group_info()[1]) == (2, 166)
     assert (len(se), se.get_space_group_info()[1]) == (3, 152)
+    space_groups = {element: reference_structure(element).get_space_group_info()[1] for element in ("V", "Li", "Co")}
+    assert space_groups == {"V": 229, "Li": 229, "Co": 194}  # bcc, bcc, hcp
+    oxygen = reference_structure("O")
+    assert oxygen.composition.reduced_formula == "O2" and oxygen.get_distance(0, 1) == pytest.approx(1.21)
     with pytest.raises(ValueError, match="No built-in reference crystal for Xe"):
         reference_structure("Xe")
 

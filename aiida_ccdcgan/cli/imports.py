@@ -151,3 +151,34 @@ def import_ase_db(path, group_label, min_distance, min_volume, as_json, **keys):
 def import_folder(path, group_label, min_distance, min_volume, as_json, **options):
     """Import a folder of CIF / POSCAR files (*.cif, *.vasp, *.poscar, POSCAR*, CONTCAR*)."""
     _run_import("folder", path, group_label, min_distance, min_volume, as_json, **options)
+
+
+@cmd_import.command("mp")
+@click.argument("chemical_system")
+@click.option("--max-sites", type=int, default=20, show_default=True, help="Entries with at most this many sites.")
+@click.option(
+    "--subsystems/--no-subsystems",
+    default=True,
+    show_default=True,
+    help="Also the elements and smaller systems (what a hull over the system needs).",
+)
+@click.option("--max-e-above-hull", type=float, help="Only entries this close to the Materials Project hull (eV/atom).")
+@import_options
+def import_mp(chemical_system, max_sites, subsystems, max_e_above_hull, group_label, min_distance, min_volume, as_json):
+    """Import the Materials Project entries of CHEMICAL_SYSTEM (e.g. Li-Co-O) with the official client (mp-api).
+
+    The API key is read from the environment variable MP_API_KEY and never stored. Energies are the Materials
+    Project's DFT formation energies (MP2020 scale): relax the crystals with ccdcgan.database before putting them on a
+    hull with the loop's own energies.
+    """
+    from ..dataset import ImportChecks
+    from ..dataset.materials_project import MaterialsProjectQuery
+    from ..tools.datasets import dataset_summary, import_materials_project
+
+    with clear_errors():
+        query = MaterialsProjectQuery(chemical_system, max_sites, subsystems, max_e_above_hull)
+        report = import_materials_project(
+            query, group_label, ImportChecks(min_distance, min_volume), progress=progress_bar("storing")
+        )
+    (echo.echo_success if report.stored else echo.echo_report)(report.message, err=as_json)
+    print_summary(dataset_summary(report.group_label), as_json)

@@ -38,7 +38,8 @@ E_ABOVE_HULL = "e_above_hull"
 """Energy above the convex hull in eV/atom, on the energy scale named by ``ENERGY_SCALE``."""
 
 CLASSIFICATION = "classification"
-"""``stable``, ``metastable`` or ``unstable`` by the paper's thresholds (aiida_ccdcgan.thermodynamics)."""
+"""``stable``, ``metastable`` or ``unstable`` by the paper's thresholds for a compound, ``elemental`` for a crystal of
+one element (aiida_ccdcgan.thermodynamics)."""
 
 DISTINCT = "distinct"
 """True if the crystal matches no training crystal and no earlier candidate (StructureMatcher 0.2/0.3/5°)."""
@@ -57,3 +58,6 @@ DESIGN_MODE = "design_mode"
 
 GENERATOR = "generator"
 """The uuid of the generator model (KerasModelData) that generated it."""
+
+TRAINING_FILE = "ccdcgan_training_file"
+"""On a SinglefileData written by ``tools.datasets.training_file``: the sha256 of its content."""

@@ -1,19 +1,22 @@
-"""Binary templates and element substitution: the raw material of a training database such as the paper's Bi–Se set.
+"""Templates and element substitution: the raw material of a training database such as the paper's Bi–Se set.
 
 The paper (and iMatGen's V–O data before it) took binary Materials Project structures as templates and put the two
 new elements on their two sites both ways round (``_copy1`` / ``_copy2``). Here a template is a
-:class:`CrystalRecord` of a binary crystal; :func:`substitute` makes both assignments (one when they are the same
-crystal), rescales the cell so the shortest bond fits the new atoms, and :func:`substituted_records` applies the
-paper's filters (≤ 20 atoms, longest cell edge < 10 Å) to the results.
+:class:`CrystalRecord` of a crystal with at most as many species as the system has elements; :func:`substitute` puts
+every ordered choice of the system's elements on the template's species (a binary template in a binary system: both
+ways round, as the paper; in Li–Co–O: Li–Co, Co–Li, Li–O, …; a ternary template: all six orders), drops repeats,
+rescales the cell so the shortest bond fits the new atoms, and :func:`substituted_records` applies the paper's filters
+(≤ 20 atoms, longest cell edge < 10 Å) to the results.
 
 Template sources: any dataset file (:func:`binary_templates`, e.g. the V–O CSV, one per template id) and the
-binary prototypes of pymatgen's AFLOW library (:func:`aflow_binary_templates`), which ship with pymatgen, so a
-database can be built on a fresh machine with no data at all.
+prototypes of pymatgen's AFLOW library (:func:`aflow_templates`: 176 binary, 48 ternary), which ship with pymatgen,
+so a database can be built on a fresh machine with no data at all.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -33,6 +36,11 @@ class TemplateFilter:
     max_edge: float = 10.0
 
 
+def within_limits(structure: Structure, limits: TemplateFilter) -> bool:
+    """Whether ``structure`` has at most ``max_atoms`` atoms and every cell edge shorter than ``max_edge``."""
+    return len(structure) <= limits.max_atoms and max(structure.lattice.abc) < limits.max_edge
+
+
 def binary_templates(records: Iterable[CrystalRecord]) -> list[CrystalRecord]:
     """The two-element crystals of ``records``, one per ``group_key`` (template id) where the source gives one."""
     chosen, seen = [], set()
@@ -47,8 +55,9 @@ def binary_templates(records: Iterable[CrystalRecord]) -> list[CrystalRecord]:
     return chosen
 
 
-def aflow_binary_templates() -> list[CrystalRecord]:
-    """The binary prototypes of pymatgen's AFLOW prototype library (shipped with pymatgen), by AFLOW label.
+def aflow_templates(species: int = 2) -> list[CrystalRecord]:
+    """The prototypes with ``species`` elements of pymatgen's AFLOW prototype library (shipped with pymatgen; 176
+    binary, 48 ternary), by AFLOW label.
 
     A label leaves out the free parameters, so a few prototypes share one (``AB_oP8_62_c_c``: SnS, FeB, GeS, MnP);
     those get the prototype's formula appended (``AB_oP8_62_c_c-SnS``) so every id is unique.
@@ -57,14 +66,14 @@ def aflow_binary_templates() -> list[CrystalRecord]:
     from monty.serialization import loadfn
 
     library = loadfn(Path(prototypes.__file__).parent / "aflow_prototypes.json.gz")
-    binaries = [
+    chosen = [
         (entry["tags"]["aflow"], entry["snl"].structure)
         for entry in library
-        if len(entry["snl"].structure.composition.elements) == 2
+        if len(entry["snl"].structure.composition.elements) == species
     ]
-    shared = {label for label, count in Counter(label for label, _ in binaries).items() if count > 1}
+    shared = {label for label, count in Counter(label for label, _ in chosen).items() if count > 1}
     records = []
-    for label, structure in binaries:
+    for label, structure in chosen:
         name = f"{label}-{structure.composition.reduced_formula}" if label in shared else label
         records.append(CrystalRecord(source_id=name, structure=structure, group_key=name))
     return records
@@ -83,23 +92,28 @@ def rescale_to_bonds(structure: Structure) -> Structure:
 
 
 def substitute(template: Structure, elements: Sequence[str]) -> list[Structure]:
-    """Both assignments of ``elements`` (A, B) to the template's two species (one if both give the same crystal),
-    each rescaled with :func:`rescale_to_bonds`. The template's species are ordered by electronegativity, so
-    assignment 1 puts A where the template's more electropositive element was (Bi on V's sites in V–O)."""
+    """Every ordered choice of ``elements`` put on the template's species, each rescaled with
+    :func:`rescale_to_bonds`; a crystal equal to an earlier one (StructureMatcher) is dropped.
+
+    The template's species are ordered by electronegativity and the choices come in ``itertools.permutations``
+    order, so a binary template with elements (A, B) gives assignment 1 with A where the more electropositive element
+    was (Bi on V's sites in V–O) and assignment 2 the other way round, as the paper; with (Li, Co, O) a binary
+    template gives Li–Co, Li–O, Co–Li, Co–O, O–Li, O–Co and a ternary one the six orders of all three.
+    """
     species = sorted(template.composition.elements, key=lambda element: (element.X, element.symbol))
-    if len(species) != 2 or len(elements) != 2 or len(set(elements)) != 2:
+    if len(set(elements)) != len(elements) or len(species) > len(elements):
         raise DatasetError(
-            f"Substitution needs a binary template and two different elements, not {template.composition.reduced_formula} "
-            f"and {list(elements)}."
+            f"Substitution needs different elements, at least as many as the template has species: "
+            f"{template.composition.reduced_formula} and {list(elements)}."
         )
-    first, second = elements
+    matcher = StructureMatcher()
     results = []
-    for mapping in ({species[0]: first, species[1]: second}, {species[0]: second, species[1]: first}):
+    for choice in itertools.permutations(elements, len(species)):
         substituted = template.copy()
-        substituted.replace_species({old: new for old, new in mapping.items()})
-        results.append(rescale_to_bonds(substituted))
-    if StructureMatcher().fit(results[0], results[1]):
-        return results[:1]
+        substituted.replace_species(dict(zip(species, choice)))
+        substituted = rescale_to_bonds(substituted)
+        if not any(matcher.fit(substituted, earlier) for earlier in results):
+            results.append(substituted)
     return results
 
 
@@ -108,14 +122,14 @@ def substituted_records(
 ) -> list[CrystalRecord]:
     """Substitute ``elements`` into every template; keep those within ``limits``.
 
-    Each result's ``source_id`` is ``<template>_copy<k>`` (k = 1, 2: the assignment, as the V–O data's ids),
-    its ``group_key`` the template id (so a split keeps both copies on one side), and its properties record
+    Each result's ``source_id`` is ``<template>_copy<k>`` (k = 1, 2, …: the assignment, as the V–O data's ids),
+    its ``group_key`` the template id (so a split keeps all copies on one side), and its properties record
     ``template`` and ``assignment``. No formation energy yet: relaxing comes next.
     """
     records = []
     for template in templates:
         for assignment, structure in enumerate(substitute(template.structure, elements), start=1):
-            if len(structure) > limits.max_atoms or max(structure.lattice.abc) >= limits.max_edge:
+            if not within_limits(structure, limits):
                 continue
             records.append(
                 CrystalRecord(

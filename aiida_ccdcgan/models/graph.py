@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
+from collections.abc import Sequence
 
 import numpy as np
+from pymatgen.core import Composition, Element
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,3 +82,37 @@ class GraphLayout:
             axis=1,
         )
         return flat[:, : self.lattice_latent].copy(), sites
+
+
+ELEMENT_FEATURES = (
+    "atomic number / 100",
+    "group / 18",
+    "row / 7",
+    "Pauling electronegativity / 4",
+    "atomic radius / 3 Å",
+    "atomic fraction in the crystal",
+)
+"""What :func:`element_features` gives for each element slot of a graph (0 where pymatgen has no value)."""
+
+
+def element_features(composition: Composition | str, elements: Sequence[str], slots: int) -> np.ndarray:
+    """The :data:`ELEMENT_FEATURES` of each of ``elements`` (the graph's element slots, in order) for a crystal of
+    ``composition``, zero for the slots beyond them: shape ``(slots · 6,)``. With crystals of many systems in one
+    graph layout (each in its own sorted elements), this is what says which element a slot holds."""
+    if len(elements) > slots:
+        raise ValueError(f"{len(elements)} elements do not fit {slots} element slots.")
+    fractions = Composition(composition).fractional_composition
+    features = np.zeros((slots, len(ELEMENT_FEATURES)), dtype=np.float32)
+    for slot, symbol in enumerate(elements):
+        element = Element(symbol)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pymatgen warns where it has no electronegativity (noble gases)
+            values = (
+                element.Z / 100,
+                element.group / 18,
+                element.row / 7,
+                element.X / 4,
+                (element.atomic_radius or 0) / 3,
+            )
+        features[slot] = [0.0 if not math.isfinite(float(v)) else float(v) for v in values] + [fractions[symbol]]
+    return features.ravel()

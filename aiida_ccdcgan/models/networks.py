@@ -264,18 +264,29 @@ def build_constraint(side: int) -> keras.Model:
 
 
 def build_dense_constraint(
-    side: int, hidden_units: tuple[int, ...], dropout: float, mean: float = 0.0, scale: float = 1.0
+    side: int,
+    hidden_units: tuple[int, ...],
+    dropout: float,
+    mean: float = 0.0,
+    scale: float = 1.0,
+    element_features: int = 0,
 ) -> keras.Model:
     """Return a dense constraint: the flattened crystal graph → hidden layers (LeakyReLU, dropout) → formation energy.
 
     The last unit's output is mapped to eV/atom by ``scale``·y + ``mean`` (the training targets' statistics), so
-    the network itself works on standardised values.
+    the network itself works on standardised values. ``element_features`` > 0: a second input of that many numbers
+    (:func:`~aiida_ccdcgan.models.graph.element_features`) joins the flattened graph, for graphs of many systems.
     """
     graph = keras.Input((side, side, 1), name="graph")
     x = layers.Flatten()(graph)
+    inputs = graph
+    if element_features:
+        elements = keras.Input((element_features,), name="elements")
+        x = layers.Concatenate()([x, elements])
+        inputs = [graph, elements]
     for units in hidden_units:
         x = layers.Dense(units)(x)
         x = layers.LeakyReLU(LEAKY_SLOPE)(x)
         x = layers.Dropout(dropout)(x)
     energy = layers.Rescaling(scale, offset=mean)(layers.Dense(1)(x))
-    return keras.Model(graph, energy, name="constraint")
+    return keras.Model(inputs, energy, name="constraint")

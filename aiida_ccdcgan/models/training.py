@@ -211,11 +211,17 @@ def decode_graphs(
     return results
 
 
-def train_constraint(graphs, energies, settings: ConstraintSettings, seed: int = 0):
-    """Train the formation-energy network on crystal graphs (eV/atom); return ``(model, losses)``."""
+def train_constraint(graphs, energies, settings: ConstraintSettings, seed: int = 0, element_features=None):
+    """Train the formation-energy network on crystal graphs (eV/atom); return ``(model, losses)``.
+
+    ``element_features`` ``(N, F)`` (:func:`~aiida_ccdcgan.models.graph.element_features`): a second input of the
+    dense network, for graphs of crystals of many systems; the CNN takes graphs only.
+    """
     seed_everything(seed)
     energies = np.asarray(energies, dtype=np.float32)
     if settings.network == "cnn":
+        if element_features is not None:
+            raise ValueError("Element features need the dense constraint (constraint network 'dense').")
         model = build_constraint(graphs.shape[1])
     else:
         model = build_dense_constraint(
@@ -224,11 +230,13 @@ def train_constraint(graphs, energies, settings: ConstraintSettings, seed: int =
             settings.dropout,
             float(energies.mean()),
             float(energies.std()) or 1.0,
+            0 if element_features is None else element_features.shape[1],
         )
+    inputs = graphs if element_features is None else [graphs, np.asarray(element_features, dtype=np.float32)]
     learning_rate = _learning_rate(settings, -(-len(graphs) // settings.batch_size))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, settings.beta_1), loss=settings.loss)
     history = model.fit(
-        graphs, energies, batch_size=settings.batch_size, epochs=settings.epochs, shuffle=True, verbose=0
+        inputs, energies, batch_size=settings.batch_size, epochs=settings.epochs, shuffle=True, verbose=0
     )
     return model, [float(v) for v in history.history["loss"]]
 

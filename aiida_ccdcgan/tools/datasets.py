@@ -10,6 +10,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ from ..dataset import (
     write_extxyz,
     write_summary_csv,
 )
+from ..dataset.materials_project import MaterialsProjectQuery, fetch_materials_project
 
 
 @dataclasses.dataclass
@@ -117,6 +119,60 @@ def import_dataset(
     description.update(checks=dataclasses.asdict(checks))
     import_id = hashlib.sha256(json.dumps([fmt, digest, description], sort_keys=True, default=str).encode()).hexdigest()
 
+    found = _earlier_import(group_label, import_id)
+    if isinstance(found, ImportReport):
+        return found
+    records = read_dataset(fmt, path, checks=checks, progress=progress, **options)
+    info = {
+        "import_id": import_id,
+        "format": fmt,
+        "source": str(path.resolve()),
+        "source_sha256": digest,
+        "options": json.loads(json.dumps(description, default=str)),
+    }
+    return _store_import(records, found, group_label, info, path.name, progress)
+
+
+def import_materials_project(
+    query: MaterialsProjectQuery,
+    group_label: str,
+    checks: ImportChecks = ImportChecks(),
+    progress: Callable[[Iterable], Iterator] | None = None,
+) -> ImportReport:
+    """Import the Materials Project entries of ``query`` into the Group ``group_label``, in one transaction.
+
+    The import's identity is the query, the database version and what came back (ids and energies): the same answer
+    imported again stores nothing. The API key (``MP_API_KEY``) is never stored. Raises :class:`DatasetError`.
+    """
+    if not group_label or not group_label.strip():
+        raise DatasetError("The group label is empty; give a name with --group.")
+    records, version = fetch_materials_project(query, checks)
+    if not records:
+        raise DatasetError(
+            f"The Materials Project has no entry of {query.chemical_system} with at most {query.max_sites} sites "
+            "for this query; nothing stored."
+        )
+    answer = [(record.source_id, record.formation_energy) for record in records]
+    description = {"query": dataclasses.asdict(query), "checks": dataclasses.asdict(checks)}
+    import_id = hashlib.sha256(json.dumps(["mp", version, description, answer], sort_keys=True).encode()).hexdigest()
+    found = _earlier_import(group_label, import_id)
+    if isinstance(found, ImportReport):
+        return found
+    info = {
+        "import_id": import_id,
+        "format": "mp",
+        "source": f"Materials Project {version}, chemsys {','.join(query.chemical_systems)}",
+        "database_version": version,
+        "options": description,
+    }
+    return _store_import(
+        records, found, group_label, info, f"the Materials Project ({query.chemical_system})", progress
+    )
+
+
+def _earlier_import(group_label: str, import_id: str) -> ImportReport | orm.Group | None:
+    """An ImportReport if this import is stored already; else the existing empty Group ``group_label`` or None.
+    A group that holds another import is refused with a DatasetError."""
     group = _find_group(group_label)
     if group is not None:
         info = group.base.extras.get(extras.GROUP_IMPORT, None)
@@ -144,14 +200,21 @@ def import_dataset(
             f"Already imported into group '{other.label}' ({other.count()} structures); nothing "
             f"stored. To have it under another name too: verdi group copy {other.label} {group_label}",
         )
+    return group
 
-    records = read_dataset(fmt, path, checks=checks, progress=progress, **options)
+
+def _store_import(
+    records: list[CrystalRecord],
+    group: orm.Group | None,
+    group_label: str,
+    info: dict,
+    source: str,
+    progress: Callable[[Iterable], Iterator] | None,
+) -> ImportReport:
+    """Store ``records`` as StructureData in the Group (created if None) with the import ``info``, in one transaction;
+    ``source`` names where they came from."""
     info = {
-        "import_id": import_id,
-        "format": fmt,
-        "source": str(path.resolve()),
-        "source_sha256": digest,
-        "options": json.loads(json.dumps(description, default=str)),
+        **info,
         "count": len(records),
         "with_formation_energy": sum(r.formation_energy is not None for r in records),
         "imported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -160,7 +223,7 @@ def import_dataset(
     storage = get_manager().get_profile_storage()
     with storage.transaction():
         if group is None:
-            group = orm.Group(label=group_label, description=f"aiida-ccdcgan import of {path.name} ({fmt})")
+            group = orm.Group(label=group_label, description=f"aiida-ccdcgan import of {source}")
             group.store()
         nodes = [structure_node(record).store() for record in (records if progress is None else progress(records))]
         group.add_nodes(nodes)
@@ -170,7 +233,7 @@ def import_dataset(
         group.uuid,
         len(nodes),
         True,
-        f"Imported {len(nodes)} structures from {path.name} into group '{group.label}'.",
+        f"Imported {len(nodes)} structures from {source} into group '{group.label}'.",
     )
 
 
@@ -221,6 +284,29 @@ def export_dataset(
     if csv_path:
         write_summary_csv(records, csv_path)
     return len(records)
+
+
+def training_file(source: orm.Group | orm.QueryBuilder | Iterable[orm.Node], filename: str) -> orm.SinglefileData:
+    """The structures of ``source`` with their formation energies as one extended XYZ SinglefileData — the ``dataset``
+    input of ``ccdcgan.train`` and ``ccdcgan.inverse_design``; stored once, found again while the content is the same.
+    Structures without a formation energy are refused (a training set needs every label)."""
+    records = [crystal_record(node) for node in structure_nodes(source)]
+    unlabelled = [record.source_id for record in records if record.formation_energy is None]
+    if unlabelled:
+        raise DatasetError(
+            f"A training file needs a formation energy for every structure; {len(unlabelled)} of {len(records)} have "
+            f"none ({', '.join(unlabelled[:3])}). Relax and assess them with ccdcgan.database first."
+        )
+    records.sort(key=lambda record: record.source_id)
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_extxyz(records, Path(folder) / filename)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        found = orm.QueryBuilder().append(orm.SinglefileData, filters={f"extras.{extras.TRAINING_FILE}": digest})
+        if found.count():
+            return found.first(flat=True)
+        node = orm.SinglefileData(path, filename=filename).store()
+    node.base.extras.set(extras.TRAINING_FILE, digest)
+    return node
 
 
 def dataset_summary(label: str) -> dict[str, Any]:

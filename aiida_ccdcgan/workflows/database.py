@@ -1,6 +1,7 @@
-"""``ccdcgan.database``: a training database for two elements, from binary templates, relaxed and on a hull.
+"""``ccdcgan.database``: a training database for a chemical system, from templates, relaxed and on a hull.
 
-Outline: substitute the elements into every template (both assignments, bond-rescaled, the paper's limits) →
+Outline: substitute the elements into every template (every assignment, bond-rescaled, the paper's limits; or, with
+``substitute`` False, the templates as they are: known crystals of the system) →
 elemental references (``ccdcgan.references``, cached) and the relaxation of all substituted crystals
 (``ccdcgan.relax``) side by side → formation energies, hull and classification (``ccdcgan.assess_relaxed``) →
 every converged crystal as a StructureData with dataset extras (``source_id``, ``group_key`` = template,
@@ -13,9 +14,9 @@ from __future__ import annotations
 from aiida import orm
 from aiida.engine import ToContext, WorkChain
 
-from ..calculations.functions.database import substitute_templates
+from ..calculations.functions.database import crystals_as_given, substitute_templates
 from ..common import extras
-from ..common.validators import validate_element_pair
+from ..common.validators import validate_elements
 from ..data.structures import StructureBatchData
 from ..tools.assess import assess
 from .references import ReferencesWorkChain
@@ -23,14 +24,14 @@ from .relax import RelaxWorkChain
 
 
 def template_batch(records) -> StructureBatchData:
-    """Templates (CrystalRecords, e.g. from ``aflow_binary_templates``) as the batch node ``ccdcgan.database`` takes."""
+    """Templates (CrystalRecords, e.g. from ``aflow_templates``) as the batch node ``ccdcgan.database`` takes."""
     return StructureBatchData.from_structures(
         [record.structure for record in records], {"source_id": [record.source_id for record in records]}
     )
 
 
 class DatabaseWorkChain(WorkChain):
-    """Build a relaxed, hull-assessed training database for two elements from binary templates."""
+    """Build a relaxed, hull-assessed training database for two or more elements from templates."""
 
     @classmethod
     def define(cls, spec):
@@ -39,15 +40,26 @@ class DatabaseWorkChain(WorkChain):
         spec.input(
             "elements",
             valid_type=orm.List,
-            validator=validate_element_pair,
-            help="The two element symbols, e.g. ['Bi', 'Se'].",
+            validator=validate_elements,
+            help="The system's element symbols, e.g. ['Bi', 'Se'] or ['Li', 'Co', 'O'].",
         )
-        spec.input("templates", valid_type=StructureBatchData, help="Binary templates with a source_id column.")
+        spec.input(
+            "templates",
+            valid_type=StructureBatchData,
+            help="Templates (at most as many species as elements) with a source_id column.",
+        )
         spec.input(
             "limits",
             valid_type=orm.Dict,
             default=lambda: orm.Dict({"max_atoms": 20, "max_edge": 10.0}),
             help="TemplateFilter: the paper's ≤ 20 atoms and longest edge < 10 Å by default.",
+        )
+        spec.input(
+            "substitute",
+            valid_type=orm.Bool,
+            default=lambda: orm.Bool(True),
+            help="False: relax the templates as they are (known crystals of the system, e.g. from the Materials "
+            "Project) instead of putting the elements on them.",
         )
         spec.input("group_label", valid_type=orm.Str, help="The Group that receives the database's structures.")
         spec.expose_inputs(RelaxWorkChain, namespace="relax", exclude=("structures",))
@@ -55,12 +67,28 @@ class DatabaseWorkChain(WorkChain):
         spec.output("relaxed", valid_type=StructureBatchData, help="Every substituted crystal after relaxing.")
         spec.output("hull", valid_type=orm.Dict, help="The stable phases of the database.")
         spec.output("summary", valid_type=orm.Dict, help="Counts: templates, substituted, converged, stable.")
+        spec.exit_code(
+            410,
+            "ERROR_FOREIGN_ELEMENTS",
+            message="With substitute False every crystal must be of the system: {name} is {formula}, outside {system}.",
+        )
         spec.exit_code(420, "ERROR_SUB_PROCESS_FAILED", message="{process} failed: {message}")
 
     def substitute(self):
-        """Put the two elements on every template."""
+        """Put the elements on every template, every order (``substitute``); or take the templates as they are."""
+        if not self.inputs.substitute.value:
+            system = set(self.inputs.elements.get_list())
+            for name, structure in zip(self.inputs.templates.info("source_id"), self.inputs.templates.get_structures()):
+                if not {str(element) for element in structure.composition.elements} <= system:
+                    return self.exit_codes.ERROR_FOREIGN_ELEMENTS.format(
+                        name=name, formula=structure.composition.reduced_formula, system="-".join(sorted(system))
+                    )
+            self.ctx.substituted = crystals_as_given(self.inputs.templates, self.inputs.elements, self.inputs.limits)
+            self.report(f"{self.ctx.substituted.count} crystals as given, of {self.inputs.templates.count}")
+            return None
         self.ctx.substituted = substitute_templates(self.inputs.templates, self.inputs.elements, self.inputs.limits)
         self.report(f"{self.ctx.substituted.count} substituted crystals from {self.inputs.templates.count} templates")
+        return None
 
     def relax(self):
         """References and the substituted crystals, relaxed with the same engine and settings, side by side."""

@@ -28,7 +28,7 @@ from ..calculations.functions.design import (
 )
 from ..calculations.sample import REQUIRED_MODELS, SampleCalculation, models_refusal
 from ..common import extras
-from ..common.validators import validate_element_pair
+from ..common.validators import validate_elements
 from ..data.model import KerasModelData
 from ..tools.assess import assess
 from .protocols import ProtocolMixin
@@ -81,7 +81,7 @@ def _elements_refusal(elements: list, config: dict) -> str | None:
 
 
 class InverseDesignWorkChain(ProtocolMixin, WorkChain):
-    """Generate, relax and judge new crystals of two elements with DCGAN, DCGAN + constraint or CCDCGAN."""
+    """Generate, relax and judge new crystals of two or more elements with DCGAN, DCGAN + constraint or CCDCGAN."""
 
     _protocol_name = "inverse_design"
 
@@ -92,8 +92,8 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
         spec.input(
             "elements",
             valid_type=orm.List,
-            validator=validate_element_pair,
-            help="The two element symbols, e.g. ['Bi', 'Se'].",
+            validator=validate_elements,
+            help="The system's element symbols, e.g. ['Bi', 'Se'] or ['Li', 'Co', 'O'].",
         )
         spec.input(
             "dataset",

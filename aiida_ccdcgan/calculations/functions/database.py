@@ -1,4 +1,4 @@
-"""Calcfunctions of the database builder: templates substituted with two elements."""
+"""Calcfunctions of the database builder: templates substituted with the elements of a system."""
 
 from aiida import orm
 from aiida.engine import calcfunction
@@ -8,7 +8,7 @@ from ...data.structures import StructureBatchData
 
 @calcfunction
 def substitute_templates(templates: StructureBatchData, elements: orm.List, limits: orm.Dict) -> StructureBatchData:
-    """Both element assignments of every binary template, bond-rescaled, within ``limits`` (TemplateFilter).
+    """Every element assignment of every template (``substitute``), bond-rescaled, within ``limits`` (TemplateFilter).
 
     ``templates`` needs an info column ``source_id``; the result has ``source_id`` (``<template>_copy<k>``),
     ``template`` and ``assignment`` columns.
@@ -29,3 +29,21 @@ def substitute_templates(templates: StructureBatchData, elements: orm.List, limi
         "assignment": [r.properties["assignment"] for r in substituted],
     }
     return StructureBatchData.from_structures([r.structure for r in substituted], info)
+
+
+@calcfunction
+def crystals_as_given(templates: StructureBatchData, elements: orm.List, limits: orm.Dict) -> StructureBatchData:
+    """The templates themselves, those within ``limits`` (TemplateFilter), for a database of known crystals of the
+    system (e.g. imported from the Materials Project) relaxed with the loop's engine; the same columns as
+    :func:`substitute_templates` (``assignment`` 0: none). ``elements``: the system, which every template is of
+    (``ccdcgan.database`` checks that first)."""
+    from ...dataset.templates import TemplateFilter, within_limits
+
+    kept = []
+    for name, structure in zip(templates.info("source_id").tolist(), templates.get_structures()):
+        if within_limits(structure, TemplateFilter(**limits.get_dict())):
+            kept.append((str(name), structure))
+    if not kept:
+        raise ValueError("No crystal is within the limits; give more crystals or wider limits.")
+    info = {"source_id": [n for n, _ in kept], "template": [n for n, _ in kept], "assignment": [0] * len(kept)}
+    return StructureBatchData.from_structures([s for _, s in kept], info)

@@ -50,8 +50,8 @@ def assess_relaxed(
     join the hull; ``known_structures``: the training database, for "distinct". Outputs ``assessed`` (the
     converged crystals, columns ``index`` into ``relaxed``, ``formation_energy``, ``e_above_hull``,
     ``classification``, ``distinct``), ``hull`` (the stable phases), ``summary`` (the paper's counts: converged,
-    E_f < 0, stable, metastable, distinct, distinct stable / metastable, mean E_f) and one StructureData per
-    assessed crystal under ``structures``.
+    E_f < 0, stable, metastable — these three of compounds only —, distinct, distinct stable / metastable, mean E_f)
+    and one StructureData per assessed crystal under ``structures``.
     """
     from ...thermodynamics import (
         Criteria,
@@ -84,7 +84,8 @@ def assess_relaxed(
         "formation_energy": [energy for _, energy in candidates],
         "e_above_hull": above_hull,
         "classification": [
-            classify(energy, hull, criteria_values) for (_, energy), hull in zip(candidates, above_hull)
+            classify(energy, hull, criteria_values, len(composition.elements))
+            for (composition, energy), hull in zip(candidates, above_hull)
         ],
         "distinct": distinct,
     }
@@ -99,7 +100,9 @@ def assess_relaxed(
     summary = {
         "relaxed": len(structures),
         "converged": len(chosen),
-        "formation_energy_below_zero": sum(energy < 0 for energy in formation),
+        "formation_energy_below_zero": sum(
+            energy < 0 and len(composition.elements) > 1 for composition, energy in candidates
+        ),
         "stable": classes.count("stable"),
         "metastable": classes.count("metastable"),
         "distinct": sum(distinct),
