@@ -95,7 +95,7 @@ def main() -> None:
     start = time.perf_counter()
     slots = max(len(elements) for split in items.values() for elements in split)
     layout = dataclasses.replace(config.layout, n_elements=slots)
-    inputs = {}
+    constraint_data = {}
     for name, systems in items.items():
         graphs, features, energies = [], [], []
         for elements, group in systems.items():
@@ -112,17 +112,17 @@ def main() -> None:
             graphs.append(layout.to_graphs(lattice_latents, padded))
             features += [element_features(item["record"].structure.composition, elements, slots) for item in group]
             energies += [item["record"].formation_energy for item in group]
-        inputs[name] = (np.concatenate(graphs), np.stack(features), np.asarray(energies, dtype=np.float32))
+        constraint_data[name] = (np.concatenate(graphs), np.stack(features), np.asarray(energies, dtype=np.float32))
     seconds["constraint_graphs"] = round(time.perf_counter() - start, 1)
     settings = dataclasses.replace(config.constraint, cell_orders=1)  # the cells as given: no reordered views here
     constraint = {"slots": slots, "graph_side": layout.side, "settings": dataclasses.asdict(settings)}
     for variant, keep_graph in (("graph_and_elements", True), ("elements_only", False)):
         start = time.perf_counter()
-        graphs, features, energies = inputs["train"]
+        graphs, features, energies = constraint_data["train"]
         model, _ = train_constraint(
             graphs if keep_graph else np.zeros_like(graphs), energies, settings, config.seed, features
         )
-        graphs, features, energies = inputs["val"]
+        graphs, features, energies = constraint_data["val"]
         predicted = model.predict([graphs if keep_graph else np.zeros_like(graphs), features], verbose=0)
         constraint[variant] = regression_metrics(predicted, energies)
         seconds[f"constraint_{variant}"] = round(time.perf_counter() - start, 1)

@@ -39,9 +39,9 @@ def crystals_as_given(templates: StructureBatchData, elements: orm.List, limits:
     (``ccdcgan.database`` checks that first)."""
     from ...dataset.templates import TemplateFilter, within_limits
 
-    kept = []
+    template_filter, kept = TemplateFilter(**limits.get_dict()), []
     for name, structure in zip(templates.info("source_id").tolist(), templates.get_structures()):
-        if within_limits(structure, TemplateFilter(**limits.get_dict())):
+        if within_limits(structure, template_filter):
             kept.append((str(name), structure))
     if not kept:
         raise ValueError("No crystal is within the limits; give more crystals or wider limits.")
