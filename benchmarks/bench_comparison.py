@@ -5,8 +5,9 @@ and one number of graphs:
 
 * ``dcgan``: trains the autoencoders, the constraint and a plain DCGAN, samples, relaxes, judges;
 * ``dcgan_constraint``: the *same* DCGAN's models (given to the loop), the same seed — so the same graphs — screened
-  by the constraint (predicted E_f ≤ the protocol's ``screening_max_energy``, 0.3 eV/atom) before relaxing, as the
-  paper screens the DCGAN's output;
+  by the constraint (the decoded crystal's predicted E_f — re-encoded in its six cell orders, the predictions
+  averaged — ≤ the protocol's ``screening_max_energy``, 0.3 eV/atom) before relaxing, as the paper screens the
+  DCGAN's output;
 * ``ccdcgan``: trains the same autoencoders and constraint (same settings and seed) and a GAN with the constraint
   back-propagated into the generator (ω 0.1), with the same number of GAN steps as the DCGAN.
 

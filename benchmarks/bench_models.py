@@ -5,7 +5,8 @@ Runs exactly what the ``ccdcgan.train`` and ``ccdcgan.sample`` CalcJobs run (the
 (seeded, so both substitutions of a template stay on one side), and records:
 
 * reconstruction ratio of the held-out templates (encode → decode → StructureMatcher 0.2/0.3/5°);
-* constraint MAE and R² on the held-out templates (DFT formation energies);
+* constraint MAE and R² on the held-out templates (DFT formation energies), for each crystal's graph as given
+  and for the mean of its predictions over the constraint's cell orders (what screening uses);
 * wall time of each stage, time per training step and per sample, and sampling throughput (graphs/s, decoded
   and judged);
 * the machine, the Keras backend and the thread count.
@@ -122,6 +123,7 @@ def main() -> None:
         "data": {**counts, **metrics["dataset"]},
         "reconstruction_validation": stages["autoencoders"]["reconstruction_validation"],
         "constraint_validation": stages["constraint"].get("validation"),
+        "constraint_validation_cell_orders": stages["constraint"].get("validation_cell_orders"),
         "seconds": {stage: entry["seconds"] for stage, entry in stages.items()}
         | {"train_total": round(train_seconds, 1)},
         "ms_per_step": {

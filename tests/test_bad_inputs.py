@@ -24,7 +24,7 @@ from aiida_ccdcgan.workflows.database import DatabaseWorkChain
 from aiida_ccdcgan.workflows.inverse_design import InverseDesignWorkChain
 from aiida_ccdcgan.workflows.relax import RelaxWorkChain
 
-ROLES = ("generator", "site_decoder", "lattice_decoder", "constraint")
+ROLES = ("generator", "site_decoder", "lattice_decoder", "constraint", "site_encoder", "lattice_encoder")
 
 
 def _model(folder, role: str, representation: dict, altered: bool = False) -> KerasModelData:
@@ -192,6 +192,13 @@ CASES = {
             models={r: m for r, m in k.models.items() if r != "constraint"}, max_predicted_energy=orm.Float(0.3)
         ),
         "Screening by predicted formation energy needs models.constraint",
+    ),
+    "sample: screening without the encoders": (
+        lambda k: k.sample(
+            models={r: m for r, m in k.models.items() if not r.endswith("_encoder")},
+            max_predicted_energy=orm.Float(0.3),
+        ),
+        "needs models.site_encoder, models.lattice_encoder: the encoders read each decoded crystal back",
     ),
     "sample: models of another representation": (
         lambda k: k.sample(models=k.models_with(sigma=0.3)),

@@ -28,7 +28,8 @@ def _dataset(tmp_path) -> orm.SinglefileData:
 
 def _sample_inputs(code, train_node, count=5, seed=7):
     models = {
-        role: train_node.outputs.models[role] for role in ("generator", "site_decoder", "lattice_decoder", "constraint")
+        role: train_node.outputs.models[role]
+        for role in ("generator", "site_decoder", "lattice_decoder", "constraint", "site_encoder", "lattice_encoder")
     }
     return {
         "code": code,
@@ -75,7 +76,15 @@ def test_train_with_run_then_sample_through_the_daemon(codes, tmp_path, submit_a
     if summary["decoded"]:
         batch = again.outputs.candidates
         assert isinstance(batch, StructureBatchData) and batch.count == summary["decoded"]
-        assert set(batch.info_names) == {"sample", "outcome", "predicted_formation_energy"}
+        # the decoded crystal's own predicted energy comes with the valid ones, NaN for the others
+        expected = {"sample", "outcome", "predicted_formation_energy"} | (
+            {"crystal_formation_energy"} if summary["valid"] else set()
+        )
+        assert set(batch.info_names) == expected
+        if summary["valid"]:
+            valid = batch.info("outcome") == "valid"
+            assert np.all(np.isfinite(batch.info("crystal_formation_energy")[valid]))
+            assert np.all(np.isnan(batch.info("crystal_formation_energy")[~valid]))
         assert len(batch.get_structures()) == batch.count
 
 

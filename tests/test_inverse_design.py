@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import ase.io
 import numpy as np
 import pytest
 from aiida import orm
@@ -27,6 +28,7 @@ from aiida_ccdcgan.calculations.functions.design import (
 from aiida_ccdcgan.data.model import KerasModelData
 from aiida_ccdcgan.data.structures import StructureBatchData
 from aiida_ccdcgan.dataset.writers import write_extxyz
+from aiida_ccdcgan.scripts import EXIT_BAD_INPUT
 from aiida_ccdcgan.scripts.train import MODEL_FILES
 from aiida_ccdcgan.tools.design import group_prefix, query_recipes, round_table, training_records, trainings
 from aiida_ccdcgan.tools.plots import crystal_graphs, loop_figures
@@ -309,6 +311,37 @@ def fixed_generator_run(tmp_path_factory) -> tuple[Path, dict]:
     return folder, config
 
 
+def test_screening_keeps_the_crystals_the_constraint_puts_at_or_below_the_tolerance(fixed_generator_run):
+    """Each valid crystal carries the constraint's energy of the crystal itself (re-encoded in the constraint's six
+    cell orders, the predictions averaged); screening keeps those at or below the tolerance, and needs the encoders."""
+    folder, _ = fixed_generator_run
+    sample = Path(sys.executable).parent / "ccdcgan-sample"
+
+    def run(name, *options, models="."):
+        done = subprocess.run(
+            [sample, "config.json", models, "--count", "4", "--seed", "1", *options, "--output", name],
+            cwd=folder, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        return done, (json.loads((folder / name / "sampling.json").read_text()) if done.returncode == 0 else None)
+
+    _, unscreened = run("unscreened")
+    frames = ase.io.read(folder / "unscreened" / "candidates.extxyz", index=":")
+    assert unscreened["valid"] == 4 and all(atoms.info["outcome"] == "valid" for atoms in frames)
+    energy = frames[0].info["crystal_formation_energy"]  # the same Bi2Se3 every time
+    assert all(atoms.info["crystal_formation_energy"] == pytest.approx(energy) for atoms in frames)
+    assert unscreened["crystal_formation_energy_mean"] == pytest.approx(energy)
+    assert unscreened["crystal_formation_energy_mean"] != pytest.approx(unscreened["predicted_formation_energy_mean"])
+    _, at_energy = run("at", f"--max-predicted-energy={energy + 1e-6}")
+    _, below_energy = run("below", f"--max-predicted-energy={energy - 1e-3}")
+    assert at_energy["outcomes"] == {"valid": 4} and below_energy["outcomes"] == {"screened_out": 4}
+
+    (folder / "no_encoders").mkdir()
+    for name in ("generator", "site_decoder", "lattice_decoder", "constraint"):
+        (folder / "no_encoders" / f"{name}.keras").symlink_to(folder / f"{name}.keras")
+    refused, _ = run("refused", "--max-predicted-energy=0.3", models="no_encoders")
+    assert refused.returncode == EXIT_BAD_INPUT and "lacks site_encoder.keras, lattice_encoder.keras" in refused.stderr
+
+
 def _loop_with_fixed_generator(run, codes, relax_code, tmp_path, rounds: int):
     """The loop on given models (:func:`fixed_generator_run`): 6 valid candidates per round, CHGNet relaxations."""
     folder, config = run
@@ -359,6 +392,8 @@ def _check_loop_on_fixed_generator(node, rounds: int, structures_before: int, fi
     for sampling in (child for child in node.called_descendants if child.process_label == "SampleCalculation"):
         batch = sampling.outputs.candidates  # valid candidates keep their predicted E_f (an empty detail once ate it)
         assert "valid" in batch.info("outcome").tolist() and "predicted_formation_energy" in batch.info_names
+        valid = batch.info("outcome") == "valid"
+        assert np.all(np.isfinite(batch.info("crystal_formation_energy")[valid]))  # the given encoders read them back
 
 
 @pytest.mark.slow

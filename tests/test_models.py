@@ -16,6 +16,8 @@ from aiida_ccdcgan.models.networks import (  # noqa: E402
     build_generator,
 )
 from aiida_ccdcgan.models.training import (  # noqa: E402
+    cell_order_graphs,
+    crystal_formation_energies,
     decode_graphs,
     encode_crystals,
     regression_metrics,
@@ -208,6 +210,48 @@ def test_constraint_trains_and_is_measured(tiny_models):
     metrics = regression_metrics(predicted, tiny_models["energies"])
     assert metrics["n"] == 4 and np.isfinite(metrics["mae"]) and metrics["rmse"] >= metrics["mae"]
     assert regression_metrics([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == {"mae": 0.0, "rmse": 0.0, "r2": 1.0, "n": 3}
+
+
+def test_a_crystal_s_energy_is_the_mean_over_its_cell_orders(tiny_models):
+    """What screening and the held-out metric use: each crystal re-encoded in several orders of its cell vectors,
+    the constraint's predictions averaged; NaN for a crystal the representation cannot hold."""
+    from dataset_files import make_crystals
+    from pymatgen.core import Lattice, Structure
+
+    from aiida_ccdcgan.models.config import TrainingConfig
+
+    structures = [r.structure for r in make_crystals() if "Na" not in r.structure.composition]
+    encoders = (tiny_models["layout"], tiny_models["site"][0], tiny_models["lattice"][0])
+    models = {"site_encoder": encoders[1], "lattice_encoder": encoders[2], "constraint": tiny_models["constraint"]}
+    settings = {
+        "representation": TINY.to_dict(),
+        "site_autoencoder": {"latent": 8},
+        "lattice_autoencoder": {"latent": 4},
+        "constraint": {"cell_orders": 1},
+    }
+    config = TrainingConfig.from_dict(settings)
+    assert config.layout == tiny_models["layout"]
+    as_given = crystal_formation_energies(structures, config, models)
+    predicted = tiny_models["constraint"].predict(tiny_models["graphs"], verbose=0).ravel()
+    np.testing.assert_allclose(as_given, predicted, atol=1e-5)
+
+    graphs, owners = cell_order_graphs(structures, TINY, *encoders, orders=3)
+    assert owners.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    np.testing.assert_allclose(graphs[::3], tiny_models["graphs"], atol=1e-6)  # the first order is the crystal as given
+    # a "constraint" that sums the graph, so that every view counts: the other orders are other graphs
+    summing = keras.Sequential(
+        [keras.Input(graphs.shape[1:]), keras.layers.Flatten(), keras.layers.Dense(1, kernel_initializer="ones")]
+    )
+    views = summing.predict(graphs, verbose=0).reshape(4, 3)
+    assert np.ptp(views, axis=1).max() > 1e-3
+    too_large = Structure(Lattice.cubic(30.0), ["Bi", "Se"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    config = TrainingConfig.from_dict({**settings, "constraint": {"cell_orders": 3}})
+    mean = crystal_formation_energies([*structures, too_large], config, {**models, "constraint": summing})
+    np.testing.assert_allclose(mean[:4], views.mean(axis=1), rtol=1e-6)
+    assert np.isnan(mean[4])
+    others, owners = cell_order_graphs(structures, TINY, *encoders, orders=3, given=False)
+    assert owners.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    np.testing.assert_allclose(others, np.delete(graphs, np.s_[::3], axis=0), atol=1e-6)
 
 
 def test_dense_constraint_predicts_in_ev_per_atom(tiny_models):

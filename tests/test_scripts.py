@@ -58,6 +58,7 @@ def test_train_writes_models_metrics_and_curves(trained):
     assert set(metrics["stages"]) == {"autoencoders", "constraint", "gan"}
     assert metrics["stages"]["autoencoders"]["reconstruction_validation"]["n"] == 1
     assert metrics["stages"]["constraint"]["validation"]["n"] == 1
+    assert metrics["stages"]["constraint"]["validation_cell_orders"]["n"] == 1  # its three orders' mean
     assert metrics["stages"]["constraint"]["training_graphs"] == 3 * 3  # three crystals, three cell orders each
     assert len(metrics["stages"]["gan"]["losses"]["g"]) == 3
     assert len(metrics["config_digest"]) == 64 and len(metrics["representation_digest"]) == 64

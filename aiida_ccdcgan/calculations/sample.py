@@ -10,6 +10,8 @@ from ..data.structures import StructureBatchData
 from .common import define_script_exit_codes, define_script_options, script_calcinfo, validate_training_config
 
 REQUIRED_MODELS = ("generator", "site_decoder", "lattice_decoder")
+SCREENING_MODELS = ("constraint", "site_encoder", "lattice_encoder")
+"""What gives a decoded crystal's formation energy (re-encoded, judged by the constraint), which screening keeps by."""
 SAMPLES_FOLDER = "samples"
 
 
@@ -56,8 +58,12 @@ def _validate_inputs(inputs, _):
     refusal = models_refusal(inputs["models"], inputs["config"].get_dict())
     if refusal:
         return refusal
-    if "max_predicted_energy" in inputs and "constraint" not in inputs["models"]:
-        return "Screening by predicted formation energy needs models.constraint."
+    lacking = [role for role in SCREENING_MODELS if role not in inputs["models"]]
+    if "max_predicted_energy" in inputs and lacking:
+        return (
+            f"Screening by predicted formation energy needs models.{', models.'.join(lacking)}: the encoders read "
+            "each decoded crystal back into crystal graphs, the constraint predicts its energy from them."
+        )
     if inputs["count"].value < 1:
         return f"count must be at least 1, not {inputs['count'].value}."
     return None
@@ -80,7 +86,8 @@ class SampleCalculation(CalcJob):
             "models",
             valid_type=KerasModelData,
             dynamic=True,
-            help="generator, site_decoder, lattice_decoder and optionally constraint.",
+            help="generator, site_decoder, lattice_decoder; optionally constraint, site_encoder and lattice_encoder "
+            "(the decoded crystals' predicted formation energies; screening needs them).",
         )
         spec.input("count", valid_type=orm.Int, help="Number of crystal graphs to generate.")
         spec.input("seed", valid_type=orm.Int, default=lambda: orm.Int(0), help="The same seed gives the same samples.")
@@ -88,7 +95,8 @@ class SampleCalculation(CalcJob):
             "max_predicted_energy",
             valid_type=orm.Float,
             required=False,
-            help="Screening (DCGAN + constraint): keep valid crystals predicted at or below this (eV/atom).",
+            help="Screening (DCGAN + constraint): keep valid crystals whose decoded crystal the constraint puts at "
+            "or below this (eV/atom).",
         )
         spec.inputs.validator = _validate_inputs
         define_script_options(spec, "ccdcgan.sample")
@@ -99,7 +107,8 @@ class SampleCalculation(CalcJob):
             "candidates",
             valid_type=StructureBatchData,
             required=False,
-            help="Every decoded crystal, with info columns sample, outcome and predicted_formation_energy.",
+            help="Every decoded crystal, with info columns sample, outcome, predicted_formation_energy (of the "
+            "generated graph) and crystal_formation_energy (of the decoded crystal; NaN where not valid).",
         )
         define_script_exit_codes(spec)
 

@@ -6,6 +6,7 @@ canonical crystals, batch by batch; nothing is written per structure. Every func
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +23,7 @@ from ..representation import (
     representable_crystals,
     site_voxels,
 )
-from .config import AutoencoderSettings, ConstraintSettings, GanSettings
+from .config import AutoencoderSettings, ConstraintSettings, GanSettings, TrainingConfig
 from .graph import GraphLayout
 from .networks import (
     build_autoencoder,
@@ -194,6 +195,53 @@ def encode_structures_to_graphs(
     if not crystals:
         return np.zeros((0, layout.side, layout.side, 1), dtype=np.float32), kept
     return encode_crystals(crystals, config, layout, site_encoder, lattice_encoder), kept
+
+
+def cell_order_graphs(
+    structures, config: VoxelConfig, layout: GraphLayout, site_encoder, lattice_encoder, orders: int, given: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """The crystal graphs of pymatgen ``structures`` with their cell vectors in the first ``orders`` of their six
+    orders (:func:`~aiida_ccdcgan.representation.encode.reordered_cells`; ``given`` False: without the first, the
+    order as given), and for each graph the index of its structure. Views beyond the representation's limits are
+    left out. Each view is the same crystal (same energy) with another crystal graph."""
+    from ..representation.encode import reordered_cells
+
+    views, owners = [], []
+    for index, structure in enumerate(structures):
+        cells = reordered_cells(structure, orders, config)
+        views += cells if given else cells[1:]
+        owners += [index] * (len(cells) - (not given))
+    # reordered_cells has already reduced each crystal to the cell that is encoded
+    graphs, kept = encode_structures_to_graphs(
+        views, dataclasses.replace(config, primitive_tolerance=None), layout, site_encoder, lattice_encoder
+    )
+    return graphs, np.array([owners[i] for i in kept], dtype=int)
+
+
+def crystal_formation_energies(structures, config: TrainingConfig, models) -> np.ndarray:
+    """The constraint's formation energy (eV/atom) of each of the pymatgen ``structures``: the crystal encoded
+    through ``models["site_encoder"]`` and ``models["lattice_encoder"]`` in the first ``config.constraint.cell_orders``
+    orders of its cell vectors (:func:`cell_order_graphs`) and ``models["constraint"]``'s predictions of those graphs
+    averaged; NaN for a crystal beyond the representation's limits in every order.
+
+    For a decoded crystal this is the energy of the crystal itself, read from graphs like those the constraint
+    learnt from, where its prediction for the generated graph that decoded to it is not (that graph may lie
+    anywhere the generator puts it)."""
+    graphs, owners = cell_order_graphs(
+        structures,
+        config.representation,
+        config.layout,
+        models["site_encoder"],
+        models["lattice_encoder"],
+        config.constraint.cell_orders,
+    )
+    count = len(structures)
+    if not len(owners):
+        return np.full(count, np.nan)
+    predicted = models["constraint"].predict(graphs, verbose=0).ravel()
+    views = np.bincount(owners, minlength=count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(views > 0, np.bincount(owners, predicted, count) / views, np.nan)
 
 
 def decode_graphs(

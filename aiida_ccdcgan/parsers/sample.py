@@ -30,6 +30,10 @@ class SampleParser(ScriptParser):
                 info = {name: [frame.info.get(name) for frame in frames] for name in ("sample", "outcome")}
                 if all("predicted_formation_energy" in frame.info for frame in frames):
                     info["predicted_formation_energy"] = [frame.info["predicted_formation_energy"] for frame in frames]
+                if any("crystal_formation_energy" in frame.info for frame in frames):  # valid crystals only
+                    info["crystal_formation_energy"] = [
+                        frame.info.get("crystal_formation_energy", float("nan")) for frame in frames
+                    ]
                 self.out(
                     "candidates",
                     StructureBatchData.from_structures([AseAtomsAdaptor.get_structure(f) for f in frames], info),

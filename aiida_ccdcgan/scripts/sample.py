@@ -1,10 +1,13 @@
 """``ccdcgan-sample``: generate crystal graphs with a trained generator, decode them, and judge their validity.
 
 Writes ``candidates.extxyz`` (every decoded crystal with its sample index, validity reason and, if a constraint
-is given, the predicted formation energy in each frame's info) and ``sampling.json`` (counts by outcome, and
-``valid_compounds``: the valid crystals of two or more elements, the ones that can lie below the elements' line).
-The same seed gives the same samples. Screening (the paper's DCGAN + constraint) keeps only valid crystals
-whose predicted formation energy is at most ``--max-predicted-energy`` eV/atom.
+is given, its prediction for the generated graph, ``predicted_formation_energy``; with the encoders too, for each
+valid crystal the constraint's energy of the decoded crystal itself, ``crystal_formation_energy``: re-encoded in
+the constraint's ``cell_orders`` orders of its cell vectors, the predictions averaged) and ``sampling.json``
+(counts by outcome, and ``valid_compounds``: the valid crystals of two or more elements, the ones that can lie
+below the elements' line). The same seed gives the same samples. Screening (the paper's DCGAN + constraint)
+keeps only valid crystals whose ``crystal_formation_energy`` is at most ``--max-predicted-energy`` eV/atom (a
+crystal the encoders cannot hold in any order is screened out).
 
 Exit codes: 0 done (also when no sample is valid: the counts say so); 10 bad input.
 """
@@ -22,6 +25,14 @@ import numpy as np
 from . import EXIT_BAD_INPUT, EXIT_OK, fail, quiet_backend
 
 NEEDED = ("generator", "site_decoder", "lattice_decoder")
+SCREENING = ("constraint", "site_encoder", "lattice_encoder")
+"""The models that give a decoded crystal's formation energy: the encoders read it back, the constraint judges it."""
+
+
+def _finite_mean(values) -> float | None:
+    """The mean of the finite ``values``, None if there are none."""
+    finite = [value for value in values if np.isfinite(value)]
+    return float(np.mean(finite)) if finite else None
 
 
 def main(argv=None) -> int:
@@ -33,14 +44,15 @@ def main(argv=None) -> int:
     parser.add_argument(
         "models",
         type=Path,
-        help="Folder with generator.keras, site_decoder.keras, lattice_decoder.keras (and constraint.keras).",
+        help="Folder with generator.keras, site_decoder.keras, lattice_decoder.keras (and constraint.keras, "
+        "site_encoder.keras, lattice_encoder.keras: the decoded crystals' formation energies, for screening).",
     )
     parser.add_argument("--count", type=int, required=True, help="Number of crystal graphs to generate.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--max-predicted-energy",
         type=float,
-        help="Screening: keep valid crystals predicted at or below this (eV/atom).",
+        help="Screening: keep valid crystals whose decoded crystal the constraint puts at or below this (eV/atom).",
     )
     parser.add_argument("--output", type=Path, default=Path("."))
     args = parser.parse_args(argv)
@@ -54,20 +66,20 @@ def main(argv=None) -> int:
         config = TrainingConfig.from_dict(json.loads(args.config.read_text()))
     except (OSError, ValueError, TypeError) as exception:
         return fail(EXIT_BAD_INPUT, f"cannot use the configuration {args.config}: {exception}")
-    needed = [*NEEDED, *(["constraint"] if args.max_predicted_energy is not None else [])]
+    needed = [*NEEDED, *(SCREENING if args.max_predicted_energy is not None else [])]
     missing = [name for name in needed if not (args.models / f"{name}.keras").exists()]
     if missing:
         return fail(EXIT_BAD_INPUT, f"{args.models} lacks {', '.join(f'{m}.keras' for m in missing)}")
 
     import keras
 
-    from ..models.training import decode_graphs, sample_graphs, seed_everything
+    from ..models.training import crystal_formation_energies, decode_graphs, sample_graphs, seed_everything
     from ..representation.validity import validity
 
     seed_everything(args.seed)
     models = {
         name: keras.saving.load_model(args.models / f"{name}.keras", safe_mode=True, compile=False)
-        for name in (*NEEDED, "constraint")
+        for name in (*NEEDED, *SCREENING)
         if (args.models / f"{name}.keras").exists()
     }
     graphs = sample_graphs(models["generator"], args.count, args.seed)
@@ -79,19 +91,27 @@ def main(argv=None) -> int:
     from ase.io import write
     from pymatgen.io.ase import AseAtomsAdaptor
 
+    reasons = {}
+    for index, result in enumerate(results):
+        if result.structure is not None:
+            reasons[index] = validity(result.structure, config.representation)
+    valid = [index for index, (reason, _) in reasons.items() if reason is None]
+    crystal_energies = {}
+    if all(name in models for name in SCREENING) and valid:
+        energies = crystal_formation_energies([results[index].structure for index in valid], config, models)
+        crystal_energies = dict(zip(valid, energies.tolist()))
+
     outcomes, frames, compounds = Counter(), [], 0
     for index, result in enumerate(results):
         if result.structure is None:
             outcomes[result.failure.value] += 1
             continue
-        reason, detail = validity(result.structure, config.representation)
+        reason, detail = reasons[index]
         outcome = reason.value if reason else "valid"
-        if (
-            outcome == "valid"
-            and args.max_predicted_energy is not None
-            and predicted[index] > args.max_predicted_energy
-        ):
-            outcome = "screened_out"
+        if outcome == "valid" and args.max_predicted_energy is not None:
+            energy = crystal_energies[index]
+            if not energy <= args.max_predicted_energy:  # NaN too: a crystal the encoders cannot hold
+                outcome = "screened_out"
         outcomes[outcome] += 1
         compounds += outcome == "valid" and len(result.structure.composition.elements) > 1
         atoms = AseAtomsAdaptor.get_atoms(result.structure)
@@ -100,6 +120,8 @@ def main(argv=None) -> int:
             atoms.info["detail"] = detail
         if predicted is not None:
             atoms.info["predicted_formation_energy"] = float(predicted[index])
+        if np.isfinite(crystal_energies.get(index, np.nan)):
+            atoms.info["crystal_formation_energy"] = crystal_energies[index]
         frames.append(atoms)
     args.output.mkdir(parents=True, exist_ok=True)
     if frames:
@@ -114,6 +136,7 @@ def main(argv=None) -> int:
         "outcomes": dict(outcomes),
         "screening_max_predicted_energy": args.max_predicted_energy,
         "predicted_formation_energy_mean": float(np.mean(predicted)) if predicted is not None else None,
+        "crystal_formation_energy_mean": _finite_mean(crystal_energies.values()),
     }
     (args.output / "sampling.json").write_text(json.dumps(summary, indent=2))
     print(f"ccdcgan-sample: {outcomes['valid']} valid of {args.count} graphs", file=sys.stderr)

@@ -13,7 +13,6 @@ Exit codes: 0 done; 10 bad input; 11 a loss became NaN; 12 out of memory (see :m
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -88,21 +87,19 @@ def _crystal_graphs(crystals, config, models):
     )
 
 
-def _graphs_in_other_cell_orders(items, config, models):
-    """Crystal graphs and energies of dataset items with their cell vectors in the 2nd to
-    ``config.constraint.cell_orders``-th of their orders (the constraint's training views beside the given one)."""
-    from ..representation import representable_crystals
-    from ..representation.encode import reordered_cells
+def constraint_validation(items, config, models) -> dict:
+    """The constraint's MAE, RMSE and R² on held-out crystals: ``validation`` for each crystal's graph as given and,
+    with ``cell_orders`` > 1, ``validation_cell_orders`` for the mean of its predictions over its cell orders
+    (:func:`~aiida_ccdcgan.models.training.crystal_formation_energies`, what screening uses)."""
+    from ..models.training import crystal_formation_energies, regression_metrics
 
-    structures, energies = [], []
-    for item in items:
-        views = reordered_cells(item["record"].structure, config.constraint.cell_orders, config.representation)[1:]
-        structures += views
-        energies += [item["energy"]] * len(views)
-    # The views are already in the cell that is encoded (reordered_cells reduces to the primitive cell once).
-    as_given = dataclasses.replace(config.representation, primitive_tolerance=None)
-    crystals, kept, _ = representable_crystals(structures, as_given)
-    return _crystal_graphs(crystals, config, models), [energies[i] for i in kept]
+    energies = [i["energy"] for i in items]
+    predicted = models["constraint"].predict(_graphs(items, config, models), verbose=0)
+    metrics = {"validation": regression_metrics(predicted, energies)}
+    if config.constraint.cell_orders > 1:
+        mean = crystal_formation_energies([i["record"].structure for i in items], config, models)
+        metrics["validation_cell_orders"] = regression_metrics(mean, energies)
+    return metrics
 
 
 def reconstruction(items, config, models) -> dict:
@@ -139,7 +136,7 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
     encoded once with the autoencoders of this run.
     """
     from ..models.pretrained import pretrained_record
-    from ..models.training import regression_metrics, train_autoencoder, train_constraint, train_gan
+    from ..models.training import cell_order_graphs, train_autoencoder, train_constraint, train_gan
 
     train, validation = _part(items, "train"), _part(items, "validation")
     start = time.perf_counter()
@@ -171,15 +168,21 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
             if any(e is None for e in energies):
                 raise ValueError("the constraint needs a formation_energy in every training frame")
             if config.constraint.cell_orders > 1:
-                more_graphs, more_energies = _graphs_in_other_cell_orders(train, config, models)
-                graphs, energies = np.concatenate([graphs, more_graphs]), energies + more_energies
+                more_graphs, owners = cell_order_graphs(
+                    [i["record"].structure for i in train],
+                    config.representation,
+                    config.layout,
+                    models["site_encoder"],
+                    models["lattice_encoder"],
+                    config.constraint.cell_orders,
+                    given=False,
+                )
+                graphs, energies = np.concatenate([graphs, more_graphs]), energies + [energies[i] for i in owners]
             models["constraint"], constraint_losses = train_constraint(graphs, energies, config.constraint, config.seed)
             metrics = {"losses": {"constraint": constraint_losses}, "training_graphs": len(graphs)}
             _check_finite(stage, metrics["losses"])
             if validation and all(i["energy"] is not None for i in validation):
-                held_out = _graphs(validation, config, models)
-                predicted = models["constraint"].predict(held_out, verbose=0)
-                metrics["validation"] = regression_metrics(predicted, [i["energy"] for i in validation])
+                metrics.update(constraint_validation(validation, config, models))
         else:
             constraint = models.get("constraint") if config.gan.mode == "ccdcgan" else None
             initial = None

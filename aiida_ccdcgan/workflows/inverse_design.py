@@ -26,7 +26,7 @@ from ..calculations.functions.design import (
     training_set,
     valid_candidates,
 )
-from ..calculations.sample import REQUIRED_MODELS, SampleCalculation, models_refusal
+from ..calculations.sample import REQUIRED_MODELS, SCREENING_MODELS, SampleCalculation, models_refusal
 from ..common import extras
 from ..common.validators import validate_elements
 from ..data.model import KerasModelData
@@ -53,8 +53,8 @@ def _validate_inputs(inputs, _):
     if inputs["fine_tune_steps"].value > 0 and "fine_tune_code" not in inputs and not has_train_code:
         return "fine_tune_steps needs a ccdcgan-train code: give fine_tune_code (or train.train.code)."
     if "models" in inputs and inputs["models"]:
-        missing = [r for r in (*REQUIRED_MODELS, "constraint") if r not in inputs["models"]]
-        if missing and (mode == "dcgan_constraint" or set(missing) - {"constraint"}):
+        missing = [r for r in (*REQUIRED_MODELS, *SCREENING_MODELS) if r not in inputs["models"]]
+        if missing and (mode == "dcgan_constraint" or set(missing) - set(SCREENING_MODELS)):
             return f"models lacks {', '.join(missing)}; give all trained models or train inputs instead."
         if "config" not in inputs:
             return "Given models need the config they were trained with (input config)."
@@ -108,8 +108,9 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
             "screening_max_energy",
             valid_type=orm.Float,
             default=lambda: orm.Float(0.3),
-            help="dcgan_constraint only: keep valid crystals whose predicted E_f is at most this (eV/atom) — the "
-            "paper's '0.3 eV/atom tolerance' read as 0.3 eV/atom above the elemental tie line.",
+            help="dcgan_constraint only: keep valid crystals whose predicted E_f (the constraint's for the decoded "
+            "crystal, re-encoded) is at most this (eV/atom) — the paper's '0.3 eV/atom tolerance' read as 0.3 eV/atom "
+            "above the elemental tie line.",
         )
         spec.input(
             "database_on_hull",
@@ -276,7 +277,7 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
         self.ctx.round += 1
         inputs = self.exposed_inputs(SampleCalculation, "sample")
         inputs["config"] = orm.Dict(self.ctx.config)
-        roles = (*REQUIRED_MODELS, "constraint")  # the constraint predicts every candidate's E_f; screens if asked
+        roles = (*REQUIRED_MODELS, *SCREENING_MODELS)  # every candidate's predicted E_f; screening if asked
         inputs["models"] = {role: orm.load_node(uuid) for role, uuid in self.ctx.models.items() if role in roles}
         if self.inputs.mode.value == "dcgan_constraint":
             inputs["max_predicted_energy"] = self.inputs.screening_max_energy
