@@ -7,11 +7,10 @@ from aiida.engine import CalcJob
 
 from ..data.model import KerasModelData, ModelFileError
 from ..data.structures import StructureBatchData
+from ..scripts.sample import NEEDED as REQUIRED_MODELS
+from ..scripts.sample import SCREENING as SCREENING_MODELS
 from .common import define_script_exit_codes, define_script_options, script_calcinfo, validate_training_config
 
-REQUIRED_MODELS = ("generator", "site_decoder", "lattice_decoder")
-SCREENING_MODELS = ("constraint", "site_encoder", "lattice_encoder")
-"""What gives a decoded crystal's formation energy (re-encoded, judged by the constraint), which screening keeps by."""
 SAMPLES_FOLDER = "samples"
 
 

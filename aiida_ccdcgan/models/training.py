@@ -208,9 +208,9 @@ def cell_order_graphs(
 
     views, owners = [], []
     for index, structure in enumerate(structures):
-        cells = reordered_cells(structure, orders, config)
-        views += cells if given else cells[1:]
-        owners += [index] * (len(cells) - (not given))
+        cells = reordered_cells(structure, orders, config)[0 if given else 1 :]
+        views += cells
+        owners += [index] * len(cells)
     # reordered_cells has already reduced each crystal to the cell that is encoded
     graphs, kept = encode_structures_to_graphs(
         views, dataclasses.replace(config, primitive_tolerance=None), layout, site_encoder, lattice_encoder
