@@ -12,6 +12,8 @@ Per structure (``evaluate``):
   set; **novel** — no match in the reference set; both judged on the relaxed structure where there is one.
 * **known_phase** — the name of the given known crystal (e.g. Bi2Se3 R-3m) the structure matches with the same
   matcher, judged like novelty; empty when none.
+* **compound** — two or more elements (a new packing of one element can be S.U.N. too; ``sun_compounds`` in the
+  summary counts the compounds only).
 * **stable** (MatterGen) — E_hull ≤ 0.1 eV/atom; **S.U.N.** — valid, stable, unique and novel. The paper's
   classes (stable: E_f < 0 and E_hull < 0.10; metastable < 0.15) come from :mod:`aiida_ccdcgan.thermodynamics`.
 * **RMSD** (MatterGen) — between the generated and the relaxed structure: StructureMatcher ltol 0.5, stol 0.5,
@@ -108,6 +110,7 @@ def evaluate(
                 "index": index,
                 "formula": structure.composition.reduced_formula,
                 "natoms": len(structure),
+                "compound": len(structure.composition.elements) > 1,
                 "structure_valid": structural is None,
                 "composition_valid": composition,
                 "valid": structural is None and composition,
@@ -153,6 +156,7 @@ def summarize(rows: Sequence[dict]) -> dict:
         **{f"{key}_fraction": fraction(key) for key in ("structure_valid", "composition_valid", "valid")},
         **{f"{key}_fraction": fraction(key) for key in ("paper_valid", "unique", "novel", "stable", "sun")},
         **{key: sum(bool(row[key]) for row in rows) for key in ("valid", "paper_valid", "unique", "novel", "sun")},
+        "sun_compounds": sum(bool(row["sun"]) and row["compound"] for row in rows),
         "relaxed": len(rmsds),
         "mean_rmsd": round(float(np.mean(rmsds)), 6) if rmsds else None,
     }

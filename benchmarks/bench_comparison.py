@@ -23,11 +23,20 @@ test) and counts how often the known Bi2Se3 structure comes back among the relax
 stability against the hull of what they were trained on, which without Bi2Se3 lies higher; the table then adds
 the count of crystals stable against the full database's hull.
 
+Beside the three modes, a reference column: ``--reference-graphs`` (300) of the training crystals' own graphs,
+through the DCGAN loop's encoders, each with Gaussian noise of ``--reference-noise`` (0.1) added to every pixel,
+decoded by its decoders, checked by the loop's validity rule and relaxed and judged like the loops' crystals
+(``relax_and_assess``: the same relax protocol and potential, the training set on the hull and for "distinct").
+It is what a generator that reproduces the data up to that noise would score with the same decoders and judge —
+how much of the gap to the paper lies in the generator rather than in the representation or the judge.
+``--reference-graphs 0`` leaves it out.
+
 ``--gan JSON`` merges GAN settings into the protocol's for all three modes, e.g.
 ``'{"architecture": "spatial", "steps": 3000}'`` (``models.config.GanSettings``).
 
 Usage: ``verdi run benchmarks/bench_comparison.py [--graphs 150] [--protocol fast] [--leave-out FORMULA]
-[--gan JSON] [--output benchmarks/results/comparison]`` (needs a profile: ``verdi presto``).
+[--gan JSON] [--reference-graphs 300] [--reference-noise 0.1] [--output benchmarks/results/comparison]`` (needs a
+profile: ``verdi presto``).
 """
 
 from __future__ import annotations
@@ -40,16 +49,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from aiida import orm
 from aiida.engine import run_get_node
 from pymatgen.core import Composition
 
+from aiida_ccdcgan.dataset import CrystalRecord
 from aiida_ccdcgan.dataset.shipped import load_bise_database
 from aiida_ccdcgan.dataset.writers import write_extxyz
 from aiida_ccdcgan.thermodynamics import classify, energies_above_hull
 from aiida_ccdcgan.tools.codes import script_code
-from aiida_ccdcgan.tools.design import table_cell, training_config
-from aiida_ccdcgan.tools.evaluate import evaluate_and_write, loop_results
+from aiida_ccdcgan.tools.design import table_cell, training_config, training_records, trainings
+from aiida_ccdcgan.tools.evaluate import evaluate_and_write, loop_results, relax_and_assess
 from aiida_ccdcgan.tools.shipped import bise_database
 from aiida_ccdcgan.workflows.inverse_design import InverseDesignWorkChain
 
@@ -64,7 +75,17 @@ PAPER = {  # Long et al. 2021, Table 1 (npj text), per 13,000 generated graphs
 }  # fmt: skip
 PAPER_GRAPHS = 13000
 MODES = ("dcgan", "dcgan_constraint", "ccdcgan")
-EVALUATION_KEYS = ("structures", "unique_fraction", "novel_fraction", "sun_fraction", "mean_rmsd", "known_phases")
+REFERENCE = "training_graphs"
+"""The reference column's key: the training crystals' graphs with noise, decoded and judged like the loops'."""
+EVALUATION_KEYS = (
+    "structures",
+    "unique_fraction",
+    "novel_fraction",
+    "sun_fraction",
+    "sun_compounds",
+    "mean_rmsd",
+    "known_phases",
+)
 """Of ``aiida-ccdcgan evaluate``'s summary: the loop's valid candidates, their S.U.N. fractions, the known phases."""
 COLUMNS = (
     ("graphs", "graphs"),
@@ -119,18 +140,81 @@ def evaluation_table(results: dict) -> str:
 
 
 def markdown_table(results: dict) -> str:
-    """Modes as columns, ours next to the paper's; the rows of :data:`COLUMNS`."""
-    header = "| | " + " | ".join(f"{mode} (ours) | {mode} (paper)" for mode in results) + " |"
-    lines = [header, "|---|" + "---:|" * (2 * len(results))]
+    """Modes as columns, ours next to the paper's, then the reference column; the rows of :data:`COLUMNS`."""
+    columns = []
+    for mode, result in results.items():
+        if mode == REFERENCE:
+            columns.append((f"training graphs + noise σ {result['noise']}", result["total"]))
+        else:
+            columns += [(f"{mode} (ours)", result["total"]), (f"{mode} (paper)", paper_row(mode))]
+    lines = ["| | " + " | ".join(header for header, _ in columns) + " |", "|---|" + "---:|" * len(columns)]
     full_hull = any(FULL_HULL_COLUMN[0] in result["total"] for result in results.values())
     for name, label in COLUMNS + ((FULL_HULL_COLUMN,) if full_hull else ()):
-        cells = [
-            cell
-            for mode, result in results.items()
-            for cell in (table_cell(name, result["total"].get(name)), table_cell(name, paper_row(mode).get(name)))
-        ]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | " + " | ".join(table_cell(name, total.get(name)) for _, total in columns) + " |")
     return "\n".join(lines)
+
+
+def perturbed_training_crystals(node: orm.WorkflowNode, count: int, noise: float, seed: int) -> list[CrystalRecord]:
+    """``count`` graphs drawn (seeded) from the loop's training crystals through its encoders, each with Gaussian
+    noise of standard deviation ``noise`` on every pixel (clipped to the latents' tanh range), decoded through its
+    decoders; the crystals that pass the loop's validity rule (ids ``reference/sample-i``). Imports Keras, on the
+    backend of the loop's training job unless ``KERAS_BACKEND`` is set."""
+    for name, value in (trainings(node)[0][1].get_option("environment_variables") or {}).items():
+        os.environ.setdefault(name, value)  # the Keras backend the loop trained and sampled with
+    from aiida_ccdcgan.models.config import TrainingConfig
+    from aiida_ccdcgan.models.training import decode_graphs, encode_structures_to_graphs
+    from aiida_ccdcgan.representation.validity import validity
+
+    config = TrainingConfig.from_dict(training_config(node))
+    roles = ("site_encoder", "lattice_encoder", "site_decoder", "lattice_decoder")
+    models = {role: node.outputs.models[role].load() for role in roles}
+    training = [record.structure for record in training_records(node)]
+    graphs, _ = encode_structures_to_graphs(
+        training, config.representation, config.layout, models["site_encoder"], models["lattice_encoder"]
+    )
+    rng = np.random.default_rng(seed)
+    chosen = graphs[rng.integers(0, len(graphs), count)]
+    noisy = np.clip(chosen + noise * rng.standard_normal(chosen.shape), -1.0, 1.0).astype(np.float32)
+    decoded = decode_graphs(
+        noisy, config.representation, config.layout, models["site_decoder"], models["lattice_decoder"]
+    )
+    return [
+        CrystalRecord(f"reference/sample-{index}", result.structure)
+        for index, result in enumerate(decoded)
+        if result.structure is not None and validity(result.structure, config.representation)[0] is None
+    ]
+
+
+def reference_column(node: orm.WorkflowNode, count: int, noise: float, seed: int, protocol: str, output: Path) -> dict:
+    """The reference column (:func:`perturbed_training_crystals` of the DCGAN loop ``node``, relaxed and judged with
+    the loop's potential and the relax protocol of its ``protocol``, the training set on the hull and for
+    "distinct"), with its evaluation."""
+    generated = perturbed_training_crystals(node, count, noise, seed)
+    if not generated:
+        empty = {"graphs": count, "valid": 0, "compounds": 0, "success_rate": 0.0, "stable_fraction": 0.0}
+        return {"noise": noise, "total": empty, "evaluation": dict.fromkeys(EVALUATION_KEYS)}
+    training, elements = training_records(node), node.inputs.elements.get_list()
+    relaxation = relax_and_assess(
+        {index: record.structure for index, record in enumerate(generated)},
+        elements,
+        training,
+        reference_on_hull=True,
+        potential=node.inputs.relax.mlip.settings["potential"],
+        protocol=InverseDesignWorkChain.get_protocol_inputs(protocol)["relax_protocol"],
+        count=len(generated),
+    )
+    judged = orm.load_node(relaxation.provenance["assessment"]).outputs.summary.get_dict()
+    valid = len(generated)
+    total = {
+        "graphs": count,
+        "valid": valid,
+        "compounds": sum(len(record.structure.composition.elements) > 1 for record in generated),
+        "success_rate": valid / count,
+        **{name: judged[name] for name, _ in COLUMNS if name in judged},
+        "stable_fraction": judged["stable"] / valid if valid else 0.0,
+    }
+    evaluation = evaluate_and_write(generated, training, elements, output, relaxation)
+    return {"noise": noise, "total": total, "evaluation": {key: evaluation[key] for key in EVALUATION_KEYS}}
 
 
 def stable_against(hull, generated, relaxation, elements) -> int:
@@ -174,6 +258,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--leave-out", metavar="FORMULA", help="Train without the crystals of this composition.")
     parser.add_argument("--gan", type=json.loads, default={}, metavar="JSON", help="GAN settings to override.")
+    parser.add_argument("--reference-graphs", type=int, default=300, help="Graphs of the reference column (0: none).")
+    parser.add_argument("--reference-noise", type=float, default=0.1, help="Its noise on every graph pixel.")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/comparison"))
     args = parser.parse_args()
 
@@ -211,6 +297,17 @@ def main() -> None:
             results[mode]["total"] = dict(
                 results[mode]["total"], stable_full_hull=stable_against(full_hull, generated, relaxation, elements)
             )
+    if args.reference_graphs > 0:
+        start = time.perf_counter()
+        results[REFERENCE] = reference_column(
+            nodes["dcgan"],
+            args.reference_graphs,
+            args.reference_noise,
+            args.seed,
+            args.protocol,
+            args.output / REFERENCE,
+        )
+        results[REFERENCE]["seconds"] = round(time.perf_counter() - start, 1)
     record = {
         "graphs_per_mode": args.graphs,
         "protocol": args.protocol,

@@ -91,6 +91,17 @@ def test_rows_and_summary_follow_the_definitions(known):
         evaluate(generated, reference, ["Bi", "Se"], relaxed[:2], e_hull)
 
 
+def test_sun_compounds_leaves_out_new_packings_of_one_element(known):
+    """A new stable packing of Bi is S.U.N. by the field's definition; ``sun_compounds`` counts the compound only."""
+    bcc_bismuth = Structure(Lattice.cubic(3.9), ["Bi", "Bi"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    generated = [known["BiSe-hex"], bcc_bismuth]
+    rows = evaluate(generated, [known["Bi2Se3-R-3m"]], ["Bi", "Se"], generated, [0.0, 0.05])
+    assert [row["compound"] for row in rows] == [True, False]
+    assert [row["sun"] for row in rows] == [True, True]
+    summary = summarize(rows)
+    assert summary["sun"] == 2 and summary["sun_compounds"] == 1
+
+
 def test_principal_axes_find_the_direction_of_largest_spread():
     rng = np.random.default_rng(0)
     along = rng.normal(size=(200, 1)) * np.array([[3.0, 0.0, 0.0, 4.0]]) / 5  # spread along (3, 0, 0, 4)/5
@@ -173,6 +184,10 @@ def test_evaluate_command_on_a_folder_of_cifs(aiida_profile, known, tmp_path):
     for key in ("valid", "unique", "novel", "sun"):
         assert summary[key] == sum(row[key] == "True" for row in rows)
         assert summary[f"{key}_fraction"] == pytest.approx(summary[key] / 5)
+    assert summary["sun_compounds"] == sum(row["sun"] == row["compound"] == "True" for row in rows)
+    assert summary["paper_distinct_stable"] == sum(
+        row["paper_class"] == "stable" and row["unique"] == row["novel"] == "True" for row in rows
+    )
     relaxed_rows = [row for row in rows if row["relaxed"] == "True"]
     assert summary["relaxed"] == len(relaxed_rows) == len(read(tmp_path / "out" / "relaxed.extxyz", index=":")) > 0
     assert all(float(row["rmsd"]) >= 0 and row["e_above_hull"] != "" for row in relaxed_rows)

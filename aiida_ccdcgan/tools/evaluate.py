@@ -52,9 +52,10 @@ def relax_and_assess(
     count: int,
 ) -> Relaxation:
     """Relax ``structures`` (index → structure) and the elemental references with the MLIP engine, then compute
-    formation energies, E_hull and the paper's classes (``ccdcgan.assess_relaxed``). The reference phases join
-    the hull only if ``reference_on_hull`` (they must share the relaxation's level of theory). With AiiDA
-    caching on, a repeated evaluation reuses every finished relaxation."""
+    formation energies, E_hull, the paper's classes and "distinct" (new against the reference and each other;
+    ``ccdcgan.assess_relaxed``). The reference phases join the hull only if ``reference_on_hull`` (they must share
+    the relaxation's level of theory). With AiiDA caching on, a repeated evaluation reuses every finished
+    relaxation."""
     code = script_code("ccdcgan-relax")
     batch = StructureBatchData.from_structures(list(structures.values()))
     overrides = {"mlip": {"settings": {"potential": potential}}}
@@ -75,7 +76,14 @@ def relax_and_assess(
         if reference_on_hull
         else []
     )
-    node, _ = assess(relaxed, energies, relaxation.outputs.summary["energy_scale"], known_phases=phases)
+    known_structures = StructureBatchData.from_structures([r.structure for r in reference]) if reference else None
+    node, _ = assess(
+        relaxed,
+        energies,
+        relaxation.outputs.summary["energy_scale"],
+        known_phases=phases,
+        known_structures=known_structures,
+    )
     order = list(structures)
     after: list[Structure | None] = [None] * count
     judged: list[dict | None] = [None] * count
@@ -158,6 +166,7 @@ def evaluate_and_write(
     summary = summarize(rows) | {
         "paper_stable": sum(row["paper_class"] == "stable" for row in rows),
         "paper_metastable": sum(row["paper_class"] == "metastable" for row in rows),
+        "paper_distinct_stable": sum(row["paper_class"] == "stable" and row["unique"] and row["novel"] for row in rows),
         "known_phases": {name: sum(row["known_phase"] == name for row in rows) for name in known},
         "elements": list(elements),
         "reference_structures": len(reference),
