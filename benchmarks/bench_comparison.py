@@ -154,8 +154,10 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def perturbed_training_crystals(node: orm.WorkflowNode, count: int, noise: float, seed: int) -> list[CrystalRecord]:
-    """``count`` graphs drawn (seeded) from the loop's training crystals through its encoders, each with Gaussian
+def perturbed_training_crystals(
+    node: orm.WorkflowNode, training: list[CrystalRecord], count: int, noise: float, seed: int
+) -> list[CrystalRecord]:
+    """``count`` graphs drawn (seeded) from the loop's ``training`` crystals through its encoders, each with Gaussian
     noise of standard deviation ``noise`` on every pixel (clipped to the latents' tanh range), decoded through its
     decoders; the crystals that pass the loop's validity rule (ids ``reference/sample-i``). Imports Keras, on the
     backend of the loop's training job unless ``KERAS_BACKEND`` is set."""
@@ -168,9 +170,12 @@ def perturbed_training_crystals(node: orm.WorkflowNode, count: int, noise: float
     config = TrainingConfig.from_dict(training_config(node))
     roles = ("site_encoder", "lattice_encoder", "site_decoder", "lattice_decoder")
     models = {role: node.outputs.models[role].load() for role in roles}
-    training = [record.structure for record in training_records(node)]
     graphs, _ = encode_structures_to_graphs(
-        training, config.representation, config.layout, models["site_encoder"], models["lattice_encoder"]
+        [record.structure for record in training],
+        config.representation,
+        config.layout,
+        models["site_encoder"],
+        models["lattice_encoder"],
     )
     rng = np.random.default_rng(seed)
     chosen = graphs[rng.integers(0, len(graphs), count)]
@@ -189,11 +194,11 @@ def reference_column(node: orm.WorkflowNode, count: int, noise: float, seed: int
     """The reference column (:func:`perturbed_training_crystals` of the DCGAN loop ``node``, relaxed and judged with
     the loop's potential and the relax protocol of its ``protocol``, the training set on the hull and for
     "distinct"), with its evaluation."""
-    generated = perturbed_training_crystals(node, count, noise, seed)
+    training, elements = training_records(node), node.inputs.elements.get_list()
+    generated = perturbed_training_crystals(node, training, count, noise, seed)
     if not generated:
         empty = {"graphs": count, "valid": 0, "compounds": 0, "success_rate": 0.0, "stable_fraction": 0.0}
         return {"noise": noise, "total": empty, "evaluation": dict.fromkeys(EVALUATION_KEYS)}
-    training, elements = training_records(node), node.inputs.elements.get_list()
     relaxation = relax_and_assess(
         {index: record.structure for index, record in enumerate(generated)},
         elements,
@@ -211,7 +216,7 @@ def reference_column(node: orm.WorkflowNode, count: int, noise: float, seed: int
         "compounds": sum(len(record.structure.composition.elements) > 1 for record in generated),
         "success_rate": valid / count,
         **{name: judged[name] for name, _ in COLUMNS if name in judged},
-        "stable_fraction": judged["stable"] / valid if valid else 0.0,
+        "stable_fraction": judged["stable"] / valid,
     }
     evaluation = evaluate_and_write(generated, training, elements, output, relaxation)
     return {"noise": noise, "total": total, "evaluation": {key: evaluation[key] for key in EVALUATION_KEYS}}
