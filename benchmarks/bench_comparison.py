@@ -31,8 +31,9 @@ It is what a generator that reproduces the data up to that noise would score wit
 how much of the gap to the paper lies in the generator rather than in the representation or the judge.
 ``--reference-graphs 0`` leaves it out.
 
-``--gan JSON`` merges GAN settings into the protocol's for all three modes, e.g.
-``'{"architecture": "spatial", "steps": 3000}'`` (``models.config.GanSettings``).
+``--gan JSON`` merges GAN settings into the protocol's for all three modes, e.g. ``'{"architecture": "graph"}'``
+for the paper's 2D generator instead of the ``fast`` loop's anchored one, or ``'{"architecture": "spatial",
+"steps": 3000}'`` (``models.config.GanSettings``).
 
 Usage: ``verdi run benchmarks/bench_comparison.py [--graphs 150] [--protocol fast] [--leave-out FORMULA]
 [--gan JSON] [--reference-graphs 300] [--reference-noise 0.1] [--output benchmarks/results/comparison]`` (needs a

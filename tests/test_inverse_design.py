@@ -100,11 +100,13 @@ def test_protocols_and_an_unknown_mode(codes, relax_code, tmp_path):
     fast = InverseDesignWorkChain.get_builder_from_protocol(all_codes, dataset, ["Bi", "Se"], mode="dcgan_constraint")
     config = fast.train.train.config.get_dict()
     assert config["gan"]["mode"] == "dcgan" and config["gan"]["steps"] == 800  # the fast loop's GAN budget
+    assert config["gan"]["architecture"] == "anchored"  # the generator that learns in that budget (issue 7)
     assert config["site_autoencoder"]["pretrained"] == config["lattice_autoencoder"]["pretrained"] == "vo-fast"
     assert fast.graphs_per_round.value == 150 and fast.relax.mlip.settings["fmax"] == 0.1
     assert fast.sample.metadata.options["environment_variables"] == {"KERAS_BACKEND": "torch"}
     paper = InverseDesignWorkChain.get_builder_from_protocol(all_codes, dataset, ["Bi", "Se"], protocol="paper")
     assert paper.graphs_per_round.value == 13000 and paper.train.train.config["gan"]["mode"] == "ccdcgan"
+    assert paper.train.train.config["gan"].get("architecture", "graph") == "graph"  # the paper's generator
     vasp = InverseDesignWorkChain.get_builder_from_protocol(
         all_codes, dataset, ["Bi", "Se"], protocol="paper", overrides={"relax_engine": "vasp"}
     )

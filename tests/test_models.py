@@ -383,6 +383,41 @@ def test_train_gan_is_seeded(tiny_models):
         GanSettings(mode="wgan")
 
 
+def test_anchored_gan_steps_within_its_radius_around_every_training_graph(tiny_models, tmp_path):
+    """The anchored generator: a training graph drawn by the noise (each equally often) plus a learnt step of at most
+    ``anchor_radius`` on every pixel; it trains as a CCDCGAN, is seeded, and reloads in safe mode."""
+    from aiida_ccdcgan.models.config import GanSettings
+    from aiida_ccdcgan.models.training import build_gan, train_gan
+
+    pattern = np.random.default_rng(0).uniform(-0.1, 0.1, (8, 8, 1))
+    graphs = np.stack([level + pattern for level in (-0.6, -0.2, 0.2, 0.6)]).astype(np.float32)
+    settings = GanSettings(
+        mode="ccdcgan", architecture="anchored", anchor_radius=0.05, noise_dim=16, filters=4, batch_size=4, steps=3
+    )
+    generator, discriminator, losses = train_gan(graphs, settings, tiny_models["constraint"], seed=0)
+    assert losses["g"].shape == (3,) and np.all(np.isfinite(losses["g"]))
+    generated = sample_graphs(generator, 400, seed=1)
+    steps = np.abs(generated[:, None] - graphs[None]).max(axis=(2, 3, 4))  # (generated, training graph)
+    assert steps.min(axis=1).max() <= 0.05 + 1e-6 and steps.min(axis=1).min() > 0
+    drawn = np.bincount(steps.argmin(axis=1), minlength=4)
+    assert drawn.min() > 60, drawn  # 100 expected of each
+    again = train_gan(graphs, settings, tiny_models["constraint"], seed=0)[0]
+    np.testing.assert_array_equal(sample_graphs(again, 5, seed=1), generated[:5])
+    generator.save(tmp_path / "generator.keras")
+    reloaded = keras.saving.load_model(tmp_path / "generator.keras", safe_mode=True, compile=False)
+    np.testing.assert_allclose(sample_graphs(reloaded, 5, seed=1), generated[:5], atol=1e-6)
+
+    more = np.concatenate([graphs, graphs[:1] - 0.3])  # the loop's retraining: one crystal more
+    tuned = dataclasses.replace(settings, steps=1, fine_tune=True)
+    retrained = train_gan(more, tuned, tiny_models["constraint"], seed=1, initial=(generator, discriminator))[0]
+    steps = np.abs(sample_graphs(retrained, 400, seed=1)[:, None] - more[None]).max(axis=(2, 3, 4))
+    assert steps.min(axis=1).max() <= 0.05 + 1e-6 and np.bincount(steps.argmin(axis=1), minlength=5).min() > 40
+    with pytest.raises(ValueError, match="needs the training crystals' graphs"):
+        build_gan(8, settings, tiny_models["constraint"])
+    with pytest.raises(ValueError, match="anchor_radius must lie in"):
+        GanSettings(architecture="anchored", anchor_radius=0)
+
+
 def test_train_gan_fine_tunes_the_networks_it_is_given(tiny_models):
     """Fine-tuning continues from the given generator and discriminator, for the given number of steps."""
     from aiida_ccdcgan.models.config import GanSettings
@@ -526,7 +561,7 @@ def test_spatial_gan_lays_its_latents_out_as_the_graph_and_trains(tmp_path):
 
     with pytest.raises(ValueError, match="needs the crystal graph's layout"):
         train_gan(expected, settings, seed=0)
-    with pytest.raises(ValueError, match="GAN architecture must be 'graph' or 'spatial'"):
+    with pytest.raises(ValueError, match="GAN architecture must be 'graph', 'spatial' or 'anchored'"):
         GanSettings(architecture="3d")
     with pytest.raises(ValueError, match="works on spatial latents: set the site autoencoder's latent_grid"):
         TrainingConfig(gan=GanSettings(architecture="spatial"))

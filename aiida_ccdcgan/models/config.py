@@ -101,7 +101,10 @@ class GanSettings:
     for ``steps`` more steps instead of starting from new networks — the inverse-design loop's fine-tuning.
     ``architecture``: ``graph`` (the paper's 2D networks on the crystal graph) or ``spatial`` (3D convolutions on
     the autoencoders' spatial latents, laid out as the same graph, and a discriminator without BatchNorm, so the
-    generator learns against the network that judged it; needs ``latent_grid`` > 1 in both autoencoders).
+    generator learns against the network that judged it; needs ``latent_grid`` > 1 in both autoencoders) or
+    ``anchored`` (a training graph drawn by the noise plus a learnt step of at most ``anchor_radius`` on every pixel,
+    :func:`~aiida_ccdcgan.models.networks.build_anchored_generator`, against the paper's discriminator: the graphs
+    stay where the decoders learnt to decode).
     """
 
     mode: str = "ccdcgan"
@@ -115,12 +118,15 @@ class GanSettings:
     fe_weight: float = 0.1
     fine_tune: bool = False
     architecture: str = "graph"
+    anchor_radius: float = 0.2
 
     def __post_init__(self):
         if self.mode not in ("dcgan", "ccdcgan"):
             raise ValueError(f"GAN mode must be 'dcgan' or 'ccdcgan', not {self.mode!r}.")
-        if self.architecture not in ("graph", "spatial"):
-            raise ValueError(f"GAN architecture must be 'graph' or 'spatial', not {self.architecture!r}.")
+        if self.architecture not in ("graph", "spatial", "anchored"):
+            raise ValueError(f"GAN architecture must be 'graph', 'spatial' or 'anchored', not {self.architecture!r}.")
+        if not 0 < self.anchor_radius <= 2:
+            raise ValueError(f"anchor_radius must lie in (0, 2] (the tanh range is 2 wide), not {self.anchor_radius}.")
         if self.fe_loss not in ("exp", "linear"):
             raise ValueError(f"fe_loss must be 'exp' or 'linear', not {self.fe_loss!r}.")
 

@@ -15,6 +15,7 @@ import dataclasses
 import math
 
 import keras
+import numpy as np
 from keras import layers
 
 from .graph import GraphLayout
@@ -223,6 +224,75 @@ def build_spatial_discriminator(layout: GraphLayout, filters: int = 64) -> keras
     lattice = block(block(lattice, filters, 1), 2 * filters, 2)
     features = layers.Concatenate()([layers.Flatten()(sites), layers.Flatten()(lattice)])
     return keras.Model(graph, layers.Dense(1, activation="sigmoid")(features), name="discriminator")
+
+
+@keras.saving.register_keras_serializable(package="ccdcgan")
+class TrainingGraphFromNoise(layers.Layer):
+    """Noise → one of ``count`` stored training graphs, chosen by the noise's first component: its normal quantile
+    Φ(z₀) ∈ (0, 1) times ``count``, so Gaussian noise draws every training graph with the same probability. The graphs
+    are a non-trainable weight, saved with the model."""
+
+    def __init__(self, count: int, side: int, **kwargs):
+        super().__init__(**kwargs)
+        self.count, self.side = count, side
+
+    def build(self, input_shape):
+        self.graphs = self.add_weight(
+            shape=(self.count, self.side, self.side, 1), initializer="zeros", trainable=False, name="graphs"
+        )
+
+    def call(self, noise):
+        ops = keras.ops
+        quantile = 0.5 * (1.0 + ops.erf(noise[:, 0] / math.sqrt(2.0)))
+        index = ops.clip(ops.cast(ops.floor(quantile * self.count), "int32"), 0, self.count - 1)
+        return ops.take(self.graphs, index, axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.side, self.side, 1)
+
+    def get_config(self):
+        return {**super().get_config(), "count": self.count, "side": self.side}
+
+
+@keras.saving.register_keras_serializable(package="ccdcgan")
+class BoundedStep(layers.Layer):
+    """``[graph, step in (−1, 1)]`` → graph + ``radius``·step, clipped to the tanh range (−1, 1)."""
+
+    def __init__(self, radius: float, **kwargs):
+        super().__init__(**kwargs)
+        self.radius = radius
+
+    def call(self, inputs):
+        graph, step = inputs
+        return keras.ops.clip(graph + self.radius * step, -1.0, 1.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "radius": self.radius}
+
+
+def build_anchored_generator(noise_dim: int, graphs, radius: float, filters: int = 64) -> keras.Model:
+    """Return the anchored generator: noise → a training graph (drawn by the noise) + a learnt step of at most
+    ``radius`` on every pixel.
+
+    ``graphs`` ``(N, side, side, 1)``: the training crystals' graphs, stored in the model
+    (:class:`TrainingGraphFromNoise`). The step: the flattened graph and the noise → Dense(16·filters), ReLU, twice
+    → Dense(side²), tanh, times ``radius`` (:class:`BoundedStep`). The generator keeps its graphs where the decoders
+    were trained and learns, against the discriminator (and for CCDCGAN the constraint), where around them to go.
+    """
+    count, side = len(graphs), graphs.shape[1]
+    noise = keras.Input((noise_dim,), name="noise")
+    anchors = TrainingGraphFromNoise(count, side, name="training_graphs")
+    graph = anchors(noise)
+    x = layers.Concatenate()([layers.Flatten()(graph), noise])
+    for _ in range(2):
+        x = layers.Dense(16 * filters, activation="relu")(x)
+    step = layers.Reshape((side, side, 1))(layers.Dense(side * side, activation="tanh")(x))
+    generator = keras.Model(noise, BoundedStep(radius)([graph, step]), name="generator")
+    anchors.graphs.assign(np.asarray(graphs, dtype="float32"))
+    return generator
 
 
 def _convolutional_trunk(graph, filters: int = 64):

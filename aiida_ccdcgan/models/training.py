@@ -26,6 +26,7 @@ from ..representation import (
 from .config import AutoencoderSettings, ConstraintSettings, GanSettings, TrainingConfig
 from .graph import GraphLayout
 from .networks import (
+    build_anchored_generator,
     build_autoencoder,
     build_constraint,
     build_dense_constraint,
@@ -315,10 +316,11 @@ def build_gan(
     constraint=None,
     initial: tuple | None = None,
     layout: GraphLayout | None = None,
+    graphs=None,
 ):
     """Return ``(generator, discriminator, combined)`` compiled for training on ``side``×``side`` graphs; new
-    networks (``settings.architecture``; the spatial ones need the graph's ``layout``), or the ``initial``
-    ``(generator, discriminator)`` to train further.
+    networks (``settings.architecture``; the spatial ones need the graph's ``layout``, the anchored one the
+    training ``graphs``), or the ``initial`` ``(generator, discriminator)`` to train further.
 
     ``combined`` (a :class:`GeneratorWithCritics`) maps noise to the frozen discriminator's verdict — and, for
     CCDCGAN, the frozen constraint's formation energy, weighted ``fe_weight`` — both in inference mode
@@ -328,11 +330,18 @@ def build_gan(
         raise ValueError("CCDCGAN needs the trained constraint model.")
     if initial is not None:
         generator, discriminator = initial
+        if settings.architecture == "anchored" and graphs is not None:
+            generator = _anchored_on(generator, graphs, settings)
     elif settings.architecture == "spatial":
         if layout is None or layout.side != side:
             raise ValueError("The spatial GAN needs the crystal graph's layout (TrainingConfig.layout).")
         generator = build_spatial_generator(settings.noise_dim, layout, settings.filters)
         discriminator = build_spatial_discriminator(layout, settings.filters)
+    elif settings.architecture == "anchored":
+        if graphs is None or not len(graphs):
+            raise ValueError("The anchored GAN needs the training crystals' graphs to draw from.")
+        generator = build_anchored_generator(settings.noise_dim, graphs, settings.anchor_radius, settings.filters)
+        discriminator = build_discriminator(side, settings.filters)
     else:
         generator, discriminator = (
             build_generator(settings.noise_dim, side, settings.filters),
@@ -356,6 +365,17 @@ def build_gan(
     )
     combined(np.zeros((1, settings.noise_dim), np.float32))  # build
     return generator, discriminator, combined
+
+
+def _anchored_on(generator, graphs, settings: GanSettings):
+    """The anchored ``generator``'s learnt step on new training ``graphs``: a new generator drawing from ``graphs``
+    with the given one's trained weights (the step's layers do not depend on how many graphs there are)."""
+    rebuilt = build_anchored_generator(settings.noise_dim, graphs, settings.anchor_radius, settings.filters)
+    if len(rebuilt.trainable_weights) != len(generator.trainable_weights):
+        raise ValueError("Fine-tuning an anchored GAN needs an anchored generator (gan.architecture 'anchored').")
+    for new, trained in zip(rebuilt.trainable_weights, generator.trainable_weights):
+        new.assign(trained)
+    return rebuilt
 
 
 class GeneratorWithCritics(keras.Model):
@@ -408,11 +428,12 @@ def train_gan(
     path) the weights, optimizer states and losses are saved every ``checkpoint_every`` steps, and a run that
     finds a checkpoint with the same ``checkpoint_key`` (the digest of the settings) continues from its step.
     ``initial``: ``(generator, discriminator)`` to continue training (fine-tuning) instead of new networks;
-    ``layout``: the graphs' layout, which the ``spatial`` architecture needs.
+    ``layout``: the graphs' layout, which the ``spatial`` architecture needs (the ``anchored`` one draws from
+    ``graphs`` themselves, and a fine-tuned one draws from the ``graphs`` it is fine-tuned on).
     Returns ``(generator, discriminator, losses)`` with per-step arrays ``d_real``, ``d_fake``, ``g``.
     """
     seed_everything(seed)
-    generator, discriminator, combined = build_gan(graphs.shape[1], settings, constraint, initial, layout)
+    generator, discriminator, combined = build_gan(graphs.shape[1], settings, constraint, initial, layout, graphs)
     batch = min(settings.batch_size, len(graphs))
 
     def draw(step):
