@@ -328,9 +328,11 @@ def build_gan(
     """
     if settings.mode == "ccdcgan" and constraint is None:
         raise ValueError("CCDCGAN needs the trained constraint model.")
+    if settings.architecture == "anchored" and (graphs is None or not len(graphs)):
+        raise ValueError("The anchored GAN needs the training crystals' graphs to draw from.")
     if initial is not None:
         generator, discriminator = initial
-        if settings.architecture == "anchored" and graphs is not None:
+        if settings.architecture == "anchored":
             generator = _anchored_on(generator, graphs, settings)
     elif settings.architecture == "spatial":
         if layout is None or layout.side != side:
@@ -338,8 +340,6 @@ def build_gan(
         generator = build_spatial_generator(settings.noise_dim, layout, settings.filters)
         discriminator = build_spatial_discriminator(layout, settings.filters)
     elif settings.architecture == "anchored":
-        if graphs is None or not len(graphs):
-            raise ValueError("The anchored GAN needs the training crystals' graphs to draw from.")
         generator = build_anchored_generator(settings.noise_dim, graphs, settings.anchor_radius, settings.filters)
         discriminator = build_discriminator(side, settings.filters)
     else:
