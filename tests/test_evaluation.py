@@ -185,6 +185,7 @@ def test_evaluate_command_on_a_folder_of_cifs(aiida_profile, known, tmp_path):
         assert summary[key] == sum(row[key] == "True" for row in rows)
         assert summary[f"{key}_fraction"] == pytest.approx(summary[key] / 5)
     assert summary["sun_compounds"] == sum(row["sun"] == row["compound"] == "True" for row in rows)
+    assert f"S.U.N.: {summary['sun']} crystals, {summary['sun_compounds']} of them compounds" in done.stdout
     assert summary["paper_distinct_stable"] == sum(
         row["paper_class"] == "stable" and row["unique"] == row["novel"] == "True" for row in rows
     )

@@ -75,6 +75,11 @@ def cmd_evaluate(structures, elements, reference, reference_on_hull, relax, pote
         if summary[f"{name}_fraction"] is not None
     )
     click.echo(f"{summary['structures']} crystals: {fractions}.")
+    if summary["sun_fraction"] is not None:
+        click.echo(
+            f"S.U.N.: {summary['sun']} crystals, {summary['sun_compounds']} of them compounds; "
+            f"paper's stable {summary['paper_stable']}, distinct stable {summary['paper_distinct_stable']}."
+        )
     if summary["mean_rmsd"] is not None:
         click.echo(f"Mean RMSD generated → relaxed: {summary['mean_rmsd']:.3f} Å over {summary['relaxed']} crystals.")
     if summary["known_phases"]:
