@@ -129,7 +129,7 @@ def weighted_binary_crossentropy(foreground_weight: float):
     return loss
 
 
-def _learning_rate(settings, steps_per_epoch: int):
+def learning_rate_schedule(settings, steps_per_epoch: int):
     """The settings' learning rate: constant, or decaying to zero over the run with ``schedule: cosine``."""
     if settings.schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(settings.learning_rate, settings.epochs * steps_per_epoch)
@@ -164,7 +164,7 @@ def train_autoencoder(
         for model, start in zip((encoder, decoder), load_pretrained(settings.pretrained, kind)):
             model.set_weights(start.get_weights())
     batches = VoxelBatches(crystals, config, kind, settings.batch_size, seed)
-    learning_rate = _learning_rate(settings, len(batches))
+    learning_rate = learning_rate_schedule(settings, len(batches))
     loss = "mse" if settings.loss == "mse" else weighted_binary_crossentropy(settings.foreground_weight)
     autoencoder.compile(optimizer=keras.optimizers.Adam(learning_rate, settings.beta_1, settings.beta_2), loss=loss)
     history = autoencoder.fit(batches, epochs=settings.epochs, verbose=0)
@@ -282,7 +282,7 @@ def train_constraint(graphs, energies, settings: ConstraintSettings, seed: int =
             0 if element_features is None else element_features.shape[1],
         )
     inputs = graphs if element_features is None else [graphs, np.asarray(element_features, dtype=np.float32)]
-    learning_rate = _learning_rate(settings, -(-len(graphs) // settings.batch_size))
+    learning_rate = learning_rate_schedule(settings, -(-len(graphs) // settings.batch_size))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, settings.beta_1), loss=settings.loss)
     history = model.fit(
         inputs, energies, batch_size=settings.batch_size, epochs=settings.epochs, shuffle=True, verbose=0
