@@ -96,6 +96,7 @@ def main() -> None:
     from aiida_ccdcgan.models.training import (
         cell_order_graphs,
         learning_rate_schedule,
+        mean_over_views,
         regression_metrics,
         seed_everything,
         train_constraint,
@@ -139,7 +140,7 @@ def main() -> None:
     def judge(predicted_views) -> dict:
         """Held-out figures of per-view predictions: per graph, per crystal (mean over its views), near and far."""
         owners, energies = held_out["owners"], held_out["energies"]
-        per_crystal = np.bincount(owners, predicted_views, count) / np.bincount(owners, minlength=count)
+        per_crystal = mean_over_views(predicted_views, owners, count)
         errors = np.abs(per_crystal - energies)
         return {
             "per_graph": regression_metrics(predicted_views, energies[owners]),

@@ -239,7 +239,12 @@ def crystal_formation_energies(structures, config: TrainingConfig, models) -> np
     count = len(structures)
     if not len(owners):
         return np.full(count, np.nan)
-    predicted = models["constraint"].predict(graphs, verbose=0).ravel()
+    return mean_over_views(models["constraint"].predict(graphs, verbose=0).ravel(), owners, count)
+
+
+def mean_over_views(predicted, owners, count: int) -> np.ndarray:
+    """The mean of per-view ``predicted`` values for each of ``count`` crystals (``owners``: each view's crystal, as
+    :func:`cell_order_graphs` gives them); NaN for a crystal with no view."""
     views = np.bincount(owners, minlength=count)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(views > 0, np.bincount(owners, predicted, count) / views, np.nan)
