@@ -1,17 +1,19 @@
 """What the crystal graph lacks for the formation energy: the constraint with and without the periodic neighbourhood.
 
 On ../shared/data/vo_imatgen_dft.csv.gz (split 90/10 by ``prototype_mp_id``, seed 0), every crystal encoded in its six
-cell orders through the shipped ``vo-fast`` autoencoders; the `fast` protocol's dense constraint (its settings
-exactly) trained three ways and judged on the 987 held-out crystals, each crystal's prediction the mean over its six
-orders:
+cell orders through the shipped ``vo-fast`` autoencoders; the `fast` protocol's dense constraint (its settings, but
+on all six orders) trained three ways, and the `fast` protocol's crystal energy network, judged on the 987 held-out crystals,
+each crystal's prediction the mean over its six orders:
 
 * ``graph``: the crystal graph alone — the constraint as it is;
-* ``graph_and_true_rdfs``: the graph and the crystal's own partial radial distribution functions (V–V, V–O, O–O,
-  0.5–5.9 Å, Gaussian σ 0.1 Å, per atom; computed from the structure with its periodic images) — a diagnostic: what
-  knowing the periodic neighbourhood exactly gives;
+* ``graph_and_true_rdfs``: the graph and the crystal's own partial radial distribution functions (V–V, V–O, O–O on
+  the `fast` protocol's ``crystal_energy`` grid: 0.5–5.9 Å by 0.1 Å, Gaussian σ 0.3 Å, per atom; computed from the structure
+  with its periodic images) — what knowing the periodic neighbourhood exactly gives;
 * ``graph_to_rdfs_to_energy``: one network that predicts those RDFs from the graph (a head with an MSE loss of weight
   0.3 on the standardised RDFs) and the energy (Huber loss, δ 1 eV/atom) from the graph and its predicted RDFs — a
-  function of the graph alone, so it could be back-propagated into the generator.
+  function of the graph alone, so it could be back-propagated into the generator;
+* ``true_rdfs_alone``: the crystal energy network of the `fast` protocol (``crystal_energy``, its settings exactly),
+  the RDFs without the graph, one prediction per crystal — what screening and the candidates' energies use.
 
 Each held-out crystal counts as ``near`` when one of its graphs lies within 0.1 (Euclidean) of a training graph —
 another template that relaxed to the same crystal — and ``far`` otherwise. Run with ``KERAS_BACKEND=torch``
@@ -35,19 +37,8 @@ from aiida_ccdcgan.models.config import TrainingConfig
 from aiida_ccdcgan.workflows.train import TrainBaseWorkChain
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "vo_imatgen_dft.csv.gz"
-RDF_CENTRES = np.arange(0.5, 6.0, 0.1)
-RDF_SIGMA = 0.1
 NEAR_DISTANCE = 0.1
 RDF_HEAD_WEIGHT = 0.3
-
-
-def partial_rdfs(structure, elements: tuple[str, str]) -> np.ndarray:
-    """The V–V, V–O and O–O (``elements`` order) neighbour counts per atom, Gaussian-smeared on :data:`RDF_CENTRES`."""
-    first, second, _, distances = structure.get_neighbor_list(float(RDF_CENTRES[-1] + 3 * RDF_SIGMA))
-    kinds = np.array([elements.index(site.specie.symbol) for site in structure])
-    pairs = kinds[first] + kinds[second]  # 0: first–first, 1: mixed, 2: second–second
-    weights = np.exp(-((distances[:, None] - RDF_CENTRES) ** 2) / (2 * RDF_SIGMA**2))
-    return np.stack([weights[pairs == k].sum(axis=0) for k in range(3)]).ravel() / len(structure)
 
 
 def nearest_training_distance(graphs, owners, train_graphs, count: int, chunk: int = 256) -> np.ndarray:
@@ -84,7 +75,7 @@ def build_graph_to_rdfs_to_energy(side: int, rdf_size: int, hidden_units, mean: 
 
 
 def main() -> None:
-    """Run the three constraints side by side and print (and save) their held-out figures."""
+    """Run the three constraints and the crystal energy network side by side; print (and save) their held-out figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-limit", type=int, help="Use only this many training crystals (seeded choice).")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/constraint_inputs.json"))
@@ -95,18 +86,20 @@ def main() -> None:
     from aiida_ccdcgan.models.pretrained import load_pretrained
     from aiida_ccdcgan.models.training import (
         cell_order_graphs,
+        crystal_rdf_features,
         learning_rate_schedule,
         mean_over_views,
         regression_metrics,
         seed_everything,
         train_constraint,
+        train_crystal_energy,
     )
 
     inputs = TrainBaseWorkChain.get_protocol_inputs("fast")
     config = TrainingConfig.from_dict(
         inputs["config"] | {"representation": {**inputs["config"]["representation"], "elements": ["V", "O"]}}
     )
-    settings, elements = config.constraint, ("V", "O")
+    settings = dataclasses.replace(config.constraint, cell_orders=6)
     records = read_dataset("vo-csv", DATA)
     split = group_split([r.group_key for r in records], (0.9, 0.1, 0.0), config.seed)
     train = sorted(np.random.default_rng(config.seed).permutation(split["train"])[: args.train_limit or None])
@@ -124,7 +117,7 @@ def main() -> None:
             "graphs": graphs,
             "owners": owners,
             "energies": np.array([records[i].formation_energy for i in indices], dtype=np.float32),
-            "rdfs": np.array([partial_rdfs(s, elements) for s in structures], dtype=np.float32),
+            "rdfs": crystal_rdf_features(structures, config),
         }
     encoding_seconds = time.perf_counter() - start
     train_data, held_out = data["train"], data["validation"]
@@ -190,6 +183,11 @@ def main() -> None:
     predicted = model.predict(held_out["graphs"], verbose=0, batch_size=1024)["energy"].ravel()
     results["graph_to_rdfs_to_energy"] = judge(predicted) | {"seconds": time.perf_counter() - start}
 
+    start = time.perf_counter()
+    model, _ = train_crystal_energy(train_data["rdfs"], train_data["energies"], config.crystal_energy, config.seed)
+    predicted = model.predict(held_out["rdfs"], verbose=0, batch_size=1024).ravel()[held_out["owners"]]
+    results["true_rdfs_alone"] = judge(predicted) | {"seconds": time.perf_counter() - start}
+
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "backend": keras.backend.backend(),
@@ -198,6 +196,7 @@ def main() -> None:
         "held_out_crystals": count,
         "encoding_seconds": encoding_seconds,
         "constraint_settings": dataclasses.asdict(settings),
+        "crystal_energy_settings": dataclasses.asdict(config.crystal_energy),
         "results": results,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,9 @@ Runs exactly what the ``ccdcgan.train`` and ``ccdcgan.sample`` CalcJobs run (the
 
 * reconstruction ratio of the held-out templates (encode → decode → StructureMatcher 0.2/0.3/5°);
 * constraint MAE and R² on the held-out templates (DFT formation energies), for each crystal's graph as given
-  and for the mean of its predictions over the constraint's cell orders (what screening uses);
+  and for the mean of its predictions over the constraint's cell orders; with ``crystal_energy.input``
+  ``partial_rdfs`` (the `fast` protocol), also for the crystal energy network on the crystals' partial RDFs (the
+  last of these is what screening and the candidates' energies use);
 * wall time of each stage, time per training step and per sample, and sampling throughput (graphs/s, decoded
   and judged);
 * the machine, the Keras backend and the thread count.
@@ -124,6 +126,7 @@ def main() -> None:
         "reconstruction_validation": stages["autoencoders"]["reconstruction_validation"],
         "constraint_validation": stages["constraint"].get("validation"),
         "constraint_validation_cell_orders": stages["constraint"].get("validation_cell_orders"),
+        "crystal_energy_validation": stages["constraint"].get("validation_crystal_energy"),
         "seconds": {stage: entry["seconds"] for stage, entry in stages.items()}
         | {"train_total": round(train_seconds, 1)},
         "ms_per_step": {

@@ -200,6 +200,13 @@ CASES = {
         ),
         "needs models.site_encoder, models.lattice_encoder: the encoders read each decoded crystal back",
     ),
+    "sample: screening without the crystal energy network": (
+        lambda k: k.sample(
+            config=orm.Dict({**TINY_CONFIG, "crystal_energy": {"input": "partial_rdfs"}}),
+            max_predicted_energy=orm.Float(0.3),
+        ),
+        "needs models.crystal_energy: the crystal energy network judges each decoded crystal from its partial RDFs",
+    ),
     "sample: models of another representation": (
         lambda k: k.sample(models=k.models_with(sigma=0.3)),
         r"sigma 0.6 \(trained with 0.3\)",

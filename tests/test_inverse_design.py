@@ -299,6 +299,7 @@ def fixed_generator_run(tmp_path_factory) -> tuple[Path, dict]:
     for kind in ("site_autoencoder", "lattice_autoencoder"):
         config[kind] |= {"pretrained": "vo-fast", "epochs": 1}
     config["constraint"] |= {"hidden_units": [16], "epochs": 1}
+    config["crystal_energy"] |= {"hidden_units": [16], "epochs": 1}
     config["gan"] |= {"mode": "dcgan", "filters": 8, "batch_size": 2, "steps": 1}
     (folder / "config.json").write_text(json.dumps(config))
     records = [record for record in make_crystals() if "Na" not in record.structure.composition]
@@ -314,34 +315,43 @@ def fixed_generator_run(tmp_path_factory) -> tuple[Path, dict]:
 
 
 def test_screening_keeps_the_crystals_the_constraint_puts_at_or_below_the_tolerance(fixed_generator_run):
-    """Each valid crystal carries the constraint's energy of the crystal itself (re-encoded in the constraint's six
-    cell orders, the predictions averaged); screening keeps those at or below the tolerance, and needs the encoders."""
-    folder, _ = fixed_generator_run
+    """Each valid crystal carries the energy of the crystal itself: the fast protocol's crystal energy network on its
+    partial RDFs or, with crystal energy input ``graph``, the constraint on the crystal re-encoded in its cell orders
+    (the predictions averaged). Screening keeps those at or below the tolerance, and needs those models."""
+    folder, config = fixed_generator_run
+    assert config["crystal_energy"]["input"] == "partial_rdfs"
+    graph_config = {**config, "crystal_energy": {**config["crystal_energy"], "input": "graph"}}
+    (folder / "graph_config.json").write_text(json.dumps(graph_config))
     sample = Path(sys.executable).parent / "ccdcgan-sample"
 
-    def run(name, *options, models="."):
+    def run(name, *options, models=".", config="config.json"):
         done = subprocess.run(
-            [sample, "config.json", models, "--count", "4", "--seed", "1", *options, "--output", name],
+            [sample, config, models, "--count", "4", "--seed", "1", *options, "--output", name],
             cwd=folder, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         return done, (json.loads((folder / name / "sampling.json").read_text()) if done.returncode == 0 else None)
 
-    _, unscreened = run("unscreened")
-    frames = ase.io.read(folder / "unscreened" / "candidates.extxyz", index=":")
-    assert unscreened["valid"] == 4 and all(atoms.info["outcome"] == "valid" for atoms in frames)
-    energy = frames[0].info["crystal_formation_energy"]  # the same Bi2Se3 every time
-    assert all(atoms.info["crystal_formation_energy"] == pytest.approx(energy) for atoms in frames)
-    assert unscreened["crystal_formation_energy_mean"] == pytest.approx(energy)
-    assert unscreened["crystal_formation_energy_mean"] != pytest.approx(unscreened["predicted_formation_energy_mean"])
-    _, at_energy = run("at", f"--max-predicted-energy={energy + 1e-6}")
-    _, below_energy = run("below", f"--max-predicted-energy={energy - 1e-3}")
-    assert at_energy["outcomes"] == {"valid": 4} and below_energy["outcomes"] == {"screened_out": 4}
+    energies = {}
+    for name, config_file in (("rdfs", "config.json"), ("graph", "graph_config.json")):
+        _, unscreened = run(name, config=config_file)
+        frames = ase.io.read(folder / name / "candidates.extxyz", index=":")
+        assert unscreened["valid"] == 4 and all(atoms.info["outcome"] == "valid" for atoms in frames)
+        energy = energies[name] = frames[0].info["crystal_formation_energy"]  # the same Bi2Se3 every time
+        assert all(atoms.info["crystal_formation_energy"] == pytest.approx(energy) for atoms in frames)
+        assert unscreened["crystal_formation_energy_mean"] == pytest.approx(energy)
+        assert energy != pytest.approx(unscreened["predicted_formation_energy_mean"])
+        _, at_energy = run(f"{name}_at", f"--max-predicted-energy={energy + 1e-6}", config=config_file)
+        _, below_energy = run(f"{name}_below", f"--max-predicted-energy={energy - 1e-3}", config=config_file)
+        assert at_energy["outcomes"] == {"valid": 4} and below_energy["outcomes"] == {"screened_out": 4}
+    assert energies["rdfs"] != pytest.approx(energies["graph"])  # two models judged
 
     (folder / "no_encoders").mkdir()
     for name in ("generator", "site_decoder", "lattice_decoder", "constraint"):
         (folder / "no_encoders" / f"{name}.keras").symlink_to(folder / f"{name}.keras")
-    refused, _ = run("refused", "--max-predicted-energy=0.3", models="no_encoders")
+    refused, _ = run("refused", "--max-predicted-energy=0.3", models="no_encoders", config="graph_config.json")
     assert refused.returncode == EXIT_BAD_INPUT and "lacks site_encoder.keras, lattice_encoder.keras" in refused.stderr
+    refused, _ = run("refused", "--max-predicted-energy=0.3", models="no_encoders")
+    assert refused.returncode == EXIT_BAD_INPUT and "lacks crystal_energy.keras" in refused.stderr
 
 
 def _loop_with_fixed_generator(run, codes, relax_code, tmp_path, rounds: int):

@@ -7,7 +7,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from aiida_ccdcgan.models.config import AutoencoderSettings, ConstraintSettings  # noqa: E402
+from aiida_ccdcgan.models.config import AutoencoderSettings, ConstraintSettings, CrystalEnergySettings  # noqa: E402
 from aiida_ccdcgan.models.graph import ELEMENT_FEATURES, GraphLayout, element_features  # noqa: E402
 from aiida_ccdcgan.models.networks import (  # noqa: E402
     build_autoencoder,
@@ -18,12 +18,14 @@ from aiida_ccdcgan.models.networks import (  # noqa: E402
 from aiida_ccdcgan.models.training import (  # noqa: E402
     cell_order_graphs,
     crystal_formation_energies,
+    crystal_rdf_features,
     decode_graphs,
     encode_crystals,
     regression_metrics,
     sample_graphs,
     train_autoencoder,
     train_constraint,
+    train_crystal_energy,
     weighted_binary_crossentropy,
 )
 from aiida_ccdcgan.representation import DecodeFailure, VoxelConfig, canonical_crystal  # noqa: E402
@@ -290,6 +292,50 @@ def test_constraint_of_many_systems_reads_which_element_each_slot_holds(tiny_mod
     assert first != second  # the same graph in another system is another crystal
     with pytest.raises(ValueError, match="Element features need the dense constraint"):
         train_constraint(graphs, energies, ConstraintSettings(epochs=1), element_features=table)
+
+
+def test_crystal_energy_network_reads_partial_rdfs_and_judges_crystals(tiny_models, tmp_path):
+    """``crystal_energy.input: partial_rdfs``: a perceptron on the crystal's standardised partial RDFs, its scale in eV/atom
+    built in, seeded, saved and loaded in safe mode; :func:`crystal_formation_energies` then judges crystals with it."""
+    from dataset_files import make_crystals
+
+    from aiida_ccdcgan.models.config import TrainingConfig
+
+    structures = [r.structure for r in make_crystals() if "Na" not in r.structure.composition]
+    config = TrainingConfig.from_dict(
+        {
+            "representation": TINY.to_dict(),
+            "crystal_energy": {"input": "partial_rdfs", "hidden_units": [16, 8], "epochs": 40, "batch_size": 4},
+        }
+    )
+    settings, energies = config.crystal_energy, tiny_models["energies"]
+    features = crystal_rdf_features(structures, config)
+    assert features.shape == (4, 3 * len(settings.rdf_centres)) and len(settings.rdf_centres) == 55
+    model, losses = train_crystal_energy(features, energies, settings, seed=3)
+    assert len(losses) == 40 and losses[-1] < losses[0] / 2
+    assert [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)] == [16, 8, 1]
+    assert model.layers[-1].offset == pytest.approx(energies.mean())
+    again, _ = train_crystal_energy(features, energies, settings, seed=3)
+    predicted = model.predict(features, verbose=0).ravel()
+    np.testing.assert_array_equal(predicted, again.predict(features, verbose=0).ravel())
+    model.save(tmp_path / "crystal_energy.keras")
+    loaded = keras.saving.load_model(tmp_path / "crystal_energy.keras", safe_mode=True, compile=False)
+    judged = crystal_formation_energies(structures, config, {"crystal_energy": loaded})  # no graph, no encoder
+    np.testing.assert_allclose(judged, predicted, rtol=1e-6)
+    assert np.mean(np.abs(judged - energies)) < np.mean(np.abs(energies - energies.mean()))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"input": "graph_and_rdfs"}, "Crystal energy input must be 'graph' or 'partial_rdfs'"),
+        ({"rdf_start": 6.0}, "0 < rdf_start < rdf_stop"),
+        ({"rdf_sigma": 0.0}, "positive rdf_step and rdf_sigma"),
+    ],
+)
+def test_crystal_energy_settings_name_what_is_wrong(change, message):
+    with pytest.raises(ValueError, match=message):
+        CrystalEnergySettings(**change)
 
 
 @pytest.mark.parametrize(

@@ -286,3 +286,22 @@ def test_roundtrip_report_on_known_crystals(crystals):
     assert report["encode_structures_per_s"] > 0 and report["decode_structures_per_s"] > 0
     fixed = roundtrip(structures[:4], ["Bi", "Se"], batch_size=2)
     assert fixed["matched"] == 4 and fixed["representation"]["elements"] == ["Bi", "Se"]
+
+
+def test_partial_rdfs_count_each_pair_s_neighbours_per_atom():
+    """Rock salt BiSe (a = 6 Å): every atom has 6 unlike neighbours at 3 Å and 12 like ones at 4.24 Å, periodic images
+    included; each pair's Gaussians land in its own block, in the order of :func:`element_pairs`."""
+    from aiida_ccdcgan.representation.pair_distribution import element_pairs, partial_rdf_features, partial_rdfs
+
+    rock_salt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(6.0), ["Bi", "Se"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    centres, sigma = np.array([3.0, 3.5, 6.0**0.5 * 3**0.5]), 0.1
+    assert element_pairs(["Bi", "Se"]) == [("Bi", "Bi"), ("Bi", "Se"), ("Se", "Se")]
+    rdfs = partial_rdfs(rock_salt, ["Bi", "Se"], centres, sigma).reshape(3, 3)
+    np.testing.assert_allclose(rdfs[:, 0], [0, 6, 0], atol=1e-6)  # ordered Bi–Se and Se–Bi pairs: 6 per atom
+    np.testing.assert_allclose(rdfs[:, 1], 0, atol=1e-3)  # no distance near 3.5 Å
+    np.testing.assert_allclose(rdfs[:, 2], [6, 0, 6], atol=1e-6)  # half the atoms have 12 like neighbours at 4.24 Å
+    flipped = partial_rdfs(rock_salt, ["Se", "Bi"], centres, sigma).reshape(3, 3)
+    np.testing.assert_allclose(flipped, rdfs[::-1], atol=1e-9)
+    assert partial_rdf_features([rock_salt] * 2, ["Bi", "Se"], centres, sigma).shape == (2, 9)
+    with pytest.raises(ValueError, match="BiSe has Se, which is not among the representation's elements"):
+        partial_rdfs(rock_salt, ["Bi", "Te"], centres, sigma)

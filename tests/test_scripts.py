@@ -32,8 +32,12 @@ def _inputs(folder: Path, config=TINY_CONFIG) -> Path:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A folder where ``ccdcgan-train`` ran every stage on four Bi–Se crystals (the constraint on three cell
-    orders of each training crystal)."""
-    config = {**TINY_CONFIG, "constraint": {**TINY_CONFIG["constraint"], "cell_orders": 3}}
+    orders of each training crystal, the crystal energy network on their partial RDFs)."""
+    config = {
+        **TINY_CONFIG,
+        "constraint": {**TINY_CONFIG["constraint"], "cell_orders": 3},
+        "crystal_energy": {"input": "partial_rdfs", "hidden_units": [8], "epochs": 3},
+    }
     folder = _inputs(tmp_path_factory.mktemp("train"), config)
     result = _run("ccdcgan-train", "config.json", "data.extxyz", "--output", "out", cwd=folder)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -48,6 +52,7 @@ def test_train_writes_models_metrics_and_curves(trained):
         "lattice_encoder",
         "lattice_decoder",
         "constraint",
+        "crystal_energy",
         "generator",
         "discriminator",
     ):
@@ -60,6 +65,8 @@ def test_train_writes_models_metrics_and_curves(trained):
     assert metrics["stages"]["constraint"]["validation"]["n"] == 1
     assert metrics["stages"]["constraint"]["validation_cell_orders"]["n"] == 1  # its three orders' mean
     assert metrics["stages"]["constraint"]["training_graphs"] == 3 * 3  # three crystals, three cell orders each
+    assert metrics["stages"]["constraint"]["validation_crystal_energy"]["n"] == 1
+    assert len(metrics["stages"]["constraint"]["losses"]["crystal_energy"]) == 3  # epochs, one crystal each
     assert len(metrics["stages"]["gan"]["losses"]["g"]) == 3
     assert len(metrics["config_digest"]) == 64 and len(metrics["representation_digest"]) == 64
 

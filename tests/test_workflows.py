@@ -84,6 +84,9 @@ def test_nan_loss_lowers_the_failed_stage_learning_rate(workchain):
     assert report.do_break and report.exit_code.status == 0
     config = workchain.ctx.inputs.config.get_dict()
     assert config["constraint"]["learning_rate"] == pytest.approx(2e-5)
+    assert config["crystal_energy"]["learning_rate"] == pytest.approx(
+        1e-4
+    )  # the stage's other network, from its default
     assert config["site_autoencoder"] == TINY_CONFIG["site_autoencoder"]  # other stages keep their settings
     assert workchain.ctx.inputs.parent_folder.pk == node.outputs.remote_folder.pk
 

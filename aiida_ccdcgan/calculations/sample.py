@@ -8,7 +8,7 @@ from aiida.engine import CalcJob
 from ..data.model import KerasModelData, ModelFileError
 from ..data.structures import StructureBatchData
 from ..scripts.sample import NEEDED as REQUIRED_MODELS
-from ..scripts.sample import SCREENING as SCREENING_MODELS
+from ..scripts.sample import screening_models
 from .common import define_script_exit_codes, define_script_options, script_calcinfo, validate_training_config
 
 SAMPLES_FOLDER = "samples"
@@ -57,11 +57,13 @@ def _validate_inputs(inputs, _):
     refusal = models_refusal(inputs["models"], inputs["config"].get_dict())
     if refusal:
         return refusal
-    lacking = [role for role in SCREENING_MODELS if role not in inputs["models"]]
+    lacking = [role for role in screening_models(inputs["config"].get_dict()) if role not in inputs["models"]]
     if "max_predicted_energy" in inputs and lacking:
-        return (
-            f"Screening by predicted formation energy needs models.{', models.'.join(lacking)}: the encoders read "
-            "each decoded crystal back into crystal graphs, the constraint predicts its energy from them."
+        return f"Screening by predicted formation energy needs models.{', models.'.join(lacking)}: " + (
+            "the crystal energy network judges each decoded crystal from its partial RDFs."
+            if lacking == ["crystal_energy"]
+            else "the encoders read each decoded crystal back into crystal graphs, the constraint predicts its "
+            "energy from them."
         )
     if inputs["count"].value < 1:
         return f"count must be at least 1, not {inputs['count'].value}."
@@ -85,8 +87,9 @@ class SampleCalculation(CalcJob):
             "models",
             valid_type=KerasModelData,
             dynamic=True,
-            help="generator, site_decoder, lattice_decoder; optionally constraint, site_encoder and lattice_encoder "
-            "(the decoded crystals' predicted formation energies; screening needs them).",
+            help="generator, site_decoder, lattice_decoder; optionally constraint (the generated graphs' predicted "
+            "energies) and the models that judge a decoded crystal: crystal_energy, or (crystal energy input graph) "
+            "constraint, site_encoder and lattice_encoder; screening needs them.",
         )
         spec.input("count", valid_type=orm.Int, help="Number of crystal graphs to generate.")
         spec.input("seed", valid_type=orm.Int, default=lambda: orm.Int(0), help="The same seed gives the same samples.")

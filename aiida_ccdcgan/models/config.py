@@ -6,6 +6,8 @@ import dataclasses
 import hashlib
 import json
 
+import numpy as np
+
 from ..representation import VoxelConfig
 from .graph import GraphLayout
 from .pretrained import check_compatible
@@ -90,6 +92,47 @@ class ConstraintSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class CrystalEnergySettings:
+    """What gives a crystal's formation energy: screening, each candidate's ``crystal_formation_energy`` and the
+    held-out figures per crystal.
+
+    ``input``: ``graph`` — the constraint, its predictions for the crystal's graphs in its ``cell_orders`` averaged
+    (the paper's constraint, judging a crystal); ``partial_rdfs`` — a dense network on the crystal's partial radial
+    distribution functions (:func:`~aiida_ccdcgan.representation.pair_distribution.partial_rdfs`: for every pair of
+    elements, the neighbours per atom from ``rdf_start`` to ``rdf_stop`` Å in steps of ``rdf_step``, Gaussians of
+    width ``rdf_sigma``), standardised, then ``hidden_units`` with LeakyReLU, Huber loss (δ 1 eV/atom), Adam with
+    cosine decay; trained in the constraint stage on the training crystals. It reads the crystal, not its graph,
+    so it cannot enter the generator's loss: CCDCGAN's generator learns from the constraint either way.
+    """
+
+    input: str = "graph"
+    hidden_units: tuple[int, ...] = (512, 256, 64)
+    learning_rate: float = 1e-3
+    batch_size: int = 64
+    epochs: int = 60
+    rdf_start: float = 0.5
+    rdf_stop: float = 5.9
+    rdf_step: float = 0.1
+    rdf_sigma: float = 0.3
+
+    def __post_init__(self):
+        if self.input not in ("graph", "partial_rdfs"):
+            raise ValueError(f"Crystal energy input must be 'graph' or 'partial_rdfs', not {self.input!r}.")
+        if not (0 < self.rdf_start < self.rdf_stop and 0 < self.rdf_step and 0 < self.rdf_sigma):
+            raise ValueError(
+                "The partial RDFs need 0 < rdf_start < rdf_stop and positive rdf_step and rdf_sigma (Å), not "
+                f"{self.rdf_start}, {self.rdf_stop}, {self.rdf_step}, {self.rdf_sigma}."
+            )
+        object.__setattr__(self, "hidden_units", tuple(int(units) for units in self.hidden_units))
+
+    @property
+    def rdf_centres(self) -> np.ndarray:
+        """The distances (Å) the partial RDFs are sampled at: ``rdf_start`` to ``rdf_stop`` in steps of ``rdf_step``."""
+        count = int(round((self.rdf_stop - self.rdf_start) / self.rdf_step)) + 1
+        return self.rdf_start + self.rdf_step * np.arange(count)
+
+
+@dataclasses.dataclass(frozen=True)
 class GanSettings:
     """The DCGAN and its training. Code: Adam 2e-4, β₁ 0.5, batch 128, 10⁶ steps, noise 200.
 
@@ -139,7 +182,7 @@ def _typed(kind, values: dict) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
-    """Everything one training run needs: representation, the four model stages, and the seed.
+    """Everything one training run needs: the representation, the settings of each model, and the seed.
 
     Read from and written to JSON (``to_dict`` / ``from_dict``); its digest is recorded with every model.
     """
@@ -148,6 +191,7 @@ class TrainingConfig:
     site_autoencoder: AutoencoderSettings = dataclasses.field(default_factory=lambda: AutoencoderSettings(latent=200))
     lattice_autoencoder: AutoencoderSettings = dataclasses.field(default_factory=lambda: AutoencoderSettings(latent=25))
     constraint: ConstraintSettings = dataclasses.field(default_factory=ConstraintSettings)
+    crystal_energy: CrystalEnergySettings = dataclasses.field(default_factory=CrystalEnergySettings)
     gan: GanSettings = dataclasses.field(default_factory=GanSettings)
     seed: int = 0
 
@@ -189,6 +233,7 @@ class TrainingConfig:
             "site_autoencoder": AutoencoderSettings,
             "lattice_autoencoder": AutoencoderSettings,
             "constraint": ConstraintSettings,
+            "crystal_energy": CrystalEnergySettings,
             "gan": GanSettings,
         }
         unknown = set(values) - {*sections, "representation", "seed"}
@@ -212,7 +257,7 @@ class TrainingConfig:
 
     STAGE_SECTIONS = {
         "autoencoders": ("site_autoencoder", "lattice_autoencoder"),
-        "constraint": ("constraint",),
+        "constraint": ("constraint", "crystal_energy"),
         "gan": ("gan",),
     }
     """The settings sections each training stage (in order) is configured by."""
@@ -228,6 +273,8 @@ class TrainingConfig:
             section for earlier in stages[: stages.index(stage) + 1] for section in self.STAGE_SECTIONS[earlier]
         ]
         relevant = {key: values[key] for key in ("representation", "seed", *sections)}
-        if stage == "gan" and self.gan.mode == "dcgan":
-            relevant.pop("constraint")
+        if stage == "gan":
+            relevant.pop("crystal_energy")  # the generator never learns from it
+            if self.gan.mode == "dcgan":
+                relevant.pop("constraint")
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()

@@ -360,3 +360,25 @@ def build_dense_constraint(
         x = layers.Dropout(dropout)(x)
     energy = layers.Rescaling(scale, offset=mean)(layers.Dense(1)(x))
     return keras.Model(inputs, energy, name="constraint")
+
+
+def build_crystal_energy_network(
+    feature_mean: np.ndarray,
+    feature_variance: np.ndarray,
+    hidden_units: tuple[int, ...],
+    mean: float = 0.0,
+    scale: float = 1.0,
+) -> keras.Model:
+    """Return the crystal energy network: a crystal's partial RDFs → formation energy (eV/atom).
+
+    The input is standardised with the training crystals' ``feature_mean`` and ``feature_variance`` (kept in the
+    model), passes ``hidden_units`` with LeakyReLU, and the last unit's output is mapped to eV/atom by
+    ``scale``·y + ``mean``, as in :func:`build_dense_constraint`.
+    """
+    rdfs = keras.Input((len(feature_mean),), name="partial_rdfs")
+    x = layers.Normalization(mean=feature_mean, variance=feature_variance)(rdfs)
+    for units in hidden_units:
+        x = layers.Dense(units)(x)
+        x = layers.LeakyReLU(LEAKY_SLOPE)(x)
+    energy = layers.Rescaling(scale, offset=mean)(layers.Dense(1)(x))
+    return keras.Model(rdfs, energy, name="crystal_energy")

@@ -23,12 +23,14 @@ from ..representation import (
     representable_crystals,
     site_voxels,
 )
-from .config import AutoencoderSettings, ConstraintSettings, GanSettings, TrainingConfig
+from ..representation.pair_distribution import partial_rdf_features
+from .config import AutoencoderSettings, ConstraintSettings, CrystalEnergySettings, GanSettings, TrainingConfig
 from .graph import GraphLayout
 from .networks import (
     build_anchored_generator,
     build_autoencoder,
     build_constraint,
+    build_crystal_energy_network,
     build_dense_constraint,
     build_discriminator,
     build_generator,
@@ -220,14 +222,24 @@ def cell_order_graphs(
 
 
 def crystal_formation_energies(structures, config: TrainingConfig, models) -> np.ndarray:
+    """The formation energy (eV/atom) of each of the pymatgen ``structures`` as ``config.crystal_energy`` gives it:
+    ``models["crystal_energy"]`` on the crystal's partial RDFs (:func:`crystal_rdf_features`; input ``partial_rdfs``)
+    or the constraint over the crystal's cell orders (:func:`constraint_over_cell_orders`; input ``graph``).
+
+    For a decoded crystal this is the energy of the crystal itself, read as the model learnt from training crystals,
+    where the constraint's prediction for the generated graph that decoded to it is not (that graph may lie anywhere
+    the generator puts it)."""
+    if config.crystal_energy.input == "partial_rdfs":
+        features = crystal_rdf_features(structures, config)
+        return models["crystal_energy"].predict(features, verbose=0).ravel().astype(float)
+    return constraint_over_cell_orders(structures, config, models)
+
+
+def constraint_over_cell_orders(structures, config: TrainingConfig, models) -> np.ndarray:
     """The constraint's formation energy (eV/atom) of each of the pymatgen ``structures``: the crystal encoded
     through ``models["site_encoder"]`` and ``models["lattice_encoder"]`` in the first ``config.constraint.cell_orders``
     orders of its cell vectors (:func:`cell_order_graphs`) and ``models["constraint"]``'s predictions of those graphs
-    averaged; NaN for a crystal beyond the representation's limits in every order.
-
-    For a decoded crystal this is the energy of the crystal itself, read from graphs like those the constraint
-    learnt from, where its prediction for the generated graph that decoded to it is not (that graph may lie
-    anywhere the generator puts it)."""
+    averaged; NaN for a crystal beyond the representation's limits in every order."""
     graphs, owners = cell_order_graphs(
         structures,
         config.representation,
@@ -240,6 +252,13 @@ def crystal_formation_energies(structures, config: TrainingConfig, models) -> np
     if not len(owners):
         return np.full(count, np.nan)
     return mean_over_views(models["constraint"].predict(graphs, verbose=0).ravel(), owners, count)
+
+
+def crystal_rdf_features(structures, config: TrainingConfig) -> np.ndarray:
+    """The partial RDFs ``(N, F)`` of pymatgen ``structures`` on ``config.crystal_energy``'s grid, for the elements of
+    the representation in their order."""
+    settings = config.crystal_energy
+    return partial_rdf_features(structures, config.representation.elements, settings.rdf_centres, settings.rdf_sigma)
 
 
 def mean_over_views(predicted, owners, count: int) -> np.ndarray:
@@ -291,6 +310,29 @@ def train_constraint(graphs, energies, settings: ConstraintSettings, seed: int =
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, settings.beta_1), loss=settings.loss)
     history = model.fit(
         inputs, energies, batch_size=settings.batch_size, epochs=settings.epochs, shuffle=True, verbose=0
+    )
+    return model, [float(v) for v in history.history["loss"]]
+
+
+def train_crystal_energy(features, energies, settings: CrystalEnergySettings, seed: int = 0):
+    """Train the crystal energy network on partial RDFs ``(N, F)`` (:func:`crystal_rdf_features`) and formation
+    energies (eV/atom); return ``(model, losses)``."""
+    seed_everything(seed)
+    features, energies = np.asarray(features, dtype=np.float32), np.asarray(energies, dtype=np.float32)
+    model = build_crystal_energy_network(
+        features.mean(axis=0),
+        features.var(axis=0) + 1e-6,
+        settings.hidden_units,
+        float(energies.mean()),
+        float(energies.std()) or 1.0,
+    )
+    steps = settings.epochs * -(-len(features) // settings.batch_size)
+    model.compile(
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps)),
+        loss="huber",
+    )
+    history = model.fit(
+        features, energies, batch_size=settings.batch_size, epochs=settings.epochs, shuffle=True, verbose=0
     )
     return model, [float(v) for v in history.history["loss"]]
 

@@ -1,13 +1,14 @@
 """``ccdcgan-sample``: generate crystal graphs with a trained generator, decode them, and judge their validity.
 
 Writes ``candidates.extxyz`` (every decoded crystal with its sample index, validity reason and, if a constraint
-is given, its prediction for the generated graph, ``predicted_formation_energy``; with the encoders too, for each
-valid crystal the constraint's energy of the decoded crystal itself, ``crystal_formation_energy``: re-encoded in
-the constraint's ``cell_orders`` orders of its cell vectors, the predictions averaged) and ``sampling.json``
+is given, its prediction for the generated graph, ``predicted_formation_energy``; with the models that judge a
+crystal, for each valid crystal the energy of the decoded crystal itself, ``crystal_formation_energy``: the crystal
+energy network on its partial RDFs, or — crystal energy input ``graph`` — the constraint on the crystal re-encoded
+in its ``cell_orders`` orders of its cell vectors, the predictions averaged) and ``sampling.json``
 (counts by outcome, and ``valid_compounds``: the valid crystals of two or more elements, the ones that can lie
 below the elements' line). The same seed gives the same samples. Screening (the paper's DCGAN + constraint)
 keeps only valid crystals whose ``crystal_formation_energy`` is at most ``--max-predicted-energy`` eV/atom (a
-crystal the encoders cannot hold in any order is screened out).
+crystal without an energy — one the encoders cannot hold in any order — is screened out).
 
 Exit codes: 0 done (also when no sample is valid: the counts say so); 10 bad input.
 """
@@ -26,7 +27,16 @@ from . import EXIT_BAD_INPUT, EXIT_OK, fail, quiet_backend
 
 NEEDED = ("generator", "site_decoder", "lattice_decoder")
 SCREENING = ("constraint", "site_encoder", "lattice_encoder")
-"""The models that give a decoded crystal's formation energy: the encoders read it back, the constraint judges it."""
+"""The models that give a decoded crystal's formation energy with crystal energy input ``graph``: the encoders read
+it back, the constraint judges it."""
+
+
+def screening_models(config: dict) -> tuple[str, ...]:
+    """The models that give a decoded crystal's formation energy under the TrainingConfig dict ``config``:
+    :data:`SCREENING`, or ``crystal_energy`` alone where its input is ``partial_rdfs`` (it reads the crystal)."""
+    if config.get("crystal_energy", {}).get("input") == "partial_rdfs":
+        return ("crystal_energy",)
+    return SCREENING
 
 
 def _finite_mean(values) -> float | None:
@@ -44,8 +54,10 @@ def main(argv=None) -> int:
     parser.add_argument(
         "models",
         type=Path,
-        help="Folder with generator.keras, site_decoder.keras, lattice_decoder.keras (and constraint.keras, "
-        "site_encoder.keras, lattice_encoder.keras: the decoded crystals' formation energies, for screening).",
+        help="Folder with generator.keras, site_decoder.keras, lattice_decoder.keras (and constraint.keras, the "
+        "generated graphs' predicted energies; for the decoded crystals' formation energies and screening, "
+        "crystal_energy.keras or — crystal energy input graph — constraint.keras, site_encoder.keras, "
+        "lattice_encoder.keras).",
     )
     parser.add_argument("--count", type=int, required=True, help="Number of crystal graphs to generate.")
     parser.add_argument("--seed", type=int, default=0)
@@ -66,7 +78,8 @@ def main(argv=None) -> int:
         config = TrainingConfig.from_dict(json.loads(args.config.read_text()))
     except (OSError, ValueError, TypeError) as exception:
         return fail(EXIT_BAD_INPUT, f"cannot use the configuration {args.config}: {exception}")
-    needed = [*NEEDED, *(SCREENING if args.max_predicted_energy is not None else [])]
+    screening = screening_models(config.to_dict())
+    needed = [*NEEDED, *(screening if args.max_predicted_energy is not None else [])]
     missing = [name for name in needed if not (args.models / f"{name}.keras").exists()]
     if missing:
         return fail(EXIT_BAD_INPUT, f"{args.models} lacks {', '.join(f'{m}.keras' for m in missing)}")
@@ -79,7 +92,7 @@ def main(argv=None) -> int:
     seed_everything(args.seed)
     models = {
         name: keras.saving.load_model(args.models / f"{name}.keras", safe_mode=True, compile=False)
-        for name in (*NEEDED, *SCREENING)
+        for name in dict.fromkeys((*NEEDED, "constraint", *screening))
         if (args.models / f"{name}.keras").exists()
     }
     graphs = sample_graphs(models["generator"], args.count, args.seed)
@@ -97,7 +110,7 @@ def main(argv=None) -> int:
             reasons[index] = validity(result.structure, config.representation)
     valid = [index for index, (reason, _) in reasons.items() if reason is None]
     crystal_energies = {}
-    if all(name in models for name in SCREENING) and valid:
+    if all(name in models for name in screening) and valid:
         energies = crystal_formation_energies([results[index].structure for index in valid], config, models)
         crystal_energies = dict(zip(valid, energies.tolist()))
 

@@ -30,8 +30,17 @@ MODEL_FILES = {
     "constraint": ("constraint",),
     "gan": ("generator", "discriminator"),
 }
+"""The models each stage writes (:func:`stage_models` adds the crystal energy network where the config has one)."""
 GAN_CHECKPOINT = "gan_checkpoint.npz"
 """Within the gan stage: weights, optimizer states and losses every 500 steps; a rerun continues from it."""
+
+
+def stage_models(stage: str, config) -> tuple[str, ...]:
+    """The models a stage writes under ``config``: :data:`MODEL_FILES`, and ``crystal_energy`` with the constraint
+    where ``config.crystal_energy.input`` is ``partial_rdfs``."""
+    if stage == "constraint" and config.crystal_energy.input == "partial_rdfs":
+        return (*MODEL_FILES[stage], "crystal_energy")
+    return MODEL_FILES[stage]
 
 
 class NanLoss(RuntimeError):
@@ -88,17 +97,23 @@ def _crystal_graphs(crystals, config, models):
 
 
 def constraint_validation(items, config, models) -> dict:
-    """The constraint's MAE, RMSE and R² on held-out crystals: ``validation`` for each crystal's graph as given and,
-    with ``cell_orders`` > 1, ``validation_cell_orders`` for the mean of its predictions over its cell orders
-    (:func:`~aiida_ccdcgan.models.training.crystal_formation_energies`, what screening uses)."""
-    from ..models.training import crystal_formation_energies, regression_metrics
+    """Held-out MAE, RMSE and R²: ``validation`` for the constraint on each crystal's graph as given; with
+    ``cell_orders`` > 1, ``validation_cell_orders`` for the mean of its predictions over the crystal's cell orders
+    (:func:`~aiida_ccdcgan.models.training.constraint_over_cell_orders`); with the crystal energy network,
+    ``validation_crystal_energy`` for it. What screening uses
+    (:func:`~aiida_ccdcgan.models.training.crystal_formation_energies`) is the last of these present."""
+    from ..models.training import constraint_over_cell_orders, crystal_formation_energies, regression_metrics
 
     energies = [i["energy"] for i in items]
+    structures = [i["record"].structure for i in items]
     predicted = models["constraint"].predict(_graphs(items, config, models), verbose=0)
     metrics = {"validation": regression_metrics(predicted, energies)}
     if config.constraint.cell_orders > 1:
-        mean = crystal_formation_energies([i["record"].structure for i in items], config, models)
+        mean = constraint_over_cell_orders(structures, config, models)
         metrics["validation_cell_orders"] = regression_metrics(mean, energies)
+    if config.crystal_energy.input == "partial_rdfs":
+        crystal = crystal_formation_energies(structures, config, models)
+        metrics["validation_crystal_energy"] = regression_metrics(crystal, energies)
     return metrics
 
 
@@ -136,7 +151,14 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
     encoded once with the autoencoders of this run.
     """
     from ..models.pretrained import pretrained_record
-    from ..models.training import cell_order_graphs, train_autoencoder, train_constraint, train_gan
+    from ..models.training import (
+        cell_order_graphs,
+        crystal_rdf_features,
+        train_autoencoder,
+        train_constraint,
+        train_crystal_energy,
+        train_gan,
+    )
 
     train, validation = _part(items, "train"), _part(items, "validation")
     start = time.perf_counter()
@@ -180,6 +202,11 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
                 graphs, energies = np.concatenate([graphs, more_graphs]), energies + [energies[i] for i in owners]
             models["constraint"], constraint_losses = train_constraint(graphs, energies, config.constraint, config.seed)
             metrics = {"losses": {"constraint": constraint_losses}, "training_graphs": len(graphs)}
+            if config.crystal_energy.input == "partial_rdfs":
+                features = crystal_rdf_features([i["record"].structure for i in train], config)
+                models["crystal_energy"], metrics["losses"]["crystal_energy"] = train_crystal_energy(
+                    features, [i["energy"] for i in train], config.crystal_energy, config.seed
+                )
             _check_finite(stage, metrics["losses"])
             if validation and all(i["energy"] is not None for i in validation):
                 metrics.update(constraint_validation(validation, config, models))
@@ -209,7 +236,7 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
                 "steps": config.gan.steps,
                 "mode": config.gan.mode,
             }
-    for name in MODEL_FILES[stage]:
+    for name in stage_models(stage, config):
         models[name].save(output / f"{name}.keras")
     if stage == "gan":
         (output / GAN_CHECKPOINT).unlink(missing_ok=True)
@@ -271,7 +298,7 @@ def main(argv=None) -> int:
     metrics.update(keras_version=keras.__version__, backend=keras.backend.backend())
     models, train_graphs = {}, {}
     for stage in STAGES if args.stage == "all" else (args.stage,):
-        files = [args.output / f"{name}.keras" for name in MODEL_FILES[stage]]
+        files = [args.output / f"{name}.keras" for name in stage_models(stage, config)]
         done = metrics["stages"].get(stage, {}).get("digest") == config.stage_digest(stage)
         if done and all(f.exists() for f in files):
             models.update({f.stem: keras.saving.load_model(f, safe_mode=True, compile=False) for f in files})

@@ -26,10 +26,11 @@ from ..calculations.functions.design import (
     training_set,
     valid_candidates,
 )
-from ..calculations.sample import REQUIRED_MODELS, SCREENING_MODELS, SampleCalculation, models_refusal
+from ..calculations.sample import REQUIRED_MODELS, SampleCalculation, models_refusal
 from ..common import extras
 from ..common.validators import validate_elements
 from ..data.model import KerasModelData
+from ..scripts.sample import screening_models
 from ..tools.assess import assess
 from .protocols import ProtocolMixin
 from .references import ReferencesWorkChain
@@ -53,12 +54,13 @@ def _validate_inputs(inputs, _):
     if inputs["fine_tune_steps"].value > 0 and "fine_tune_code" not in inputs and not has_train_code:
         return "fine_tune_steps needs a ccdcgan-train code: give fine_tune_code (or train.train.code)."
     if "models" in inputs and inputs["models"]:
-        missing = [r for r in (*REQUIRED_MODELS, *SCREENING_MODELS) if r not in inputs["models"]]
-        if missing and (mode == "dcgan_constraint" or set(missing) - set(SCREENING_MODELS)):
-            return f"models lacks {', '.join(missing)}; give all trained models or train inputs instead."
         if "config" not in inputs:
             return "Given models need the config they were trained with (input config)."
         config = inputs["config"].get_dict()
+        screening = screening_models(config)
+        missing = [r for r in (*REQUIRED_MODELS, *screening) if r not in inputs["models"]]
+        if missing and (mode == "dcgan_constraint" or set(missing) - set(screening)):
+            return f"models lacks {', '.join(missing)}; give all trained models or train inputs instead."
         return _elements_refusal(inputs["elements"].get_list(), config) or models_refusal(inputs["models"], config)
     if "train" not in inputs or "train" not in inputs["train"]:
         return "Give either trained models (models + config) or the training inputs (train)."
@@ -248,9 +250,11 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
         stages = node.outputs.metrics.get_dict()["stages"]
         reconstruction = stages["autoencoders"].get("reconstruction_validation", {}).get("ratio")
         constraint = stages["constraint"].get("validation", {}).get("mae")
+        crystal = stages["constraint"].get("validation_crystal_energy", {}).get("mae")
         self.report(
-            f"models trained: held-out reconstruction {reconstruction}, constraint MAE {constraint} eV/atom, "
-            f"{sum(stage['seconds'] for stage in stages.values()):.0f} s"
+            f"models trained: held-out reconstruction {reconstruction}, constraint MAE {constraint} eV/atom"
+            + (f", crystal energy MAE {crystal} eV/atom" if crystal is not None else "")
+            + f", {sum(stage['seconds'] for stage in stages.values()):.0f} s"
         )
         return None
 
@@ -277,7 +281,8 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
         self.ctx.round += 1
         inputs = self.exposed_inputs(SampleCalculation, "sample")
         inputs["config"] = orm.Dict(self.ctx.config)
-        roles = (*REQUIRED_MODELS, *SCREENING_MODELS)  # every candidate's predicted E_f; screening if asked
+        # every candidate's predicted E_f, its decoded crystal's E_f; screening if asked
+        roles = (*REQUIRED_MODELS, "constraint", *screening_models(self.ctx.config))
         inputs["models"] = {role: orm.load_node(uuid) for role, uuid in self.ctx.models.items() if role in roles}
         if self.inputs.mode.value == "dcgan_constraint":
             inputs["max_predicted_energy"] = self.inputs.screening_max_energy

@@ -82,8 +82,9 @@ class TrainBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
                 return ProcessHandlerReport(True, self.exit_codes.ERROR_UNRECOVERABLE_FAILURE)
             config = self.ctx.inputs.config.get_dict()
             for section in TrainingConfig.STAGE_SECTIONS[stage.group(1)]:
-                value = config[section].get(setting, _default(section, setting)) * factor
-                config[section][setting] = max(1, int(value)) if setting == "batch_size" else value
+                settings = config.setdefault(section, {})
+                value = settings.get(setting, _default(section, setting)) * factor
+                settings[setting] = max(1, int(value)) if setting == "batch_size" else value
             self.ctx.inputs.config = orm.Dict(config)
         self.ctx.inputs.parent_folder = node.outputs.remote_folder
         self.report(
