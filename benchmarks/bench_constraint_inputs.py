@@ -2,13 +2,13 @@
 
 On ../shared/data/vo_imatgen_dft.csv.gz (split 90/10 by ``prototype_mp_id``, seed 0), every crystal encoded in its six
 cell orders through the shipped ``vo-fast`` autoencoders; the `fast` protocol's dense constraint (its settings, but
-on all six orders) trained three ways, and the `fast` protocol's crystal energy network, judged on the 987 held-out crystals,
-each crystal's prediction the mean over its six orders:
+on all six orders) trained three ways, and the `fast` protocol's crystal energy network, judged on the 987 held-out
+crystals, each crystal's prediction the mean over its six orders:
 
 * ``graph``: the crystal graph alone — the constraint as it is;
 * ``graph_and_true_rdfs``: the graph and the crystal's own partial radial distribution functions (V–V, V–O, O–O on
-  the `fast` protocol's ``crystal_energy`` grid: 0.5–5.9 Å by 0.1 Å, Gaussian σ 0.3 Å, per atom; computed from the structure
-  with its periodic images) — what knowing the periodic neighbourhood exactly gives;
+  the `fast` protocol's ``crystal_energy`` grid: 0.5–5.9 Å by 0.1 Å, Gaussian σ 0.3 Å, per atom; computed from the
+  structure with its periodic images) — what knowing the periodic neighbourhood exactly gives;
 * ``graph_to_rdfs_to_energy``: one network that predicts those RDFs from the graph (a head with an MSE loss of weight
   0.3 on the standardised RDFs) and the energy (Huber loss, δ 1 eV/atom) from the graph and its predicted RDFs — a
   function of the graph alone, so it could be back-propagated into the generator;

@@ -127,7 +127,7 @@ class CrystalEnergySettings:
 
     @property
     def rdf_centres(self) -> np.ndarray:
-        """The distances (Å) the partial RDFs are sampled at: ``rdf_start`` to ``rdf_stop`` in steps of ``rdf_step``."""
+        """The distances (Å) the partial RDFs are sampled at: ``rdf_start`` to ``rdf_stop`` by ``rdf_step``."""
         count = int(round((self.rdf_stop - self.rdf_start) / self.rdf_step)) + 1
         return self.rdf_start + self.rdf_step * np.arange(count)
 

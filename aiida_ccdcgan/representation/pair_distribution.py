@@ -12,7 +12,8 @@ import numpy as np
 
 
 def element_pairs(elements: Sequence[str]) -> list[tuple[str, str]]:
-    """The unordered pairs of ``elements`` in the order their partial RDFs are laid out: (e₀,e₀), (e₀,e₁), …, (e₁,e₁), …"""
+    """The unordered pairs of ``elements`` in the order their partial RDFs are laid out:
+    (e₀,e₀), (e₀,e₁), …, (e₁,e₁), …"""
     return [(first, second) for i, first in enumerate(elements) for second in elements[i:]]
 
 
@@ -27,15 +28,16 @@ def partial_rdfs(structure, elements: Sequence[str], centres: np.ndarray, sigma:
             f"The crystal {structure.composition.reduced_formula} has {', '.join(sorted(present - set(elements)))}, "
             f"which is not among the representation's elements {elements}."
         )
+    pairs_of_elements = element_pairs(elements)
     pair_index = np.zeros((len(elements), len(elements)), dtype=int)
-    for index, (first, second) in enumerate(element_pairs(elements)):
+    for index, (first, second) in enumerate(pairs_of_elements):
         pair_index[elements.index(first), elements.index(second)] = index
         pair_index[elements.index(second), elements.index(first)] = index
     first, second, _, distances = structure.get_neighbor_list(float(centres[-1] + 3 * sigma))
     kinds = np.array([elements.index(site.specie.symbol) for site in structure])
     pairs = pair_index[kinds[first], kinds[second]]
     weights = np.exp(-((distances[:, None] - centres[None, :]) ** 2) / (2 * sigma**2))
-    rdfs = np.zeros((len(element_pairs(elements)), len(centres)))
+    rdfs = np.zeros((len(pairs_of_elements), len(centres)))
     np.add.at(rdfs, pairs, weights)
     return rdfs.ravel() / len(structure)
 
