@@ -27,11 +27,16 @@ from .representation.roundtrip import MATCHER_SETTINGS
 
 @dataclasses.dataclass(frozen=True)
 class Criteria:
-    """Thresholds of the paper's classification (eV/atom) and the StructureMatcher settings for "distinct"."""
+    """Thresholds of the paper's classification (eV/atom) and the StructureMatcher settings for "distinct".
+
+    ``unphysical_margin``: a relaxed crystal whose formation energy lies this far below the lowest known phase of
+    its system is taken for a hole of the potential (see :func:`unphysical_flags`), not a discovery.
+    """
 
     stable_hull: float = 0.10
     metastable_hull: float = 0.15
     max_formation_energy: float = 0.0
+    unphysical_margin: float = 1.0
     matcher: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(MATCHER_SETTINGS))
 
     def __post_init__(self):
@@ -97,6 +102,19 @@ def classify(
         if energy_above_hull < criteria.metastable_hull:
             return "metastable"
     return "unstable"
+
+
+def unphysical_flags(
+    formation_energies: Sequence[float], known_formation_energies: Sequence[float], criteria: Criteria = Criteria()
+) -> list[bool]:
+    """For each formation energy (eV/atom): True if it lies more than ``criteria.unphysical_margin`` below the lowest
+    of ``known_formation_energies`` (the system's database at the same level of theory). Without known phases
+    nothing is flagged: there is nothing to be far below. SevenNet-0's holes in Bi–Se reach −2.3 and −11.8 eV/atom
+    where the lowest real crystal lies at −0.41."""
+    if not known_formation_energies:
+        return [False] * len(formation_energies)
+    floor = min(known_formation_energies) - criteria.unphysical_margin
+    return [energy < floor for energy in formation_energies]
 
 
 def distinct_flags(

@@ -27,6 +27,7 @@ from aiida_ccdcgan.thermodynamics import (  # noqa: E402
     formation_energy_per_atom,
     reference_structure,
 )
+from aiida_ccdcgan.tools.assess import assess  # noqa: E402
 from aiida_ccdcgan.workflows.references import CACHE_GROUP, ReferencesWorkChain  # noqa: E402
 from aiida_ccdcgan.workflows.relax import RelaxWorkChain  # noqa: E402
 
@@ -60,7 +61,17 @@ def test_settings_are_validated():
     with pytest.raises(ValueError, match="Unknown relaxation setting"):
         RelaxSettings.from_dict({"fmaxx": 0.1})
     assert RelaxSettings().energy_scale() == "sevennet:7net-0"
-    assert [status.exit_code for status in Status] == [0, 401, 402, 403]
+    assert RelaxSettings(model="7net-l3i5").energy_scale() == "sevennet:7net-l3i5"
+    with pytest.raises(ValueError, match="'7net-omat' of sevennet does not ship in its wheel"):
+        RelaxSettings(model="7net-omat")
+    with pytest.raises(ValueError, match="route must be one of batched, ase"):
+        RelaxSettings(route="gpu")
+    with pytest.raises(ValueError, match="the batched route relaxes with FIRE; use route 'ase' for BFGS"):
+        RelaxSettings(optimizer="BFGS")
+    assert RelaxSettings(route="ase", optimizer="BFGS").optimizer == "BFGS"
+    assert RelaxSettings().atoms_per_batch == 64 and RelaxSettings(device="cuda").atoms_per_batch == 4096
+    assert RelaxSettings(batch_atoms=10).atoms_per_batch == 10
+    assert [status.exit_code for status in Status] == [0, 401, 402, 403, 404]
 
 
 @pytest.mark.slow
@@ -220,3 +231,115 @@ def test_workers_do_not_outlive_a_killed_batch(tmp_path):
     batch.wait()
     gone, alive = psutil.wait_procs(workers, timeout=30)
     assert not alive, f"workers still running after their batch was killed: {[p.pid for p in alive]}"
+
+
+SEVENNET_QUICK = {"potential": "sevennet", "fmax": 0.1, "max_steps": 60, "workers": 1}
+"""SevenNet-0 (the default potential) with loose forces, few steps, in-process."""
+
+
+def bise_cells() -> list[Structure]:
+    """Bi–Se cells of 2 to 20 atoms, strained and rattled (seeded): Bi2Se3, rock-salt BiSe, Bi, Se, and a 5×1×2
+    rock-salt supercell of 20 atoms (the most a database crystal has)."""
+    rocksalt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.9), ["Bi", "Se"], [[0, 0, 0], [0.5] * 3])
+    cells = [bi2se3(), rocksalt.get_primitive_structure(), reference_structure("Bi"), reference_structure("Se")]
+    cells.append(rocksalt.get_primitive_structure().make_supercell([5, 1, 2]))
+    rng = np.random.default_rng(7)
+    for structure in cells:
+        strain = rng.uniform(-0.03, 0.03, (3, 3))
+        structure.lattice = Lattice(structure.lattice.matrix @ (np.eye(3) + 0.5 * (strain + strain.T)))
+        structure.perturb(0.05, min_distance=0.0, seed=int(rng.integers(1000)))
+    return cells
+
+
+@pytest.mark.slow
+def test_batched_and_ase_routes_agree_on_cells_of_2_to_20_atoms():
+    """Acceptance: the batched route, with cells of 2 and 20 atoms in one batch, gives the ASE route's statuses and
+    energies per atom (median difference ≤ 0.005 eV/atom) in about as many steps."""
+    atoms = [AseAtomsAdaptor.get_atoms(s) for s in bise_cells()]
+    settings = RelaxSettings(**SEVENNET_QUICK)
+    assert settings.route == "batched" and settings.atoms_per_batch >= sum(len(a) for a in atoms)  # one batch
+    batched = relax_batch(atoms, settings)
+    per_crystal = relax_batch(atoms, RelaxSettings(**SEVENNET_QUICK, route="ase"))
+    assert [r.status for r in batched] == [r.status for r in per_crystal] == [Status.CONVERGED] * 5
+    differences = [abs(a.energy_per_atom - b.energy_per_atom) for a, b in zip(batched, per_crystal)]
+    assert np.median(differences) <= 0.005, differences
+    assert all(abs(a.steps - b.steps) <= max(3, 0.2 * b.steps) for a, b in zip(batched, per_crystal))
+    assert all(len(r.atoms) == len(a) and r.seconds > 0 for r, a in zip(batched, atoms))
+
+
+@pytest.mark.slow
+def test_a_crystal_that_explodes_or_breaks_the_potential_leaves_its_batch_alone():
+    squeezed = bi2se3()
+    squeezed.scale_lattice(squeezed.volume * 0.75)  # expands back by a third while it relaxes
+    isolated = Structure(Lattice.cubic(14.0), ["Bi", "Se"], [[0, 0, 0], [0.5, 0.5, 0.5]])  # no neighbour: CHGNet fails
+    structures = [bi2se3(perturb=True), squeezed, isolated, reference_structure("Bi")]
+    settings = RelaxSettings(**{**QUICK, "explode_volume_ratio": 1.15})
+    results = relax_batch([AseAtomsAdaptor.get_atoms(s) for s in structures], settings)
+    assert [r.status for r in results] == [Status.CONVERGED, Status.EXPLODED, Status.FAILED, Status.CONVERGED]
+    assert "volume changed" in results[1].error and results[1].steps > 0  # it exploded inside the batch
+    assert results[2].error and math.isnan(results[2].energy)
+    alone = relax_batch([AseAtomsAdaptor.get_atoms(structures[0])], settings)[0]
+    assert (
+        alone.energy_per_atom == pytest.approx(results[0].energy_per_atom, abs=1e-4) and alone.steps == results[0].steps
+    )
+
+
+@pytest.mark.slow
+def test_an_interrupted_batched_run_resumes_with_only_what_is_missing(tmp_path):
+    structures = [bi2se3(perturb=True), reference_structure("Bi"), reference_structure("Se")] * 2
+    write(tmp_path / "in.extxyz", [AseAtomsAdaptor.get_atoms(s) for s in structures], format="extxyz")
+    (tmp_path / "settings.json").write_text(json.dumps({**QUICK, "batch_atoms": 5}))  # a crystal or two at a time
+    command = [str(BIN / "ccdcgan-relax"), "settings.json", "in.extxyz", "--output", "out"]
+    run = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    for line in run.stdout:  # "ccdcgan-relax: 2/6 converged" once the second crystal is written
+        if line.startswith("ccdcgan-relax: 2/6"):
+            run.kill()
+            break
+    run.wait(timeout=60)
+    assert run.returncode != 0, "the run finished before it could be interrupted"
+    done = read(tmp_path / "out" / "partial.extxyz", index=":")
+    assert 2 <= len(done) < 6 and not (tmp_path / "out" / "relax.json").exists()
+
+    subprocess.run([*command[:-1], "again", "--resume", "out/partial.extxyz"], cwd=tmp_path, check=True, timeout=600)
+    summary = json.loads((tmp_path / "again" / "relax.json").read_text())
+    assert summary["relaxed_now"] == 6 - len(done) and summary["statuses"] == {"converged": 6}
+    assert summary["route"] == "batched"
+    frames = read(tmp_path / "again" / "relaxed.extxyz", index=":")
+    assert [f.info["index"] for f in frames] == list(range(6))
+    energies = [f.info["energy_per_atom"] for f in frames]
+    assert energies[:3] == pytest.approx(energies[3:], abs=1e-4)  # the same crystals, before and after the cut
+
+
+@pytest.mark.slow
+def test_crystals_in_holes_of_sevennet_are_unphysical_and_kept_off_the_hull(relax_code, shared_data):
+    """Acceptance: the two collapsed random cells SevenNet-0 calls converged at −11.8 and −2.3 eV/atom are marked
+    ``unphysical`` by ``ccdcgan.relax`` and left out of the loop's hull — by their bonds, and by their energy when
+    the bond check is switched off."""
+    holes = [AseAtomsAdaptor.get_structure(frame) for frame in read(shared_data / "sevennet_holes_bise.extxyz", ":")]
+    batch = StructureBatchData.from_structures([*holes, bi2se3(perturb=True)])
+    references = relax_batch(
+        [AseAtomsAdaptor.get_atoms(reference_structure(e)) for e in ("Bi", "Se")], RelaxSettings(**SEVENNET_QUICK)
+    )
+    energies = {"Bi": references[0].energy_per_atom, "Se": references[1].energy_per_atom}
+    known = [{"composition": "Bi2Se3", "formation_energy": -0.40}]
+
+    _, node = run_get_node(RelaxCalculation, code=relax_code, structures=batch, settings=orm.Dict(SEVENNET_QUICK))
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    relaxed = node.outputs.relaxed
+    assert relaxed.info("status").tolist() == ["unphysical", "unphysical", "converged"]
+    assert relaxed.info("exit_code").tolist() == [404, 404, 0] and "hole of the potential" in relaxed.info("error")[0]
+    assessment, structures = assess(relaxed, energies, node.outputs.summary["energy_scale"], known_phases=known)
+    assert assessment.outputs.summary["unphysical"] == 2 and list(structures) == [2]
+
+    blind = {**SEVENNET_QUICK, "min_bond_ratio": 0.05}  # the bond check off: the energy check must catch them
+    _, node = run_get_node(RelaxCalculation, code=relax_code, structures=batch, settings=orm.Dict(blind))
+    relaxed = node.outputs.relaxed
+    assert relaxed.info("status").tolist() == ["converged"] * 3
+    formation = [
+        formation_energy_per_atom(s.composition, e, energies) for s, e in zip(holes, relaxed.info("energy_per_atom"))
+    ]
+    assert max(formation) < -2.0  # deep in the holes
+    assessment, structures = assess(relaxed, energies, node.outputs.summary["energy_scale"], known_phases=known)
+    summary, hull = assessment.outputs.summary, assessment.outputs.hull["stable_phases"]
+    assert summary["unphysical"] == 2 and summary["converged"] == 1 and list(structures) == [2]
+    assert {phase["composition"] for phase in hull} <= {"Bi", "Se", "Bi2Se3"}

@@ -11,6 +11,7 @@ from aiida_ccdcgan.thermodynamics import (
     formation_energy_per_atom,
     phase_diagram,
     reference_structure,
+    unphysical_flags,
 )
 
 
@@ -53,6 +54,13 @@ def test_classification_follows_the_paper(formation_energy, above_hull, expected
 def test_criteria_are_checked():
     with pytest.raises(ValueError, match="must not exceed"):
         Criteria(stable_hull=0.2, metastable_hull=0.1)
+
+
+def test_formation_energies_far_below_every_known_phase_are_unphysical():
+    known = [-0.4059, -0.3375, 0.12]  # the shipped Bi–Se database's lowest, SevenNet-0
+    assert unphysical_flags([-11.8, -2.26, -1.2, -0.45], known) == [True, True, False, False]
+    assert unphysical_flags([-2.26], known, Criteria(unphysical_margin=2.0)) == [False]
+    assert unphysical_flags([-11.8], []) == [False]  # nothing known: nothing to be far below
 
 
 def test_distinct_against_known_and_each_other():
@@ -123,6 +131,7 @@ def test_assessment_is_stored_and_queryable(aiida_profile_clean):
     assert node.outputs.summary.get_dict() == {
         "relaxed": 4,
         "converged": 3,
+        "unphysical": 0,
         "formation_energy_below_zero": 2,
         "stable": 2,
         "metastable": 0,

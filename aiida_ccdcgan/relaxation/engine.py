@@ -1,6 +1,7 @@
-"""Relax crystals with an ASE calculator: one at a time, or a batch over worker processes.
+"""Relax crystals: the per-crystal ASE route (one at a time, or over worker processes), the checks both routes
+share, and :func:`relax_batch`, which takes the route the settings name (the batched one is in :mod:`.batched`).
 
-Each worker process loads the potential once, limits torch to ``threads_per_worker`` threads and relaxes the
+In the ASE route each worker process loads the potential once, limits torch to ``threads_per_worker`` threads and relaxes the
 structures it is handed; a structure that fails, explodes or does not converge is recorded with its status and
 the batch goes on. Results come back in input order.
 """
@@ -66,17 +67,53 @@ def make_calculator(settings: RelaxSettings):
     return CHGNetCalculator(model=model, use_device=settings.device, on_isolated_atoms="error")
 
 
-def _check_sane(atoms: Atoms, volume: float, settings: RelaxSettings) -> float:
+def closest_distance(positions: np.ndarray, cell: np.ndarray, cutoff: float) -> float:
+    """The shortest distance between two atoms (periodic images included) if it is below ``cutoff``, else inf."""
+    from vesin import NeighborList
+
+    (distances,) = NeighborList(cutoff=cutoff, full_list=False).compute(positions, cell, True, quantities="d")
+    return float(distances.min()) if len(distances) else math.inf
+
+
+def sanity_problem(volume_ratio: float, closest: float, settings: RelaxSettings) -> str | None:
+    """Why a relaxation counts as exploded — V/V₀ out of range, two atoms closer than ``min_distance`` — or None."""
+    if not 1 / settings.explode_volume_ratio <= volume_ratio <= settings.explode_volume_ratio:
+        return f"volume changed ×{volume_ratio:.2f} (allowed ×{settings.explode_volume_ratio:g} either way)"
+    if closest < settings.min_distance:
+        return f"two atoms came {closest:.2f} Å apart (minimum {settings.min_distance} Å)"
+    return None
+
+
+def check_sane(atoms: Atoms, volume: float, settings: RelaxSettings) -> float:
     """Raise :class:`Exploded` if ``atoms`` left the allowed volume range or two atoms collide; return V/V₀."""
     ratio = atoms.get_volume() / volume
-    if not 1 / settings.explode_volume_ratio <= ratio <= settings.explode_volume_ratio:
-        raise Exploded(f"volume changed ×{ratio:.2f} (allowed ×{settings.explode_volume_ratio:g} either way)")
-    if len(atoms) > 1:
-        distances = atoms.get_all_distances(mic=True)
-        closest = distances[np.triu_indices(len(atoms), 1)].min()
-        if closest < settings.min_distance:
-            raise Exploded(f"two atoms came {closest:.2f} Å apart (minimum {settings.min_distance} Å)")
+    closest = closest_distance(atoms.positions, atoms.cell.array, settings.min_distance)
+    problem = sanity_problem(ratio, closest, settings)
+    if problem:
+        raise Exploded(problem)
     return ratio
+
+
+def check_bonds(atoms: Atoms, settings: RelaxSettings, status: Status) -> tuple[Status, str]:
+    """``status`` and no error, or ``unphysical`` and why: two atoms closer than ``settings.min_bond_ratio`` × the sum
+    of their covalent radii, a collapse no real crystal has (the holes of a potential end at 0.62–0.66)."""
+    from ase.data import covalent_radii
+
+    if len(atoms) < 2:
+        return status, ""
+    distances = atoms.get_all_distances(mic=True)
+    radii = covalent_radii[atoms.numbers]
+    ratios = distances / (radii[:, None] + radii[None, :])
+    first, second = np.triu_indices(len(atoms), 1)
+    worst = int(np.argmin(ratios[first, second]))
+    i, j = first[worst], second[worst]
+    if ratios[i, j] >= settings.min_bond_ratio:
+        return status, ""
+    symbols = atoms.get_chemical_symbols()
+    return Status.UNPHYSICAL, (
+        f"{symbols[i]}–{symbols[j]} {distances[i, j]:.2f} Å apart, {ratios[i, j]:.2f} of their covalent radii "
+        f"(minimum {settings.min_bond_ratio}): a hole of the potential"
+    )
 
 
 def relax_structure(atoms: Atoms, calculator, settings: RelaxSettings) -> RelaxResult:
@@ -89,7 +126,7 @@ def relax_structure(atoms: Atoms, calculator, settings: RelaxSettings) -> RelaxR
     volume = atoms.get_volume()
     result = RelaxResult(atoms=atoms, status=Status.FAILED)
     try:
-        _check_sane(atoms, volume, settings)
+        check_sane(atoms, volume, settings)
         target = FrechetCellFilter(atoms) if settings.relax_cell else atoms
         optimizer = {"FIRE": FIRE, "BFGS": BFGS}[settings.optimizer](target, logfile=None)
 
@@ -97,11 +134,13 @@ def relax_structure(atoms: Atoms, calculator, settings: RelaxSettings) -> RelaxR
             forces = atoms.get_forces()
             if not (np.isfinite(atoms.get_potential_energy()) and np.isfinite(forces).all()):
                 raise Exploded("the energy or forces are not finite")
-            _check_sane(atoms, volume, settings)
+            check_sane(atoms, volume, settings)
 
         optimizer.attach(watch, interval=1)
         converged = optimizer.run(fmax=settings.fmax, steps=settings.max_steps)
-        result.status = Status.CONVERGED if converged else Status.NOT_CONVERGED
+        result.status, result.error = check_bonds(
+            atoms, settings, Status.CONVERGED if converged else Status.NOT_CONVERGED
+        )
         result.steps = optimizer.nsteps
         result.energy = float(atoms.get_potential_energy())
         result.max_force = float(np.linalg.norm(target.get_forces(), axis=1).max())
@@ -121,7 +160,7 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 
 
 @contextlib.contextmanager
-def _thread_environment(threads: int) -> Iterator[None]:
+def thread_environment(threads: int) -> Iterator[None]:
     """Set :data:`THREAD_VARIABLES` to ``threads`` while worker processes start (they inherit it), then restore.
 
     ``torch.set_num_threads`` alone is not enough: without these, two SevenNet workers on two cores each ran
@@ -139,7 +178,7 @@ def _thread_environment(threads: int) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: ask the kernel to send this worker SIGTERM when its parent dies, even by SIGKILL (a cancelled job),
     so no orphaned worker goes on relaxing and holding a core."""
     if sys.platform.startswith("linux"):
@@ -150,11 +189,11 @@ def _die_with_parent() -> None:
             os._exit(1)
 
 
-def _start_worker(settings: RelaxSettings, die_with_parent: bool = False) -> None:
+def _start_worker(settings: RelaxSettings, in_worker_process: bool = False) -> None:
     """Worker initialiser: limit torch's threads, load the potential once (in a worker process: die with the
     parent)."""
-    if die_with_parent:
-        _die_with_parent()
+    if in_worker_process:
+        die_with_parent()
     import torch
 
     torch.set_num_threads(settings.threads_per_worker)
@@ -172,7 +211,7 @@ def relax_batch(
     settings: RelaxSettings,
     on_result: Callable[[int, RelaxResult], None] | None = None,
 ) -> list[RelaxResult]:
-    """Relax ``structures`` over ``settings.workers`` processes (in this process when 1); results in input order.
+    """Relax ``structures`` by ``settings.route``; results in input order.
 
     ``on_result(index, result)`` is called as each one finishes (to write progress or partial results).
     Structures are handed out largest first, so a big cell does not finish the batch alone.
@@ -185,18 +224,34 @@ def relax_batch(
         if on_result is not None:
             on_result(index, result)
 
+    if settings.route == "batched":
+        from .batched import relax_batched
+
+        relax_batched(structures, order, settings, record)
+    else:
+        relax_over_workers(structures, order, settings, record)
+    return results
+
+
+def relax_over_workers(
+    structures: Sequence[Atoms],
+    order: Sequence[int],
+    settings: RelaxSettings,
+    record: Callable[[int, RelaxResult], None],
+) -> None:
+    """The ASE route: ``structures`` in ``order`` over ``settings.workers`` processes (in this process when 1);
+    ``record(index, result)`` each one as it finishes."""
     if settings.workers == 1 or len(structures) <= 1:
         _start_worker(settings)
         for index in order:
             record(index, _relax_in_worker(structures[index]))
-        return results
+        return
     context = multiprocessing.get_context("spawn")  # torch does not survive fork reliably
     workers = min(settings.workers, len(structures))
     with (
-        _thread_environment(settings.threads_per_worker),
+        thread_environment(settings.threads_per_worker),
         concurrent.futures.ProcessPoolExecutor(workers, context, _start_worker, (settings, True)) as pool,
     ):
         futures = {pool.submit(_relax_in_worker, structures[index]): index for index in order}
         for future in concurrent.futures.as_completed(futures):
             record(futures[future], future.result())
-    return results

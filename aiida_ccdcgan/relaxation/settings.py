@@ -1,4 +1,5 @@
-"""Settings of an MLIP relaxation: potential, optimiser, convergence, what counts as exploded, parallelism."""
+"""Settings of an MLIP relaxation: potential, route, optimiser, convergence, what counts as exploded or unphysical,
+batch size and parallelism."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ import enum
 POTENTIALS = {"sevennet": "7net-0", "chgnet": "0.3.0"}
 """Potential family → default model (weights shipped inside the wheels: no download)."""
 
+OFFLINE_MODELS = {"sevennet": ("7net-0", "7net-l3i5"), "chgnet": ("0.3.0", "0.2.0")}
+"""The pretrained models of each family whose weights ship in its wheel (any other name would be downloaded)."""
+
 OPTIMIZERS = ("FIRE", "BFGS")
+
+ROUTES = ("batched", "ase")
+"""``batched``: many crystals per model call (TorchSim FIRE + Fréchet cell filter); ``ase``: one ASE optimiser per
+crystal over worker processes."""
+
+BATCH_ATOMS = {"cpu": 64, "cuda": 4096}
+"""Default atoms in flight per model call of the batched route, per device (``batch_atoms`` overrides it)."""
 
 
 class Status(str, enum.Enum):
@@ -18,11 +29,12 @@ class Status(str, enum.Enum):
     NOT_CONVERGED = "not_converged"
     EXPLODED = "exploded"
     FAILED = "failed"
+    UNPHYSICAL = "unphysical"
 
     @property
     def exit_code(self) -> int:
-        """A per-structure exit code recorded next to the status: 0 converged, 401–403 the failures."""
-        return {"converged": 0, "not_converged": 401, "exploded": 402, "failed": 403}[self.value]
+        """A per-structure exit code recorded next to the status: 0 converged, 401–404 the failures."""
+        return {"converged": 0, "not_converged": 401, "exploded": 402, "failed": 403, "unphysical": 404}[self.value]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,12 +42,16 @@ class RelaxSettings:
     """One source for how structures are relaxed (the ``ccdcgan-relax`` configuration and the CalcJob's input).
 
     ``potential`` ``sevennet`` (default; raw-PBE energy scale) or ``chgnet`` (MP2020-corrected scale);
-    ``model`` the pretrained model name (default per potential) or ``checkpoint`` a local file instead.
-    ``fmax`` (eV/Å) and ``max_steps`` for ASE ``optimizer`` on a ``FrechetCellFilter`` (cell relaxed too unless
-    ``relax_cell`` is false). A run is *exploded* when its volume per atom leaves
+    ``model`` the pretrained model name (default per potential; one of :data:`OFFLINE_MODELS`, e.g. the more
+    accurate and slower ``7net-l3i5``) or ``checkpoint`` a local file instead. ``route`` ``batched`` (default:
+    TorchSim's FIRE with a Fréchet cell filter over many crystals per model call, at most ``batch_atoms`` atoms,
+    default :data:`BATCH_ATOMS` of ``device``, on ``workers`` × ``threads_per_worker`` torch threads in one
+    process) or ``ase`` (ASE ``optimizer`` on a ``FrechetCellFilter`` per crystal, ``workers`` processes with
+    ``threads_per_worker`` threads each). ``fmax`` (eV/Å) and ``max_steps`` for either; the cell is relaxed too
+    unless ``relax_cell`` is false. A run is *exploded* when its volume per atom leaves
     [V₀/``explode_volume_ratio``, V₀·``explode_volume_ratio``], two atoms come closer than ``min_distance`` Å, or
-    the energy or forces stop being finite. ``workers`` processes with ``threads_per_worker`` torch threads each
-    (1 thread per process, one process per core is fastest for small cells).
+    the energy or forces stop being finite; a finished one is *unphysical* (a hole of the potential) when two atoms
+    end closer than ``min_bond_ratio`` × the sum of their covalent radii.
     """
 
     potential: str = "sevennet"
@@ -48,12 +64,30 @@ class RelaxSettings:
     relax_cell: bool = True
     explode_volume_ratio: float = 3.0
     min_distance: float = 0.5
+    min_bond_ratio: float = 0.75
+    route: str = "batched"
+    batch_atoms: int | None = None
     workers: int = 2
     threads_per_worker: int = 1
 
     def __post_init__(self):
         if self.potential not in POTENTIALS:
             raise ValueError(f"potential must be one of {', '.join(POTENTIALS)}, not {self.potential!r}.")
+        if self.model is not None and self.checkpoint is None and self.model not in OFFLINE_MODELS[self.potential]:
+            raise ValueError(
+                f"model {self.model!r} of {self.potential} does not ship in its wheel (it would be downloaded); use one "
+                f"of {', '.join(OFFLINE_MODELS[self.potential])} or a local checkpoint."
+            )
+        if self.route not in ROUTES:
+            raise ValueError(f"route must be one of {', '.join(ROUTES)}, not {self.route!r}.")
+        if self.route == "batched" and self.optimizer != "FIRE":
+            raise ValueError(f"the batched route relaxes with FIRE; use route 'ase' for {self.optimizer}.")
+        if self.device.split(":")[0] not in BATCH_ATOMS:
+            raise ValueError(f"device must be cpu or cuda (cuda:N), not {self.device!r}.")
+        if self.batch_atoms is not None and self.batch_atoms < 1:
+            raise ValueError(f"batch_atoms must be ≥ 1, not {self.batch_atoms}.")
+        if not 0 < self.min_bond_ratio < 1:
+            raise ValueError(f"min_bond_ratio must lie between 0 and 1, not {self.min_bond_ratio}.")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}.")
         if self.fmax <= 0 or self.max_steps < 1:
@@ -69,6 +103,11 @@ class RelaxSettings:
     def model_name(self) -> str:
         """The pretrained model used: ``model`` or the potential's default (ignored when ``checkpoint`` is set)."""
         return self.model or POTENTIALS[self.potential]
+
+    @property
+    def atoms_per_batch(self) -> int:
+        """Atoms in flight per model call of the batched route: ``batch_atoms`` or the device's default."""
+        return self.batch_atoms or BATCH_ATOMS[self.device.split(":")[0]]
 
     @classmethod
     def from_dict(cls, values: dict) -> RelaxSettings:

@@ -1,11 +1,12 @@
 """``ccdcgan-relax``: relax a batch of crystals with a universal machine-learned potential.
 
 Reads the relaxation settings (JSON, :class:`~aiida_ccdcgan.relaxation.RelaxSettings`) and the structures
-(extended XYZ or any format ASE reads), relaxes them over worker processes, and writes, in the output folder:
+(extended XYZ or any format ASE reads), relaxes them by the settings' route (``batched``, the default: many crystals
+per model call; ``ase``: one ASE optimiser per crystal), and writes, in the output folder:
 
 * ``partial.extxyz`` — each result as soon as it is done (``--resume`` skips the ones already there);
 * ``relaxed.extxyz`` — every structure in input order, the final cell and positions, with ``index``, ``status``
-  (converged, not_converged, exploded, failed), ``total_energy`` and ``energy_per_atom`` (eV), ``steps``,
+  (converged, not_converged, exploded, failed, unphysical), ``total_energy`` and ``energy_per_atom`` (eV), ``steps``,
   ``max_force`` (eV/Å), ``volume_ratio``, ``seconds`` and ``error`` in each frame's info;
 * ``relax.json`` — the counts by status, the settings, the energy scale and the wall time.
 
@@ -97,6 +98,7 @@ def main(argv=None) -> int:
         "count": len(structures),
         "statuses": dict(Counter(frame.info["status"] for frame in ordered)),
         "relaxed_now": len(todo),
+        "route": settings.route,
         "seconds": round(seconds, 2),
         "settings": settings.to_dict(),
         "energy_scale": settings.energy_scale(),

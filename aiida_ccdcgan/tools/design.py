@@ -17,6 +17,7 @@ HEADERS = {
     "screened_out": "screened",
     "relaxed": "relaxed",
     "converged": "converged",
+    "unphysical": "unphys.",
     "formation_energy_below_zero": "E_f<0",
     "metastable": "metast.",
     "stable": "stable",

@@ -1,7 +1,7 @@
 """``ccdcgan.relax``: relax a batch of crystals with a machine-learned potential or with VASP, outputs normalised.
 
 Whichever engine runs, the output ``relaxed`` is one :class:`~aiida_ccdcgan.data.structures.StructureBatchData`
-in input order with the info columns ``status`` (converged, not_converged, exploded, failed), ``exit_code``,
+in input order with the info columns ``status`` (converged, not_converged, exploded, failed, unphysical), ``exit_code``,
 ``total_energy`` and ``energy_per_atom`` (eV), and ``summary`` says how many ended in each status and on which
 energy scale the energies are (never compare energies of two scales).
 """

@@ -16,6 +16,7 @@ ROUND_COLUMNS = (
     "screened_out",
     "relaxed",
     "converged",
+    "unphysical",
     "formation_energy_below_zero",
     "metastable",
     "stable",

@@ -45,6 +45,10 @@ def assess_relaxed(
 ) -> dict:
     """Formation energy, energy above hull, class and distinctness of every converged relaxed crystal.
 
+    A converged crystal whose formation energy lies far below every known phase (``criteria``'s
+    ``unphysical_margin``) is a hole of the potential: it is left out of the hull and of every count but
+    ``unphysical``, which also counts those the relaxation already marked ``unphysical`` (bonds collapsed).
+
     ``references``: element → energy per atom on the same scale as ``relaxed``; ``known_phases``: entries
     ``{"composition": "BiSe", "formation_energy": -0.3}`` of phases already known at that level of theory, which
     join the hull; ``known_structures``: the training database, for "distinct". Outputs ``assessed`` (the
@@ -60,6 +64,7 @@ def assess_relaxed(
         energies_above_hull,
         formation_energy_per_atom,
         phase_diagram,
+        unphysical_flags,
     )
 
     criteria_values = Criteria(**criteria.get_dict())
@@ -67,12 +72,14 @@ def assess_relaxed(
     elements = sorted(energies)
     structures = relaxed.get_structures()
     statuses, per_atom = relaxed.info("status").tolist(), relaxed.info("energy_per_atom").tolist()
-    chosen = [i for i, status in enumerate(statuses) if status == "converged"]
-    candidates = [
-        (structures[i].composition, formation_energy_per_atom(structures[i].composition, per_atom[i], energies))
-        for i in chosen
-    ]
+    converged = [i for i, status in enumerate(statuses) if status == "converged"]
+    formation = [formation_energy_per_atom(structures[i].composition, per_atom[i], energies) for i in converged]
     known = [(entry["composition"], entry["formation_energy"]) for entry in known_phases.get_list()]
+    holes = unphysical_flags(formation, [energy for _, energy in known], criteria_values)
+    chosen = [i for i, hole in zip(converged, holes) if not hole]
+    candidates = [
+        (structures[i].composition, energy) for i, energy, hole in zip(converged, formation, holes) if not hole
+    ]
     above_hull = energies_above_hull(candidates, elements, hull_phases=known + candidates)
     distinct = distinct_flags(
         [structures[i] for i in chosen],
@@ -100,6 +107,7 @@ def assess_relaxed(
     summary = {
         "relaxed": len(structures),
         "converged": len(chosen),
+        "unphysical": sum(holes) + statuses.count("unphysical"),
         "formation_energy_below_zero": sum(
             energy < 0 and len(composition.elements) > 1 for composition, energy in candidates
         ),
