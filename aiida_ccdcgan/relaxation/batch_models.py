@@ -31,14 +31,12 @@ class SevenNetBatchModel(ModelInterface):
         super().__init__()
         from sevenn.util import load_checkpoint
 
-        checkpoint = load_checkpoint(settings.checkpoint or settings.model_name)
-        network = checkpoint.build_model()
+        name = settings.checkpoint or settings.model_name
+        network = load_checkpoint(name).build_model()
         if not network.type_map or network.cutoff == 0.0:
-            raise ValueError(
-                f"the SevenNet model {settings.checkpoint or settings.model_name} has no type map or cutoff"
-            )
+            raise ValueError(f"the SevenNet model {name} has no type map or cutoff")
         if network.modal_map:
-            raise ValueError(f"the SevenNet model {settings.checkpoint or settings.model_name} is multi-fidelity")
+            raise ValueError(f"the SevenNet model {name} is multi-fidelity")
         network.set_is_batch_data(True)
         network.eval_type_map = torch.tensor(True)
         self._device, self._dtype = torch.device(settings.device), STATE_DTYPE

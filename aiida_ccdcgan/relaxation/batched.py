@@ -2,11 +2,12 @@
 
 TorchSim's FIRE (ASE's flavour) with its Fréchet cell filter keeps a FIRE state per crystal; this module keeps
 the batch full. Crystals enter, largest first, up to ``settings.atoms_per_batch`` atoms, once the batch has fallen
-to :data:`REFILL_FRACTION` of that, and each one leaves it as soon as it is converged, exploded or out of steps, with the same statuses and checks as
-the per-crystal ASE route (:func:`~aiida_ccdcgan.relaxation.engine.relax_structure`). A crystal that makes the
-potential fail is isolated by evaluating the batch's crystals one by one, and leaves as ``failed``; the others go
-on. Each result's ``seconds`` is its share of the batch's wall time (by atoms in flight). torch is imported only
-where crystals are relaxed (in the worker processes), not by the process that hands them out.
+to :data:`REFILL_FRACTION` of that, and each one leaves it as soon as it is converged, exploded or out of steps,
+with the same statuses and checks as the per-crystal ASE route
+(:func:`~aiida_ccdcgan.relaxation.engine.relax_structure`). A crystal that makes the potential fail is isolated by
+evaluating the batch's crystals one by one, and leaves as ``failed``; the others go on. Each result's ``seconds``
+is its share of the batch's wall time (by atoms in flight). torch is imported only where crystals are relaxed (in
+the worker processes), not by the process that hands them out.
 """
 
 from __future__ import annotations
@@ -184,8 +185,22 @@ def _relax_stream(take: Callable[[], tuple[int, Atoms] | None], settings: RelaxS
         )
         emit(flight.index, result)
 
-    def admit(batch: list[_InFlight]):
-        """Initialise ``batch`` (one model call); a crystal that fails alone leaves as failed."""
+    def one_by_one(members: list[_InFlight], alone, atoms_of, steps_taken: int) -> tuple[list[_InFlight], object]:
+        """``alone(position)`` for each of ``members`` by itself, after the batch as a whole failed: the crystals
+        whose call fails leave as failed (having taken ``steps_taken`` more steps); the others and their state go on."""
+        kept, states = [], []
+        for position, flight in enumerate(members):
+            try:
+                states.append(alone(position))
+                kept.append(flight)
+            except Exception as exception:  # noqa: BLE001 — this crystal breaks the potential, the rest go on
+                flight.steps += steps_taken
+                error = f"{type(exception).__name__}: {exception}"
+                finish(flight, atoms_of(position), Status.FAILED, error=error)
+        return kept, ts.concatenate_states(states) if states else None
+
+    def admit(batch: list[_InFlight]) -> tuple[list[_InFlight], object]:
+        """Initialise the sane crystals of ``batch`` (one model call); a crystal that fails alone leaves as failed."""
         sane = []
         for flight in batch:
             try:
@@ -193,19 +208,17 @@ def _relax_stream(take: Callable[[], tuple[int, Atoms] | None], settings: RelaxS
                 sane.append(flight)
             except Exploded as exception:
                 finish(flight, flight.atoms.copy(), Status.EXPLODED, error=str(exception))
+        if not sane:
+            return sane, None
         try:
-            return sane, initialize(
-                ts.initialize_state([f.atoms for f in sane], model.device, model.dtype)
-            ) if sane else None
+            return sane, initialize(ts.initialize_state([f.atoms for f in sane], model.device, model.dtype))
         except Exception:  # noqa: BLE001 — find the crystal the potential cannot take, keep the rest
-            kept, states = [], []
-            for flight in sane:
-                try:
-                    states.append(initialize(ts.initialize_state([flight.atoms], model.device, model.dtype)))
-                    kept.append(flight)
-                except Exception as exception:  # noqa: BLE001
-                    finish(flight, flight.atoms.copy(), Status.FAILED, error=f"{type(exception).__name__}: {exception}")
-            return kept, ts.concatenate_states(states) if states else None
+            return one_by_one(
+                sane,
+                lambda i: initialize(ts.initialize_state([sane[i].atoms], model.device, model.dtype)),
+                lambda i: sane[i].atoms.copy(),
+                steps_taken=0,
+            )
 
     def advance(state, members: list[_InFlight]) -> tuple[list[_InFlight], object]:
         """One optimiser step of every crystal of ``members``; on a failure, step them one by one and let the failing
@@ -214,16 +227,9 @@ def _relax_stream(take: Callable[[], tuple[int, Atoms] | None], settings: RelaxS
         try:
             kept, state = members, step(state)
         except Exception:  # noqa: BLE001
-            kept, states = [], []
-            for position, flight in enumerate(members):
-                try:
-                    states.append(step(state[position]))
-                    kept.append(flight)
-                except Exception as exception:  # noqa: BLE001
-                    flight.steps += 1
-                    error = f"{type(exception).__name__}: {exception}"
-                    finish(flight, _as_atoms(flight, state, position), Status.FAILED, error=error)
-            state = ts.concatenate_states(states) if states else None
+            kept, state = one_by_one(
+                members, lambda i: step(state[i]), lambda i: _as_atoms(members[i], state, i), steps_taken=1
+            )
         charge(kept, time.perf_counter() - start)
         for flight in kept:
             flight.steps += 1

@@ -1,9 +1,9 @@
 """Relax crystals: the per-crystal ASE route (one at a time, or over worker processes), the checks both routes
 share, and :func:`relax_batch`, which takes the route the settings name (the batched one is in :mod:`.batched`).
 
-In the ASE route each worker process loads the potential once, limits torch to ``threads_per_worker`` threads and relaxes the
-structures it is handed; a structure that fails, explodes or does not converge is recorded with its status and
-the batch goes on. Results come back in input order.
+In the ASE route each worker process loads the potential once, limits torch to ``threads_per_worker`` threads and
+relaxes the structures it is handed; a structure that fails, explodes or does not converge is recorded with its
+status and the batch goes on. Results come back in input order.
 """
 
 from __future__ import annotations
