@@ -6,6 +6,13 @@ come with formation energies only (the training data) and freshly relaxed ones s
 all of them were computed at one level of theory (one potential, or one DFT setting), which the caller must
 ensure (CHGNet's MP2020-corrected scale and SevenNet's raw PBE scale must never meet on one hull).
 
+Energy corrections: SevenNet's pretrained models learned MPtrj's *raw* energies — GGA+U for the oxides and
+fluorides of Co, Cr, Fe, Mn, Mo, Ni, V, W, plain GGA for everything else — so a Co oxide and metallic Co sit on
+two scales that only the Materials Project's MP2020 corrections reconcile (CoO: −0.06 eV/atom raw, −1.23 in
+experiment). In a chemical system with such an element and O or F, every crystal's energy therefore gets
+pymatgen's ``MaterialsProject2020Compatibility`` corrections (:func:`mp2020_corrections`) and the scale is named
+``<scale>+mp2020`` (:func:`energy_correction`, ``Criteria.energy_correction``); elsewhere (Bi–Se) nothing changes.
+
 The paper's definitions (Long et al. 2021): *stable* E_f < 0 and E_hull < 0.10 eV/atom; *metastable* E_f < 0 and
 0.10 ≤ E_hull < 0.15 eV/atom; *distinct*: no StructureMatcher match (ltol 0.2, stol 0.3, angle 5°) with the
 training database nor with another distinct candidate found before it. Stable and metastable are said of compounds:
@@ -16,6 +23,7 @@ for a regenerated hcp Co), or below zero only because the reference crystal is n
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 
 from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
@@ -24,6 +32,18 @@ from pymatgen.core import Composition, Element, Lattice, Structure
 
 from .representation.roundtrip import MATCHER_SETTINGS
 
+ENERGY_CORRECTIONS = ("auto", "none", "mp2020")
+"""``Criteria.energy_correction``: ``auto`` (MP2020 where :func:`energy_correction` says the scale and the chemical
+system need it), ``none`` or ``mp2020`` (always)."""
+
+RAW_MPTRJ_SCALES = ("sevennet:7net-0", "sevennet:7net-l3i5")
+"""Energy scales of potentials trained on MPtrj's uncorrected energies (GGA+U for the U elements' oxides and
+fluorides, GGA elsewhere): the scales ``auto`` corrects. CHGNet learned MP2020-corrected energies, VASP here runs
+plain PBE: neither is corrected."""
+
+MP2020_SUFFIX = "+mp2020"
+"""Appended to an energy scale's label when its energies carry the MP2020 corrections."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Criteria:
@@ -31,15 +51,21 @@ class Criteria:
 
     ``unphysical_margin``: a relaxed crystal whose formation energy lies this far below the lowest known phase of
     its system is taken for a hole of the potential (see :func:`unphysical_flags`), not a discovery.
+    ``energy_correction``: one of :data:`ENERGY_CORRECTIONS` (see :func:`energy_correction`).
     """
 
     stable_hull: float = 0.10
     metastable_hull: float = 0.15
     max_formation_energy: float = 0.0
     unphysical_margin: float = 1.0
+    energy_correction: str = "auto"
     matcher: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(MATCHER_SETTINGS))
 
     def __post_init__(self):
+        if self.energy_correction not in ENERGY_CORRECTIONS:
+            raise ValueError(
+                f"energy_correction must be one of {', '.join(ENERGY_CORRECTIONS)}, not {self.energy_correction!r}."
+            )
         if not self.stable_hull <= self.metastable_hull:
             raise ValueError(
                 f"stable_hull ({self.stable_hull}) must not exceed metastable_hull ({self.metastable_hull})."
@@ -58,6 +84,80 @@ def formation_energy_per_atom(
         )
     fractions = composition.fractional_composition
     return float(energy_per_atom - sum(fractions[el] * references[str(el)] for el in composition.elements))
+
+
+@functools.cache
+def _mp2020():
+    """pymatgen's MP2020 scheme, without the POTCAR check (an MLIP has no POTCARs)."""
+    from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
+
+    return MaterialsProject2020Compatibility(check_potcar=False)
+
+
+def u_elements(anion: str = "O") -> dict[str, float]:
+    """The elements the Materials Project computes with GGA+U in oxides (``anion`` O) or fluorides (F), with their
+    U (eV), as pymatgen's MP2020 configuration lists them."""
+    return dict(_mp2020().u_settings[anion])
+
+
+def energy_correction(choice: str, energy_scale: str, elements: Sequence[str]) -> str:
+    """``none`` or ``mp2020``: what ``choice`` (one of :data:`ENERGY_CORRECTIONS`) means for crystals of the chemical
+    system ``elements`` on ``energy_scale``. ``auto`` is ``mp2020`` for a scale of :data:`RAW_MPTRJ_SCALES` in a
+    system holding O or F together with an element of :func:`u_elements`, else ``none``; the choice is made per
+    system, never per crystal, so that every crystal of one hull carries the same corrections."""
+    if choice not in ENERGY_CORRECTIONS:
+        raise ValueError(f"energy_correction must be one of {', '.join(ENERGY_CORRECTIONS)}, not {choice!r}.")
+    if choice != "auto":
+        return choice
+    needs_u = any(anion in elements and set(u_elements(anion)) & set(elements) for anion in ("O", "F"))
+    return "mp2020" if needs_u and energy_scale in RAW_MPTRJ_SCALES else "none"
+
+
+def corrected_scale(energy_scale: str, correction: str) -> str:
+    """The label of ``energy_scale`` after ``correction`` (``none`` or ``mp2020``)."""
+    return energy_scale + MP2020_SUFFIX if correction == "mp2020" else energy_scale
+
+
+def shared_hull_refusal(
+    known_scales: Sequence[str], relaxation_scale: str, elements: Sequence[str], choice: str = "auto"
+) -> str | None:
+    """Why known phases on ``known_scales`` (blank: not recorded) cannot join a hull with crystals relaxed on
+    ``relaxation_scale`` and assessed with ``choice`` of correction in the system ``elements``, or None if they can."""
+    expected = corrected_scale(relaxation_scale, energy_correction(choice, relaxation_scale, elements))
+    foreign = sorted(set(known_scales) - {expected, ""})
+    if not foreign:
+        return None
+    return (
+        f"the known phases' formation energies are on the energy scale {', '.join(foreign)} and the new crystals' "
+        f"would be on {expected}: energies of two scales never share a hull. Relax with the potential and model the "
+        "known phases were relaxed with, rebuild the database with this one, or leave the known phases off the hull."
+    )
+
+
+def mp2020_corrections(structures: Sequence[Structure], energies_per_atom: Sequence[float]) -> list[float]:
+    """The MP2020 correction (eV/atom, to add) of each crystal with its raw MPtrj-scale energy: anion corrections
+    (oxide, peroxide, superoxide by the O–O bonds; F, Se, S, …) and the GGA/GGA+U mixing correction of the U elements
+    in oxides and fluorides, each crystal taken as GGA+U where the Materials Project would have used U. Elements
+    get 0, so raw elemental references stay valid."""
+    from pymatgen.entries.computed_entries import ComputedStructureEntry
+
+    scheme = _mp2020()
+    corrections = []
+    for structure, energy in zip(structures, energies_per_atom):
+        present = {str(element) for element in structure.composition.elements}
+        hubbards = {}
+        for anion in ("F", "O"):  # MP: fluorides take precedence over oxides
+            if anion in present and present & set(scheme.u_settings[anion]):
+                hubbards = {element: scheme.u_settings[anion].get(element, 0.0) for element in present}
+                break
+        entry = ComputedStructureEntry(
+            structure,
+            energy * len(structure),
+            parameters={"run_type": "GGA+U" if hubbards else "GGA", "hubbards": hubbards},
+        )
+        adjustments = scheme.get_adjustments(entry)
+        corrections.append(float(sum(adjustment.value for adjustment in adjustments) / len(structure)))
+    return corrections
 
 
 def phase_diagram(phases: Sequence[tuple[Composition | str, float]], elements: Sequence[str]) -> PhaseDiagram:

@@ -12,8 +12,10 @@
    decode with one site channel per element, relax, and judge every new crystal on the hull of the whole chemical
    system (elements, binaries and ternaries of the database plus every new crystal). Validity asks for atoms at
    least ``--min-distance`` (1.2 Å) apart instead of the paper's Bi–Se 2.0 Å, which would reject LiCoO2, Li2O and
-   134 of the 214 database crystals. SevenNet-0's Co oxides carry MPtrj's GGA+U energies without the MP2020 mixing
-   corrections, so this hull is SevenNet-0's, not DFT's (docs/benchmarks.md, the Li–Co–O section).
+   134 of the 214 database crystals. SevenNet-0's Co oxides carry MPtrj's GGA+U energies, its Co metal GGA ones, so
+   the database and the loop assess every crystal with the MP2020 corrections (scale ``sevennet:7net-0+mp2020``:
+   CoO −1.22 eV/atom against experiment's −1.23; docs/relaxation.md). A database group built before they existed
+   (2026-12-05) names the raw scale and the loop refuses it (exit code 411): delete the group to rebuild it.
 
 Materials Project users can add known phases: ``aiida-ccdcgan import mp Li-Co-O -g lico-mp``, then
 ``ccdcgan.database`` with ``substitute=False`` on them, so that every energy sits on SevenNet-0's scale

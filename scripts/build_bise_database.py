@@ -71,6 +71,7 @@ for structure in orm.load_group(args.group).nodes:
         "energy_per_atom": values[extras.ENERGY_PER_ATOM],
         "e_above_hull": values[extras.E_ABOVE_HULL],
         "classification": values[extras.CLASSIFICATION],
+        extras.ENERGY_SCALE: values[extras.ENERGY_SCALE],
     }
     records.append(record)
 records.sort(key=lambda record: record.source_id)

@@ -150,6 +150,10 @@ def _bad_files(crystals, tmp_path):
         (["evaluate", "whole.extxyz"], "--elements is needed for files"),
         (["evaluate", "whole.extxyz", "--elements", "V,O"], "--reference is needed for a system other than Bi–Se"),
         (["evaluate", "garbage-cif", "--elements", "Bi,Se"], "bad.cif: cannot read the CIF text"),
+        (
+            ["evaluate", "whole.extxyz", "--elements", "Bi,Se", "--potential", "chgnet", "--reference-on-hull"],
+            "on the energy scale sevennet:7net-0 and the new crystals' would be on chgnet:0.3.0",
+        ),
         (["evaluate", "DATA-NODE"], "is not a finished ccdcgan.inverse_design loop"),
         (["plot", "999999999"], "'999999999' is not the pk or uuid of a node in this profile"),
         (["plot", "DATA-NODE"], "is not a finished ccdcgan.inverse_design loop"),
@@ -180,6 +184,7 @@ def _bad_files(crystals, tmp_path):
         "evaluate-without-elements",
         "evaluate-without-reference",
         "evaluate-garbage-cif",
+        "evaluate-on-a-hull-of-another-scale",
         "evaluate-a-data-node",
         "plot-unknown-node",
         "plot-a-data-node",

@@ -161,6 +161,21 @@ def test_a_file_that_is_no_training_set_ends_the_loop_cleanly(codes, relax_code,
     assert not node.called_descendants or all(c.process_label == "training_set" for c in node.called_descendants)
 
 
+def test_a_training_set_of_another_energy_scale_stays_off_the_hull(codes, relax_code, tmp_path):
+    """A database relaxed with SevenNet-0 cannot share the hull with CHGNet relaxations: the loop ends before
+    training, naming both scales; it may still train on it with database_on_hull False."""
+    records = [r for r in make_crystals() if {e.symbol for e in r.structure.composition.elements} <= {"Bi", "Se"}]
+    for record in records:
+        record.properties["energy_scale"] = "sevennet:7net-0"
+    write_extxyz(records, tmp_path / "sevennet.extxyz")
+    builder = _tiny_loop(codes, relax_code, tmp_path, 1)  # CHGNet relaxations
+    builder.dataset = orm.SinglefileData(tmp_path / "sevennet.extxyz")
+    _, node = run_get_node(builder)
+    assert node.exit_status == InverseDesignWorkChain.exit_codes.ERROR_ENERGY_SCALES_DIFFER.status
+    assert "on the energy scale sevennet:7net-0 and the new crystals' would be on chgnet:0.3.0" in node.exit_message
+    assert [c.process_label for c in node.called_descendants] == ["training_set"]
+
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bise_workchain.py"
 
 

@@ -3,14 +3,19 @@
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from aiida_ccdcgan.relaxation.settings import OFFLINE_MODELS, RelaxSettings
 from aiida_ccdcgan.thermodynamics import (
+    RAW_MPTRJ_SCALES,
     Criteria,
     classify,
     distinct_flags,
     energies_above_hull,
+    energy_correction,
     formation_energy_per_atom,
+    mp2020_corrections,
     phase_diagram,
     reference_structure,
+    shared_hull_refusal,
     unphysical_flags,
 )
 
@@ -139,6 +144,8 @@ def test_assessment_is_stored_and_queryable(aiida_profile_clean):
         "distinct_stable": 2,
         "distinct_metastable": 0,
         "mean_formation_energy": pytest.approx(-0.2),
+        "energy_scale": "test:scale",
+        "energy_correction": "none",
     }
     hull = node.outputs.hull.get_dict()
     assert {p["composition"] for p in hull["stable_phases"]} == {"Bi", "Se", "Bi2Se3"}
@@ -149,3 +156,35 @@ def test_assessment_is_stored_and_queryable(aiida_profile_clean):
         project=["extras.formula", "extras.classification"],
     )
     assert sorted(query.all()) == [["Bi2Se3", "stable"], ["BiSe", "stable"]]
+
+
+def test_mp2020_corrections_are_chosen_per_system_for_the_raw_mptrj_scales():
+    """SevenNet's scales in a system with a +U element and O or F get MP2020; Bi–Se, Li–O and CHGNet do not."""
+    assert all(RelaxSettings(model=model).energy_scale() in RAW_MPTRJ_SCALES for model in OFFLINE_MODELS["sevennet"])
+    assert energy_correction("auto", "sevennet:7net-0", ["Li", "Co", "O"]) == "mp2020"
+    assert energy_correction("auto", "sevennet:7net-l3i5", ["Fe", "F"]) == "mp2020"
+    assert energy_correction("auto", "sevennet:7net-0", ["Li", "O"]) == "none"  # no +U element
+    assert energy_correction("auto", "sevennet:7net-0", ["Bi", "Se"]) == "none"  # the Se correction stays off
+    assert energy_correction("auto", "chgnet:0.3.0", ["Co", "O"]) == "none"  # CHGNet learned corrected energies
+    assert energy_correction("mp2020", "sevennet:my.pth", ["Bi", "Se"]) == "mp2020"
+    with pytest.raises(ValueError, match="energy_correction must be one of auto, none, mp2020"):
+        Criteria(energy_correction="mp2023")
+
+    coo = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.26), ["Co", "O"], [[0, 0, 0], [0.5] * 3])
+    li2o = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.61), ["O", "Li"], [[0, 0, 0], [0.25] * 3])
+    crystals = [coo.get_primitive_structure(), li2o.get_primitive_structure(), *map(reference_structure, ["O", "Co"])]
+    corrections = mp2020_corrections(crystals, [-7.0, -5.0, -4.9, -7.0])
+    # MP2020: oxide −0.687 eV per O, Co in an oxide −1.638 eV per Co; no element is corrected
+    assert corrections == pytest.approx([(-0.687 - 1.638) / 2, -0.687 / 3, 0.0, 0.0], abs=1e-3)
+
+
+def test_known_phases_of_another_energy_scale_are_refused():
+    assert shared_hull_refusal(["sevennet:7net-0", ""], "sevennet:7net-0", ["Bi", "Se"]) is None
+    assert shared_hull_refusal(["sevennet:7net-0+mp2020"], "sevennet:7net-0", ["Li", "Co", "O"]) is None
+    message = shared_hull_refusal(["sevennet:7net-0"], "sevennet:7net-l3i5", ["Bi", "Se"])
+    assert "on the energy scale sevennet:7net-0 and the new crystals' would be on sevennet:7net-l3i5" in message
+    assert "never share a hull" in message
+    # an uncorrected Li–Co–O database against the corrected assessment of new crystals
+    assert "would be on sevennet:7net-0+mp2020" in shared_hull_refusal(
+        ["sevennet:7net-0"], "sevennet:7net-0", ["Li", "Co", "O"]
+    )

@@ -16,6 +16,7 @@ import warnings
 
 from pymatgen.core import Element, Structure
 
+from ..common.extras import ENERGY_SCALE
 from .checks import ImportChecks, check_structure
 from .records import CrystalRecord, DatasetError
 
@@ -108,7 +109,7 @@ def _record(document: dict, checks: ImportChecks) -> CrystalRecord:
         properties={
             "e_above_hull_mp": document.get("energy_above_hull"),
             "formula": document.get("formula_pretty") or structure.composition.reduced_formula,
-            "energy_scale": "MP2020 (GGA/GGA+U, DFT)",
+            ENERGY_SCALE: "MP2020 (GGA/GGA+U, DFT)",
         },
     )
 

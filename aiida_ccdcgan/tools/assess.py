@@ -22,10 +22,12 @@ def assess(
     assessed structures by index into ``relaxed``. ``known_phases`` may be a stored List (its provenance is kept).
 
     After this, ``QueryBuilder().append(StructureData, filters={'extras.e_above_hull': {'<': 0.1}})`` finds
-    the candidates near the hull. ``references``, ``known_phases`` and ``relaxed`` must share ``energy_scale``.
+    the candidates near the hull. ``relaxed`` and ``references`` are on ``energy_scale`` (the relaxation's);
+    ``known_phases`` on the assessment's (``summary["energy_scale"]``: with ``+mp2020`` where it corrects).
     """
     inputs = {
         "relaxed": relaxed,
+        "energy_scale": orm.Str(energy_scale),
         "references": orm.Dict(references),
         "known_phases": known_phases if isinstance(known_phases, orm.List) else orm.List(known_phases or []),
         "criteria": orm.Dict(criteria or {}),
@@ -33,17 +35,16 @@ def assess(
     if known_structures is not None:
         inputs["known_structures"] = known_structures
     _, node = assess_relaxed.run_get_node(**inputs)
-    return node, mirror_assessment(node, relaxed, energy_scale)
+    return node, mirror_assessment(node, relaxed)
 
 
-def mirror_assessment(
-    node: orm.CalcFunctionNode, relaxed: StructureBatchData, energy_scale: str
-) -> dict[int, orm.StructureData]:
-    """Copy the results of an ``assess_relaxed`` run into extras of its output structures; return them by index."""
-    assessed = node.outputs.assessed
+def mirror_assessment(node: orm.CalcFunctionNode, relaxed: StructureBatchData) -> dict[int, orm.StructureData]:
+    """Copy the results of an ``assess_relaxed`` run into extras of its output structures; return them by index.
+    ``energy_scale`` and ``energy_per_atom`` are the assessment's: with MP2020 corrections where it applied them."""
+    assessed, energy_scale = node.outputs.assessed, node.outputs.summary["energy_scale"]
     columns = {
         name: assessed.info(name).tolist()
-        for name in ("index", "formation_energy", "e_above_hull", "classification", "distinct")
+        for name in ("index", "formation_energy", "e_above_hull", "classification", "distinct", "energy_correction")
     }
     energies = relaxed.info("energy_per_atom").tolist()
     structures = {}
@@ -62,7 +63,7 @@ def mirror_assessment(
                 extras.CLASSIFICATION: columns["classification"][row],
                 extras.DISTINCT: bool(columns["distinct"][row]),
                 extras.ENERGY_SCALE: energy_scale,
-                extras.ENERGY_PER_ATOM: energies[index],
+                extras.ENERGY_PER_ATOM: energies[index] + columns["energy_correction"][row],
             }
         )
         structures[index] = structure

@@ -63,6 +63,8 @@ def structure_node(record: CrystalRecord) -> orm.StructureData:
         values[extras.FORMATION_ENERGY] = record.formation_energy
     if record.group_key is not None:
         values[extras.GROUP_KEY] = record.group_key
+    if extras.ENERGY_SCALE in record.properties:
+        values[extras.ENERGY_SCALE] = record.properties[extras.ENERGY_SCALE]
     node.base.extras.set_many(values)
     return node
 
@@ -75,7 +77,8 @@ def crystal_record(node: orm.StructureData) -> CrystalRecord:
         structure=node.get_pymatgen_structure(),
         formation_energy=values.get(extras.FORMATION_ENERGY),
         group_key=values.get(extras.GROUP_KEY),
-        properties=dict(values.get(extras.PROPERTIES, {})),
+        properties=dict(values.get(extras.PROPERTIES, {}))
+        | ({extras.ENERGY_SCALE: values[extras.ENERGY_SCALE]} if extras.ENERGY_SCALE in values else {}),
     )
 
 

@@ -13,10 +13,13 @@ from aiida.engine import run_get_node
 from aiida.manage.caching import enable_caching
 from pymatgen.core import Structure
 
+from ..common import extras
 from ..data.structures import StructureBatchData
-from ..dataset import CrystalRecord
+from ..dataset import CrystalRecord, DatasetError
 from ..dataset.shipped import known_phases
 from ..evaluation import EvaluationSettings, evaluate, summarize
+from ..relaxation.settings import RelaxSettings
+from ..thermodynamics import shared_hull_refusal
 from ..workflows.references import ReferencesWorkChain
 from ..workflows.relax import RelaxWorkChain
 from .assess import assess
@@ -53,12 +56,18 @@ def relax_and_assess(
 ) -> Relaxation:
     """Relax ``structures`` (index → structure) and the elemental references with the MLIP engine, then compute
     formation energies, E_hull, the paper's classes and "distinct" (new against the reference and each other;
-    ``ccdcgan.assess_relaxed``). The reference phases join the hull only if ``reference_on_hull`` (they must share
-    the relaxation's level of theory). With AiiDA caching on, a repeated evaluation reuses every finished
-    relaxation."""
+    ``ccdcgan.assess_relaxed``). The reference phases join the hull only if ``reference_on_hull``; a reference
+    whose crystals name another energy scale is then refused (DatasetError). With AiiDA caching on, a repeated
+    evaluation reuses every finished relaxation."""
+    overrides = {"mlip": {"settings": {"potential": potential}}}
+    if reference_on_hull:  # refused before anything is stored
+        settings = RelaxWorkChain.get_protocol_inputs(protocol, overrides)["mlip"]["settings"]
+        scales = [str(record.properties.get(extras.ENERGY_SCALE, "")) for record in reference]
+        refusal = shared_hull_refusal(scales, RelaxSettings.from_dict(settings).energy_scale(), elements)
+        if refusal:
+            raise DatasetError(f"--reference-on-hull: {refusal}")
     code = script_code("ccdcgan-relax")
     batch = StructureBatchData.from_structures(list(structures.values()))
-    overrides = {"mlip": {"settings": {"potential": potential}}}
     builder = RelaxWorkChain.get_builder_from_protocol(
         batch, code, engine="mlip", protocol=protocol, overrides=overrides
     )
@@ -97,7 +106,7 @@ def relax_and_assess(
         "relaxation": relaxation.uuid,
         "references": references.uuid,
         "assessment": node.uuid,
-        "energy_scale": relaxation.outputs.summary["energy_scale"],
+        "energy_scale": node.outputs.summary["energy_scale"],
     }
     return Relaxation(after, judged, provenance)
 
@@ -114,7 +123,7 @@ def loop_results(node: orm.WorkflowNode) -> tuple[list[CrystalRecord], Relaxatio
         for link in calls
         if link.link_label.startswith("relax_round_")
     )
-    generated, after, judged = [], [], []
+    generated, after, judged, scales = [], [], [], []
     for number, relaxation in rounds:
         candidates, relaxed = relaxation.inputs.structures, relaxation.outputs.relaxed
         samples = candidates.info("sample").tolist()
@@ -135,8 +144,10 @@ def loop_results(node: orm.WorkflowNode) -> tuple[list[CrystalRecord], Relaxatio
         for (assessment,) in assessments.all():
             for index, row in assessment_rows(assessment.outputs.assessed).items():
                 rows[index] = row
+            # assessments before MP2020 corrections existed name no scale: theirs is the relaxation's
+            scales.append(assessment.outputs.summary.get("energy_scale", relaxation.outputs.summary["energy_scale"]))
         judged += rows
-    provenance = {"loop": node.uuid, "energy_scale": rounds[0][1].outputs.summary["energy_scale"] if rounds else None}
+    provenance = {"loop": node.uuid, "energy_scale": scales[0] if scales else None}
     return generated, Relaxation(after, judged, provenance), training, node.inputs.elements.get_list()
 
 

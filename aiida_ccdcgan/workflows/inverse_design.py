@@ -31,10 +31,11 @@ from ..common import extras
 from ..common.validators import validate_elements
 from ..data.model import KerasModelData
 from ..scripts.sample import screening_models
+from ..thermodynamics import shared_hull_refusal
 from ..tools.assess import assess
 from .protocols import ProtocolMixin
 from .references import ReferencesWorkChain
-from .relax import RelaxWorkChain
+from .relax import RelaxWorkChain, relaxation_energy_scale
 from .train import TrainBaseWorkChain
 
 MODES = {"dcgan": "dcgan", "dcgan_constraint": "dcgan", "ccdcgan": "ccdcgan"}
@@ -171,6 +172,9 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
         spec.output("summary", valid_type=orm.Dict, help="The paper's table: one row per round and the total.")
         spec.output("hull", valid_type=orm.Dict, required=False, help="The stable phases after the last round.")
         spec.exit_code(410, "ERROR_INVALID_DATASET", message="The dataset cannot train the models: {message}")
+        spec.exit_code(
+            411, "ERROR_ENERGY_SCALES_DIFFER", message="The training set cannot join the rounds' hull: {message}"
+        )
         spec.exit_code(420, "ERROR_SUB_PROCESS_FAILED", message="{process} failed: {message}")
 
     @classmethod
@@ -222,9 +226,17 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
         self.ctx.prefix = self.inputs.group_prefix.value if "group_prefix" in self.inputs else None
         self.ctx.prefix = self.ctx.prefix or f"ccdcgan/inverse_design/{self.node.pk}"
         try:
-            self.ctx.training_uuid = training_set(self.inputs.dataset).uuid
+            training = training_set(self.inputs.dataset)
         except ValueError as exception:  # DatasetError too: a file that is not a training set
             return self.exit_codes.ERROR_INVALID_DATASET.format(message=str(exception))
+        self.ctx.training_uuid = training.uuid
+        if self.inputs.database_on_hull.value:
+            scale = relaxation_energy_scale(self.exposed_inputs(RelaxWorkChain, "relax"))
+            refusal = shared_hull_refusal(
+                training.info("energy_scale").tolist(), scale, self.inputs.elements.get_list()
+            )
+            if refusal:
+                return self.exit_codes.ERROR_ENERGY_SCALES_DIFFER.format(message=f"{refusal} (database_on_hull False)")
         if "models" in self.inputs and self.inputs.models:
             self.ctx.models = {role: node.uuid for role, node in self.inputs.models.items()}
             self.ctx.config = self.inputs.config.get_dict()

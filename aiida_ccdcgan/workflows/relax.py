@@ -57,6 +57,17 @@ def vasp_energy_scale(parameters: dict, potential_family: str) -> str:
     return f"vasp:gga={incar.get('gga', 'pe')}:encut={incar.get('encut')}:{potential_family}"
 
 
+def relaxation_energy_scale(relax_inputs) -> str:
+    """The energy-scale label the relaxations of ``relax_inputs`` (RelaxWorkChain's inputs, as exposed) will name,
+    known before anything runs."""
+    from ..relaxation.settings import RelaxSettings
+
+    if relax_inputs["engine"].value == "vasp":
+        vasp = relax_inputs["vasp"]
+        return vasp_energy_scale(vasp["parameters"].get_dict(), vasp["potential_family"].value)
+    return RelaxSettings.from_dict(relax_inputs["mlip"]["settings"].get_dict()).energy_scale()
+
+
 class RelaxWorkChain(ProtocolMixin, WorkChain):
     """Relax every crystal of a batch with the chosen engine and normalise the outputs."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiida import orm
 from aiida.engine import calcfunction
 
+from ...common import extras
 from ...data.structures import StructureBatchData
 
 ROUND_COLUMNS = (
@@ -31,7 +32,8 @@ ROUND_COLUMNS = (
 
 @calcfunction
 def training_set(dataset: orm.SinglefileData) -> StructureBatchData:
-    """The crystals of an extended XYZ training set as one batch, with ``source_id`` and ``formation_energy``."""
+    """The crystals of an extended XYZ training set as one batch, with ``source_id``, ``formation_energy`` and
+    ``energy_scale`` (blank where a frame names none)."""
     from ...dataset.readers import read_extxyz
 
     with dataset.as_path() as path:
@@ -44,6 +46,7 @@ def training_set(dataset: orm.SinglefileData) -> StructureBatchData:
         {
             "source_id": [record.source_id for record in records],
             "formation_energy": [record.formation_energy for record in records],
+            "energy_scale": [str(record.properties.get(extras.ENERGY_SCALE, "")) for record in records],
         },
     )
 

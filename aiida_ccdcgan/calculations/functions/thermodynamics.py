@@ -38,6 +38,7 @@ def reference_energies(relaxed: StructureBatchData) -> dict:
 @calcfunction
 def assess_relaxed(
     relaxed: StructureBatchData,
+    energy_scale: orm.Str,
     references: orm.Dict,
     known_phases: orm.List,
     criteria: orm.Dict,
@@ -45,24 +46,32 @@ def assess_relaxed(
 ) -> dict:
     """Formation energy, energy above hull, class and distinctness of every converged relaxed crystal.
 
+    ``relaxed``'s energies are on ``energy_scale`` (the relaxation's); where ``criteria``'s ``energy_correction``
+    asks for it (``auto``: a SevenNet scale in a system with a +U element and O or F), each crystal's energy gets
+    its MP2020 correction first and every result is on the scale ``<energy_scale>+mp2020``.
+
     A converged crystal whose formation energy lies far below every known phase (``criteria``'s
     ``unphysical_margin``) is a hole of the potential: it is left out of the hull and of every count but
     ``unphysical``, which also counts those the relaxation already marked ``unphysical`` (bonds collapsed).
 
-    ``references``: element → energy per atom on the same scale as ``relaxed``; ``known_phases``: entries
-    ``{"composition": "BiSe", "formation_energy": -0.3}`` of phases already known at that level of theory, which
-    join the hull; ``known_structures``: the training database, for "distinct". Outputs ``assessed`` (the
-    converged crystals, columns ``index`` into ``relaxed``, ``formation_energy``, ``e_above_hull``,
-    ``classification``, ``distinct``), ``hull`` (the stable phases), ``summary`` (the paper's counts: converged,
-    E_f < 0, stable, metastable — these three of compounds only —, distinct, distinct stable / metastable, mean E_f)
-    and one StructureData per assessed crystal under ``structures``.
+    ``references``: element → raw energy per atom on ``energy_scale`` (MP2020 corrects no element);
+    ``known_phases``: entries ``{"composition": "BiSe", "formation_energy": -0.3}`` of phases already known on the
+    resulting scale, which join the hull; ``known_structures``: the training database, for "distinct". Outputs
+    ``assessed`` (the converged crystals, columns ``index`` into ``relaxed``, ``formation_energy``,
+    ``e_above_hull``, ``classification``, ``distinct``, ``energy_correction`` in eV/atom), ``hull`` (the stable
+    phases), ``summary`` (the paper's counts: converged, E_f < 0, stable, metastable — these three of compounds
+    only —, distinct, distinct stable / metastable, mean E_f; and ``energy_scale``, ``energy_correction``) and one
+    StructureData per assessed crystal under ``structures``.
     """
     from ...thermodynamics import (
         Criteria,
         classify,
+        corrected_scale,
         distinct_flags,
         energies_above_hull,
+        energy_correction,
         formation_energy_per_atom,
+        mp2020_corrections,
         phase_diagram,
         unphysical_flags,
     )
@@ -73,7 +82,16 @@ def assess_relaxed(
     structures = relaxed.get_structures()
     statuses, per_atom = relaxed.info("status").tolist(), relaxed.info("energy_per_atom").tolist()
     converged = [i for i, status in enumerate(statuses) if status == "converged"]
-    formation = [formation_energy_per_atom(structures[i].composition, per_atom[i], energies) for i in converged]
+    correction = energy_correction(criteria_values.energy_correction, energy_scale.value, elements)
+    corrections = (
+        mp2020_corrections([structures[i] for i in converged], [per_atom[i] for i in converged])
+        if correction == "mp2020"
+        else [0.0] * len(converged)
+    )
+    formation = [
+        formation_energy_per_atom(structures[i].composition, per_atom[i] + shift, energies)
+        for i, shift in zip(converged, corrections)
+    ]
     known = [(entry["composition"], entry["formation_energy"]) for entry in known_phases.get_list()]
     holes = unphysical_flags(formation, [energy for _, energy in known], criteria_values)
     chosen = [i for i, hole in zip(converged, holes) if not hole]
@@ -95,6 +113,7 @@ def assess_relaxed(
             for (composition, energy), hull in zip(candidates, above_hull)
         ],
         "distinct": distinct,
+        "energy_correction": [shift for shift, hole in zip(corrections, holes) if not hole],
     }
     diagram = phase_diagram(known + candidates, elements)
     stable = [
@@ -117,6 +136,8 @@ def assess_relaxed(
         "distinct_stable": sum(d and c == "stable" for d, c in zip(distinct, classes)),
         "distinct_metastable": sum(d and c == "metastable" for d, c in zip(distinct, classes)),
         "mean_formation_energy": sum(formation) / len(formation) if formation else None,
+        "energy_scale": corrected_scale(energy_scale.value, correction),
+        "energy_correction": correction,
     }
     outputs = {
         "assessed": StructureBatchData.from_structures([structures[i] for i in chosen], info),
