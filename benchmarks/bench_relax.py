@@ -19,8 +19,8 @@ Arms, each relaxing a whole set with FIRE and a Fréchet cell filter:
 The ``ccdcgan-relax`` arms are timed as the CalcJob runs them: a new process, imports and model loading included.
 Each arm reports seconds, structures per minute, statuses, peak memory of its processes, and the energy per atom
 against the serial arm (median and largest difference over crystals both converged). Then Bi2Se3's formation
-energy against relaxed Bi (A7) and Se (A8) with each offline model, and each SevenNet model's speed on the first
-24 small cells (batched route).
+energy against relaxed Bi (A7) and Se (A8) with each offline model, each SevenNet model's speed on the first
+24 small cells (batched route), and the cost of one SevenNet-0 call by batch size (where the time goes).
 
 Resumable: each finished arm is saved to ``<output>/benchmark.json`` at once and skipped when the benchmark runs
 again (``--fresh`` starts over).
@@ -221,6 +221,52 @@ def bi2se3_formation_energy(potential: str, model: str) -> dict:
     }
 
 
+def call_costs(cells, sizes=(4, 8, 16, 32, 64, 128), repeats: int = 5) -> dict:
+    """Where the batched route's time goes: the seconds of one SevenNet-0 call (energy, forces, stress) on the first
+    small cells filling each of ``sizes`` atoms, and of one call of ASE's SevenNetCalculator on one 2- and one 5-atom
+    cell — the one-at-a-time loop's unit of work; 1 torch thread, ``repeats`` calls each after a warm-up."""
+    import torch
+    import torch_sim as ts
+    from sevenn.calculator import SevenNetCalculator
+
+    from aiida_ccdcgan.relaxation.batch_models import make_batch_model
+
+    torch.set_num_threads(1)
+    model = make_batch_model(RelaxSettings())
+
+    def timed(call) -> float:
+        call()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            call()
+        return (time.perf_counter() - start) / repeats
+
+    batched = []
+    for size in sizes:
+        chosen = []
+        for cell in cells:
+            if chosen and sum(map(len, chosen)) + len(cell) > size:
+                break
+            chosen.append(cell)
+        state = ts.initialize_state(chosen, model.device, model.dtype)
+        seconds = timed(lambda state=state: model(state))
+        atoms = sum(map(len, chosen))
+        batched.append({"crystals": len(chosen), "atoms": atoms, "ms_per_call": round(seconds * 1e3, 1)})
+        batched[-1]["ms_per_atom"] = round(seconds * 1e3 / atoms, 2)
+    calculator, ase_calls = SevenNetCalculator("7net-0"), {}
+    for size in (2, 5):
+        atoms = next(cell.copy() for cell in cells if len(cell) == size)
+        atoms.calc = calculator
+
+        def ase_call(atoms=atoms):
+            atoms.positions[0, 0] += 1e-4  # a new geometry: the calculator must evaluate again
+            atoms.get_forces()
+            atoms.get_stress()
+
+        ase_calls[f"{size}_atoms_ms"] = round(timed(ase_call) * 1e3, 1)
+    return {"batched_calls": batched, "ase_calls": ase_calls, "threads": 1}
+
+
 def main() -> None:
     """Run the arms side by side, saving each as it finishes, and print the result as JSON."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -278,6 +324,9 @@ def main() -> None:
                 models[key]["small_24"] = summarise(timing, None, 24)
                 models[key]["small_24"].pop("per_crystal")
             save()
+    if "calls" not in result:
+        result["calls"] = call_costs(cells["small"])
+        save()
     print(json.dumps({k: v for k, v in result.items() if k != "sets"} | {"sets": _brief(result["sets"])}, indent=2))
 
 
