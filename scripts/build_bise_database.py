@@ -1,6 +1,7 @@
 """Build the Bi–Se training database that ships with aiida-ccdcgan (``aiida_ccdcgan/resources/``).
 
-    verdi run scripts/build_bise_database.py [--vo-templates 100] [--relax-protocol fast] [--seed 0] [--output aiida_ccdcgan/resources]
+    verdi run scripts/build_bise_database.py [--vo-templates 100|all] [--chunk-size 400] [--relax-protocol fast]
+        [--seed 0] [--group bise-sevennet-build] [--output aiida_ccdcgan/resources]
 
 Templates: every binary prototype of pymatgen's AFLOW library plus a seeded sample of the iMatGen V–O templates
 (../shared/data/vo_imatgen_dft.csv.gz, the paper's own template source); Bi and Se put on both sites, cells
@@ -9,6 +10,10 @@ rescaled to the atoms' radii, the paper's limits (≤ 20 atoms, longest edge < 1
 ``fast`` inverse-design loop relaxes its candidates with, so both sit on one hull) through
 ``ccdcgan.database``; the converged crystals with their formation energy, energy above hull and template go to
 ``bise_sevennet.extxyz.gz``, the build's settings, counts, hull and wall time to ``bise_sevennet.json``.
+
+Crystals are relaxed in chunks of ``--chunk-size`` under AiiDA caching: a build stopped at any point (Ctrl-C, a
+closed terminal, a machine switched off) continues when the same command is run again in the same profile, with
+only the chunks not yet relaxed; a crystal found from several templates is kept once, naming them all.
 """
 
 import argparse
@@ -20,6 +25,7 @@ from pathlib import Path
 
 from aiida import orm
 from aiida.engine import run_get_node
+from aiida.manage.caching import enable_caching
 
 import aiida_ccdcgan
 from aiida_ccdcgan.common import extras
@@ -34,7 +40,10 @@ from aiida_ccdcgan.workflows.relax import RelaxWorkChain
 ROOT = Path(aiida_ccdcgan.__file__).resolve().parents[1]  # `verdi run` gives __file__ without its folder
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--vo-csv", type=Path, default=ROOT.parent / "shared/data/vo_imatgen_dft.csv.gz")
-parser.add_argument("--vo-templates", type=int, default=100, help="How many V–O templates to sample (seeded).")
+parser.add_argument(
+    "--vo-templates", default="100", help="How many V–O templates to sample (seeded), or 'all' (the paper's database)."
+)
+parser.add_argument("--chunk-size", type=int, default=400, help="Crystals per ccdcgan.relax job (0: all in one).")
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--relax-protocol", default="fast", help="ccdcgan.relax protocol: fast or moderate.")
 parser.add_argument("--group", default="bise-sevennet-build")
@@ -42,7 +51,14 @@ parser.add_argument("--output", type=Path, default=ROOT / "aiida_ccdcgan/resourc
 args = parser.parse_args()
 
 vo_templates = binary_templates(read_dataset("vo-csv", args.vo_csv))
-templates = aflow_templates(2) + random.Random(args.seed).sample(vo_templates, args.vo_templates)
+if args.vo_templates != "all":
+    vo_templates = random.Random(args.seed).sample(vo_templates, int(args.vo_templates))
+templates = aflow_templates(2) + vo_templates
+group = orm.Group.collection.get_or_create(args.group)[0]
+if group.count():
+    raise SystemExit(
+        f"The group {args.group!r} already holds {group.count()} crystals of a finished build; name another."
+    )
 relax = RelaxWorkChain.get_builder_from_protocol(
     None,
     script_code("ccdcgan-relax"),
@@ -51,13 +67,15 @@ relax = RelaxWorkChain.get_builder_from_protocol(
     overrides={"mlip": {"options": {"max_wallclock_seconds": 6 * 3600}}},
 )
 start = time.perf_counter()
-results, node = run_get_node(
-    DatabaseWorkChain,
-    elements=orm.List(["Bi", "Se"]),
-    templates=template_batch(templates),
-    group_label=orm.Str(args.group),
-    relax={"engine": relax.engine, "mlip": dict(relax.mlip)},
-)
+with enable_caching():  # a stopped build goes on from its finished chunks
+    results, node = run_get_node(
+        DatabaseWorkChain,
+        elements=orm.List(["Bi", "Se"]),
+        templates=template_batch(templates),
+        group_label=orm.Str(args.group),
+        chunk_size=orm.Int(args.chunk_size),
+        relax={"engine": relax.engine, "mlip": dict(relax.mlip)},
+    )
 seconds = time.perf_counter() - start
 if not node.is_finished_ok:
     raise SystemExit(f"ccdcgan.database<{node.pk}> failed: {node.exit_status} {node.exit_message}")
@@ -72,6 +90,7 @@ for structure in orm.load_group(args.group).nodes:
         "e_above_hull": values[extras.E_ABOVE_HULL],
         "classification": values[extras.CLASSIFICATION],
         extras.ENERGY_SCALE: values[extras.ENERGY_SCALE],
+        extras.TEMPLATES: " ".join(values[extras.TEMPLATES]),
     }
     records.append(record)
 records.sort(key=lambda record: record.source_id)
@@ -83,7 +102,8 @@ with open(plain, "rb") as source, gzip.GzipFile(plain.with_suffix(".extxyz.gz"),
 plain.unlink()
 build = {
     "elements": ["Bi", "Se"],
-    "templates": {"aflow": len(aflow_templates(2)), "vo_sampled": args.vo_templates, "seed": args.seed},
+    "templates": {"aflow": len(aflow_templates(2)), "vo": len(vo_templates), "seed": args.seed},
+    "chunk_size": args.chunk_size,
     "relax": {"engine": "mlip", "settings": dict(relax.mlip.settings)},
     "summary": results["summary"].get_dict(),
     "substituted": results["relaxed"].count,

@@ -141,3 +141,15 @@ def test_structure_batch_round_trip(crystals):
     with pytest.raises(ValueError, match="has 2 values for 5 structures"):
         StructureBatchData.from_structures(structures, {"bad": [1, 2]})
     assert json.dumps(loaded.base.attributes.get("count")) == "5"
+
+    # a database build's chunks, and the chunks joined again, are the same crystals and columns
+    chunks = [loaded.slice(0, 2), loaded.slice(2, 5)]
+    assert [chunk.count for chunk in chunks] == [2, 3] and chunks[1].info("label").tolist() == loaded.info("label")[
+        2:
+    ].tolist()
+    joined = StructureBatchData.concatenate(chunks).store()
+    for name in ("offsets", "cells", "numbers", "frac_coords", "info_energy", "info_label"):
+        np.testing.assert_array_equal(joined.get_array(name), loaded.get_array(name))
+    assert joined.count == 5 and joined.base.caching.get_hash() == loaded.base.caching.get_hash()
+    with pytest.raises(ValueError, match="different info columns"):
+        StructureBatchData.concatenate([chunks[0], StructureBatchData.from_structures(structures[:1])])

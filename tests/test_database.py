@@ -1,5 +1,11 @@
 """The database builder on tiny settings: templates → substituted → relaxed (CHGNet, a few steps) → hull → Group."""
 
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
@@ -35,7 +41,7 @@ def test_database_builder_fills_a_group_ready_for_training(relax_code):
     assert results["relaxed"].count == 3  # rock salt once (both assignments are one crystal), CdI2 both ways
     summary = results["summary"].get_dict()
     group = orm.load_group("bise-tiny")
-    assert len(group.nodes) == summary["converged"] > 0
+    assert len(group.nodes) == summary["distinct"] > 0  # each crystal once
     records = sorted((crystal_record(n) for n in group.nodes), key=lambda r: r.source_id)
     assert {r.source_id for r in records} <= {"rocksalt_copy1", "CdI2_copy1", "CdI2_copy2"}
     assert all(r.formation_energy is not None and r.group_key in {"rocksalt", "CdI2"} for r in records)
@@ -72,7 +78,7 @@ def test_database_builder_in_a_ternary_system(relax_code):
     assert formulas == sorted(["LiCo", "Li2O2", "CoO", "LiCoO3", "Li3CoO", "LiCoO3", "LiCo3O", "Li3CoO", "LiCo3O"])
     assert results["hull"]["elements"] == ["Co", "Li", "O"]
     records = [crystal_record(n) for n in orm.load_group("licoo-tiny").nodes]
-    assert len(records) == results["summary"]["converged"] > 0
+    assert len(records) == results["summary"]["distinct"] > 0
     assert all(r.formation_energy is not None and r.group_key in {"rocksalt", "perovskite"} for r in records)
 
 
@@ -105,3 +111,96 @@ def test_database_of_known_crystals_relaxed_as_given(relax_code):
     _, refused = run_get_node(DatabaseWorkChain, templates=foreign, group_label=orm.Str("licoo-refused"), **inputs)
     assert refused.exit_status == DatabaseWorkChain.exit_codes.ERROR_FOREIGN_ELEMENTS.status
     assert "NaCl is NaCl, outside Co-Li-O" in refused.exit_message and not refused.called
+
+
+BUILD = """
+import json, sys
+from aiida import orm
+from aiida.engine import run_get_node
+from aiida.manage.caching import disable_caching, enable_caching
+from pymatgen.core import Lattice, Structure
+from aiida_ccdcgan.dataset.records import CrystalRecord
+from aiida_ccdcgan.workflows.database import DatabaseWorkChain, template_batch
+
+group, code, settings, caching = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4] == "cache"
+rocksalt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5] * 3])
+cdi2 = Structure(Lattice.hexagonal(4.1, 6.8), ["Cd", "I", "I"], [[0, 0, 0], [1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])
+templates = [
+    CrystalRecord("rocksalt", rocksalt.get_primitive_structure()),
+    CrystalRecord("rocksalt-conventional", rocksalt),  # the same crystal in a 4× cell: relaxes to the same one
+    CrystalRecord("CdI2", cdi2),
+]
+relax = {"engine": orm.Str("mlip"), "mlip": {"code": orm.load_code(code), "settings": orm.Dict(settings)}}
+with enable_caching() if caching else disable_caching():
+    _, node = run_get_node(
+        DatabaseWorkChain,
+        elements=orm.List(["Bi", "Se"]),
+        templates=template_batch(templates),
+        group_label=orm.Str(group),
+        chunk_size=orm.Int(1),
+        relax=relax,
+    )
+print("BUILD", node.pk, node.exit_status)
+"""
+
+
+def _chunk_calculations(after: int) -> list:
+    """The relaxations of a build's chunks (not of its references) after node ``after`` that finished well."""
+    query = orm.QueryBuilder().append(orm.WorkflowNode, filters={"id": {">": after}}, tag="build", project=[])
+    query.append(
+        orm.WorkflowNode, with_incoming="build", edge_filters={"label": {"like": "relax_chunk_%"}}, tag="chunk"
+    )
+    sealed = {"attributes.sealed": True, "attributes.exit_status": 0}  # sealed: only then a cache source
+    query.append(orm.CalcJobNode, with_incoming="chunk", filters=sealed, project="*")
+    return query.all(flat=True)
+
+
+@pytest.mark.slow
+def test_a_stopped_build_goes_on_to_the_database_of_one_sitting(relax_code, aiida_profile, tmp_path):
+    """A chunked build killed after its first chunk, run again under caching, relaxes only the missing chunks and
+    gives the database of a build in one sitting; a crystal reached from two templates is kept once, naming both."""
+    script = tmp_path / "build.py"
+    script.write_text(BUILD)
+    verdi = [str(Path(sys.executable).with_name("verdi")), "-p", aiida_profile.name, "run", str(script)]
+    arguments = [relax_code.full_label, json.dumps(QUICK_RELAX)]
+    start = orm.QueryBuilder().append(orm.Node, project="id").order_by({orm.Node: {"id": "desc"}}).first()[0]
+
+    first = subprocess.Popen([*verdi, "stopped", *arguments, "cache"], stdout=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while not _chunk_calculations(start) and time.time() < deadline and first.poll() is None:
+        time.sleep(0.5)
+    first.kill()
+    first.wait()
+    relaxed_before = len(_chunk_calculations(start))
+    stopped = (relaxed_before, first.returncode, first.stdout.read())
+    assert relaxed_before >= 1 and first.returncode != 0, stopped  # stopped after a chunk or more, before the end
+
+    def build(group: str, caching: str) -> orm.WorkflowNode:
+        done = subprocess.run([*verdi, group, *arguments, caching], capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr
+        pk, status = done.stdout.split("BUILD")[1].split()
+        assert status == "0", done.stdout
+        return orm.load_node(int(pk))
+
+    resumed = build("stopped", "cache")
+    chunks = [c for c in resumed.called if c.process_label == "RelaxWorkChain"]
+    assert len(chunks) == 4  # rock salt (primitive), rock salt (conventional), CdI2 both ways: one chunk each
+    from_cache = [any(j.base.caching.is_created_from_cache for j in chunk.called) for chunk in chunks]
+    assert sum(from_cache) >= relaxed_before and not all(from_cache), (from_cache, stopped)  # only what was missing
+
+    single = build("one-sitting", "no-cache")
+    assert not any(j.base.caching.is_created_from_cache for c in single.called for j in c.called)
+
+    def database(label: str) -> list:
+        return sorted(
+            (r.source_id, round(r.formation_energy, 6)) for r in map(crystal_record, orm.load_group(label).nodes)
+        )
+
+    def templates_of(label: str) -> dict:
+        return {n.base.extras.get("source_id"): n.base.extras.get("templates") for n in orm.load_group(label).nodes}
+
+    assert database("stopped") == database("one-sitting")
+    assert templates_of("stopped") == templates_of("one-sitting")
+    assert templates_of("stopped")["rocksalt_copy1"] == ["rocksalt", "rocksalt-conventional"]
+    assert "rocksalt-conventional_copy1" not in templates_of("stopped")
+    assert resumed.outputs.summary["converged"] == 4 and resumed.outputs.summary["distinct"] == 3

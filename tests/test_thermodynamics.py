@@ -9,6 +9,7 @@ from aiida_ccdcgan.thermodynamics import (
     Criteria,
     classify,
     distinct_flags,
+    earlier_matches,
     energies_above_hull,
     energy_correction,
     formation_energy_per_atom,
@@ -188,3 +189,20 @@ def test_known_phases_of_another_energy_scale_are_refused():
     assert "would be on sevennet:7net-0+mp2020" in shared_hull_refusal(
         ["sevennet:7net-0"], "sevennet:7net-0", ["Li", "Co", "O"]
     )
+
+
+def test_earlier_matches_name_the_crystal_a_copy_repeats():
+    """A copy points at the first crystal it repeats; with an energy window, crystals far apart in energy are
+    never compared (a database's duplicates at one minimum are found, fast); known structures always are."""
+    rocksalt = Structure(Lattice.cubic(5.9), ["Bi", "Se"] * 4, _rocksalt_sites())
+    primitive = rocksalt.get_primitive_structure()
+    cscl = Structure(Lattice.cubic(3.6), ["Bi", "Se"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    crystals, energies = [primitive, cscl, rocksalt, primitive], [-0.30, -0.10, -0.31, 0.50]
+    assert earlier_matches(crystals, []) == [None, None, 0, 0]
+    windowed = earlier_matches(crystals, [], Criteria(distinct_energy_window=0.02), energies=energies)
+    assert windowed == [None, None, 0, None]  # the last one is 0.8 eV/atom away: taken as another crystal
+    assert earlier_matches([rocksalt, cscl], [primitive], Criteria(distinct_energy_window=0.02), True, [0.0, 0.0]) == [
+        -1,
+        None,
+    ]
+    assert distinct_flags(crystals, []) == [True, True, False, False]

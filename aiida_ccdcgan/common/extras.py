@@ -22,6 +22,9 @@ NATOMS = "natoms"
 FORMATION_ENERGY = "formation_energy_per_atom"
 """Formation energy in eV/atom (only where the source gives one)."""
 
+TEMPLATES = "templates"
+"""The templates whose substituted crystals relaxed to this one (a database crystal found several times is kept once)."""
+
 GROUP_KEY = "group_key"
 """Key that group-aware splits keep together, e.g. the V–O template id (only where the source gives one)."""
 

@@ -37,6 +37,36 @@ class StructureBatchData(ArrayData):
         node.base.attributes.set("count", len(structures))
         return node
 
+    @classmethod
+    def concatenate(cls, batches: Sequence[StructureBatchData]) -> StructureBatchData:
+        """One unstored batch of the crystals of ``batches`` in order; they must have the same info columns."""
+        names = {tuple(batch.info_names) for batch in batches}
+        if len(names) != 1:
+            raise ValueError(f"Batches with different info columns cannot be joined: {sorted(names)}.")
+        node = cls()
+        offsets = [0]
+        for batch in batches:
+            offsets += (batch.get_array("offsets")[1:] + offsets[-1]).tolist()
+        node.set_array("offsets", np.array(offsets, dtype=np.int64))
+        for name in ("cells", "numbers", "frac_coords", *(f"{INFO_PREFIX}{n}" for n in names.pop())):
+            node.set_array(name, np.concatenate([batch.get_array(name) for batch in batches]))
+        node.base.attributes.set("count", sum(batch.count for batch in batches))
+        return node
+
+    def slice(self, start: int, stop: int) -> StructureBatchData:
+        """An unstored batch of crystals ``start`` to ``stop`` (exclusive) with their info columns."""
+        offsets = self.get_array("offsets")
+        first, last = offsets[start], offsets[stop]
+        node = type(self)()
+        node.set_array("offsets", (offsets[start : stop + 1] - first).astype(np.int64))
+        node.set_array("cells", self.get_array("cells")[start:stop])
+        node.set_array("numbers", self.get_array("numbers")[first:last])
+        node.set_array("frac_coords", self.get_array("frac_coords")[first:last])
+        for name in self.info_names:
+            node.set_array(f"{INFO_PREFIX}{name}", self.info(name)[start:stop])
+        node.base.attributes.set("count", stop - start)
+        return node
+
     @property
     def count(self) -> int:
         """Number of crystals."""

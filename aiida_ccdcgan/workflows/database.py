@@ -1,20 +1,25 @@
 """``ccdcgan.database``: a training database for a chemical system, from templates, relaxed and on a hull.
 
 Outline: substitute the elements into every template (every assignment, bond-rescaled, the paper's limits; or, with
-``substitute`` False, the templates as they are: known crystals of the system) →
-elemental references (``ccdcgan.references``, cached) and the relaxation of all substituted crystals
-(``ccdcgan.relax``) side by side → formation energies, hull and classification (``ccdcgan.assess_relaxed``) →
-every converged crystal as a StructureData with dataset extras (``source_id``, ``group_key`` = template,
-``formation_energy_per_atom``, ``e_above_hull``, …) in the Group ``group_label``, ready for ``ccdcgan.train``.
-How far each crystal is relaxed is the relax settings' business (``max_steps``: a full relaxation or a few steps).
+``substitute`` False, the templates as they are: known crystals of the system) → elemental references
+(``ccdcgan.references``, cached) beside the relaxation of the substituted crystals (``ccdcgan.relax``), in chunks of
+``chunk_size`` one after another → formation energies, hull and classification (``ccdcgan.assess_relaxed``) → every
+converged crystal that repeats no earlier one (StructureMatcher, formation energies within
+``duplicate_energy_window``) as a StructureData with dataset extras (``source_id``, ``group_key`` = template,
+``templates`` = every template that relaxed to it, ``formation_energy_per_atom``, ``e_above_hull``, …) in the Group
+``group_label``, ready for ``ccdcgan.train``. How far each crystal is relaxed is the relax settings' business.
+
+A build stopped at any point (a killed ``verdi run``, a machine switched off) continues where it stopped when it
+is run again with the same inputs under AiiDA caching (``enable_caching()``): the substitution and every finished
+chunk come from the cache, only the missing chunks are relaxed, and the database is the same as in one sitting.
 """
 
 from __future__ import annotations
 
 from aiida import orm
-from aiida.engine import ToContext, WorkChain
+from aiida.engine import ToContext, WorkChain, while_
 
-from ..calculations.functions.database import crystals_as_given, substitute_templates
+from ..calculations.functions.database import batch_slice, concatenate_batches, crystals_as_given, substitute_templates
 from ..common import extras
 from ..common.validators import validate_elements
 from ..data.structures import StructureBatchData
@@ -62,8 +67,28 @@ class DatabaseWorkChain(WorkChain):
             "Project) instead of putting the elements on them.",
         )
         spec.input("group_label", valid_type=orm.Str, help="The Group that receives the database's structures.")
+        spec.input(
+            "chunk_size",
+            valid_type=orm.Int,
+            default=lambda: orm.Int(0),
+            help="Relax the crystals in chunks of this many, one ccdcgan.relax after another (0: all in one); with "
+            "caching on, a build run again after a stop reuses every finished chunk.",
+        )
+        spec.input(
+            "duplicate_energy_window",
+            valid_type=orm.Float,
+            default=lambda: orm.Float(0.02),
+            help="Two converged crystals are one (kept once, the first) when StructureMatcher matches them and their "
+            "formation energies differ by at most this (eV/atom).",
+        )
         spec.expose_inputs(RelaxWorkChain, namespace="relax", exclude=("structures",))
-        spec.outline(cls.substitute, cls.relax, cls.assess, cls.results)
+        spec.outline(
+            cls.substitute,
+            cls.start_references,
+            while_(cls.more_chunks)(cls.relax_chunk, cls.inspect_chunk),
+            cls.assess,
+            cls.results,
+        )
         spec.output("relaxed", valid_type=StructureBatchData, help="Every substituted crystal after relaxing.")
         spec.output("hull", valid_type=orm.Dict, help="The stable phases of the database.")
         spec.output("summary", valid_type=orm.Dict, help="Counts: templates, substituted, converged, stable.")
@@ -90,37 +115,92 @@ class DatabaseWorkChain(WorkChain):
         self.report(f"{self.ctx.substituted.count} substituted crystals from {self.inputs.templates.count} templates")
         return None
 
-    def relax(self):
-        """References and the substituted crystals, relaxed with the same engine and settings, side by side."""
+    def start_references(self):
+        """The elemental references, relaxed with the same engine and settings beside the first chunk."""
         relax_inputs = self.exposed_inputs(RelaxWorkChain, "relax")
+        count, size = self.ctx.substituted.count, self.inputs.chunk_size.value
+        size = size if 0 < size < count else count
+        self.ctx.chunks = [(start, min(start + size, count)) for start in range(0, count, size)]
+        self.ctx.relaxed_chunks = []
         references = self.submit(ReferencesWorkChain, elements=self.inputs.elements, relax=relax_inputs)
-        relaxation = self.submit(RelaxWorkChain, structures=self.ctx.substituted, **relax_inputs)
-        return ToContext(references=references, relaxation=relaxation)
+        return ToContext(references=references)
+
+    def more_chunks(self) -> bool:
+        """Whether a chunk is still to be relaxed."""
+        return len(self.ctx.relaxed_chunks) < len(self.ctx.chunks)
+
+    def relax_chunk(self):
+        """Relax the next chunk of the substituted crystals."""
+        number = len(self.ctx.relaxed_chunks)
+        start, stop = self.ctx.chunks[number]
+        whole = len(self.ctx.chunks) == 1
+        structures = self.ctx.substituted if whole else batch_slice(self.ctx.substituted, orm.Int(start), orm.Int(stop))
+        inputs = self.exposed_inputs(RelaxWorkChain, "relax")
+        inputs["metadata"] = {"call_link_label": "relax" if whole else f"relax_chunk_{number:04d}"}
+        return ToContext(relaxation=self.submit(RelaxWorkChain, structures=structures, **inputs))
+
+    def inspect_chunk(self):
+        """Keep the chunk's relaxed batch; a chunk that gave none ends the build."""
+        node = self.ctx.relaxation
+        if "relaxed" not in node.outputs:
+            return self.exit_codes.ERROR_SUB_PROCESS_FAILED.format(
+                process=f"{node.process_label}<{node.pk}>", message=node.exit_message
+            )
+        self.ctx.relaxed_chunks.append(node.pk)
+        done, total = self.ctx.chunks[len(self.ctx.relaxed_chunks) - 1][1], self.ctx.substituted.count
+        cached = " (from the cache)" if any(c.base.caching.is_created_from_cache for c in node.called) else ""
+        self.report(
+            f"chunk {len(self.ctx.relaxed_chunks)}/{len(self.ctx.chunks)}{cached}: {node.outputs.summary['statuses']}; "
+            f"{done} of {total} crystals relaxed"
+        )
+        return None
 
     def assess(self):
-        """Formation energies, hull, classification; store the converged crystals in the group."""
-        for name in ("references", "relaxation"):
-            node = self.ctx[name]
-            if not node.is_finished_ok and not (name == "relaxation" and "relaxed" in node.outputs):
-                return self.exit_codes.ERROR_SUB_PROCESS_FAILED.format(
-                    process=f"{node.process_label}<{node.pk}>", message=node.exit_message
-                )
-        relaxed = self.ctx.relaxation.outputs.relaxed
-        energies = {element: node.value for element, node in self.ctx.references.outputs.energies.items()}
-        energy_scale = self.ctx.relaxation.outputs.summary["energy_scale"]
-        node, structures = assess(relaxed, energies, energy_scale)
+        """Formation energies, hull, classification; store the converged crystals, each once, in the group."""
+        references = self.ctx.references
+        if not references.is_finished_ok:
+            return self.exit_codes.ERROR_SUB_PROCESS_FAILED.format(
+                process=f"{references.process_label}<{references.pk}>", message=references.exit_message
+            )
+        chunks = [orm.load_node(pk) for pk in self.ctx.relaxed_chunks]
+        scales = {chunk.outputs.summary["energy_scale"] for chunk in chunks}
+        if len(chunks) == 1:
+            relaxed = chunks[0].outputs.relaxed
+        else:
+            relaxed = concatenate_batches(**{f"chunk_{k:04d}": c.outputs.relaxed for k, c in enumerate(chunks)})
+        self.ctx.relaxed_uuid = relaxed.uuid
+        energies = {element: node.value for element, node in references.outputs.energies.items()}
+        window = self.inputs.duplicate_energy_window.value
+        node, structures = assess(relaxed, energies, scales.pop(), criteria={"distinct_energy_window": window})
         source_ids = self.ctx.substituted.info("source_id").tolist()
         templates = self.ctx.substituted.info("template").tolist()
-        for index, structure in structures.items():
-            structure.base.extras.set_many({extras.SOURCE_ID: source_ids[index], extras.GROUP_KEY: templates[index]})
+        copies: dict[int, list[str]] = {index: [templates[index]] for index in structures}
+        rows = node.outputs.assessed
+        for index, same_as in zip(rows.info("index").tolist(), rows.info("same_as").tolist()):
+            if same_as >= 0 and templates[index] not in copies[same_as]:
+                copies[same_as].append(templates[index])
+        kept = [
+            index for index, same_as in zip(rows.info("index").tolist(), rows.info("same_as").tolist()) if same_as < 0
+        ]
+        for index in kept:
+            structures[index].base.extras.set_many(
+                {
+                    extras.SOURCE_ID: source_ids[index],
+                    extras.GROUP_KEY: templates[index],
+                    extras.TEMPLATES: copies[index],
+                }
+            )
         group, _ = orm.Group.collection.get_or_create(self.inputs.group_label.value)
-        group.add_nodes(list(structures.values()))
+        group.add_nodes([structures[index] for index in kept])
         self.ctx.assessment = node
-        self.report(f"{len(structures)} converged crystals stored in the group {group.label!r}")
+        self.report(
+            f"{len(kept)} distinct converged crystals stored in the group {group.label!r} "
+            f"({len(structures) - len(kept)} repeats of them left out)"
+        )
         return None
 
     def results(self):
         """Outputs."""
-        self.out("relaxed", self.ctx.relaxation.outputs.relaxed)
+        self.out("relaxed", orm.load_node(self.ctx.relaxed_uuid))
         self.out("hull", self.ctx.assessment.outputs.hull)
         self.out("summary", self.ctx.assessment.outputs.summary)

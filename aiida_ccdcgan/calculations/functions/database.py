@@ -1,4 +1,5 @@
-"""Calcfunctions of the database builder: templates substituted with the elements of a system."""
+"""Calcfunctions of the database builder: templates substituted with the elements of a system, the chunks of a
+build and their relaxed batches joined again."""
 
 from aiida import orm
 from aiida.engine import calcfunction
@@ -47,3 +48,15 @@ def crystals_as_given(templates: StructureBatchData, elements: orm.List, limits:
         raise ValueError("No crystal is within the limits; give more crystals or wider limits.")
     info = {"source_id": [n for n, _ in kept], "template": [n for n, _ in kept], "assignment": [0] * len(kept)}
     return StructureBatchData.from_structures([s for _, s in kept], info)
+
+
+@calcfunction
+def batch_slice(batch: StructureBatchData, start: orm.Int, stop: orm.Int) -> StructureBatchData:
+    """Crystals ``start`` to ``stop`` (exclusive) of ``batch``: one chunk of a database build."""
+    return batch.slice(start.value, stop.value)
+
+
+@calcfunction
+def concatenate_batches(**batches: StructureBatchData) -> StructureBatchData:
+    """The crystals of ``batches`` in the order of their labels (``chunk_0000``, ``chunk_0001``, …) as one batch."""
+    return StructureBatchData.concatenate([batches[label] for label in sorted(batches)])

@@ -58,16 +58,17 @@ def assess_relaxed(
     ``known_phases``: entries ``{"composition": "BiSe", "formation_energy": -0.3}`` of phases already known on the
     resulting scale, which join the hull; ``known_structures``: the training database, for "distinct". Outputs
     ``assessed`` (the converged crystals, columns ``index`` into ``relaxed``, ``formation_energy``,
-    ``e_above_hull``, ``classification``, ``distinct``, ``energy_correction`` in eV/atom), ``hull`` (the stable
-    phases), ``summary`` (the paper's counts: converged, E_f < 0, stable, metastable — these three of compounds
-    only —, distinct, distinct stable / metastable, mean E_f; and ``energy_scale``, ``energy_correction``) and one
-    StructureData per assessed crystal under ``structures``.
+    ``e_above_hull``, ``classification``, ``distinct``, ``same_as`` — the index into ``relaxed`` of the earlier
+    crystal of this batch a non-distinct one repeats, else -1 —, ``energy_correction`` in eV/atom), ``hull`` (the
+    stable phases), ``summary`` (the paper's counts: converged, E_f < 0, stable, metastable — these three of
+    compounds only —, distinct, distinct stable / metastable, mean E_f; and ``energy_scale``,
+    ``energy_correction``) and one StructureData per assessed crystal under ``structures``.
     """
     from ...thermodynamics import (
         Criteria,
         classify,
         corrected_scale,
-        distinct_flags,
+        earlier_matches,
         energies_above_hull,
         energy_correction,
         formation_energy_per_atom,
@@ -99,11 +100,13 @@ def assess_relaxed(
         (structures[i].composition, energy) for i, energy, hole in zip(converged, formation, holes) if not hole
     ]
     above_hull = energies_above_hull(candidates, elements, hull_phases=known + candidates)
-    distinct = distinct_flags(
+    matches = earlier_matches(
         [structures[i] for i in chosen],
         known_structures.get_structures() if known_structures is not None else [],
         criteria_values,
+        energies=[energy for _, energy in candidates],
     )
+    distinct = [match is None for match in matches]
     info = {
         "index": chosen,
         "formation_energy": [energy for _, energy in candidates],
@@ -113,6 +116,7 @@ def assess_relaxed(
             for (composition, energy), hull in zip(candidates, above_hull)
         ],
         "distinct": distinct,
+        "same_as": [chosen[match] if match is not None and match >= 0 else -1 for match in matches],
         "energy_correction": [shift for shift, hole in zip(corrections, holes) if not hole],
     }
     diagram = phase_diagram(known + candidates, elements)
