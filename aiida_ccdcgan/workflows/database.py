@@ -175,13 +175,11 @@ class DatabaseWorkChain(WorkChain):
         source_ids = self.ctx.substituted.info("source_id").tolist()
         templates = self.ctx.substituted.info("template").tolist()
         copies: dict[int, list[str]] = {index: [templates[index]] for index in structures}
-        rows = node.outputs.assessed
-        for index, same_as in zip(rows.info("index").tolist(), rows.info("same_as").tolist()):
+        rows = list(zip(node.outputs.assessed.info("index").tolist(), node.outputs.assessed.info("same_as").tolist()))
+        for index, same_as in rows:
             if same_as >= 0 and templates[index] not in copies[same_as]:
                 copies[same_as].append(templates[index])
-        kept = [
-            index for index, same_as in zip(rows.info("index").tolist(), rows.info("same_as").tolist()) if same_as < 0
-        ]
+        kept = [index for index, same_as in rows if same_as < 0]
         for index in kept:
             structures[index].base.extras.set_many(
                 {
