@@ -131,7 +131,7 @@ templates = [
     CrystalRecord("CdI2", cdi2),
 ]
 relax = {"engine": orm.Str("mlip"), "mlip": {"code": orm.load_code(code), "settings": orm.Dict(settings)}}
-with enable_caching() if caching else disable_caching():
+with enable_caching(identifier="aiida.calculations:ccdcgan.relax.mlip") if caching else disable_caching():
     _, node = run_get_node(
         DatabaseWorkChain,
         elements=orm.List(["Bi", "Se"]),

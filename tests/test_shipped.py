@@ -1,12 +1,18 @@
 """What ships with the package: the Bi–Se database (readable offline, consistent with its build record, stored
-once) and the known Bi–Se phases."""
+once, its energies reproducible) and the known Bi–Se phases."""
+
+import random
+from collections import Counter
 
 from aiida import orm
 from dataset_files import make_crystals
 from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+from aiida_ccdcgan.common import extras
 from aiida_ccdcgan.dataset.shipped import bise_build_record, known_phases, load_bise_database
+from aiida_ccdcgan.relaxation import RelaxSettings, Status, relax_batch
 from aiida_ccdcgan.thermodynamics import phase_diagram
 from aiida_ccdcgan.tools.shipped import bise_database
 
@@ -14,13 +20,15 @@ from aiida_ccdcgan.tools.shipped import bise_database
 def test_the_shipped_database_matches_its_build_record():
     records = load_bise_database()
     build = bise_build_record()
-    assert len(records) == build["stored"] == build["summary"]["converged"]
+    assert len(records) == build["stored"] == build["summary"]["distinct"] <= build["summary"]["converged"]
     assert {str(e) for r in records for e in r.structure.composition.elements} == {"Bi", "Se"}
     assert all(len(r.structure) <= 20 for r in records)  # (relaxation may stretch a cell past the 10 Å limit)
     assert len({r.source_id for r in records}) == len(records)
     assert all(r.group_key and r.properties["template"] == r.group_key for r in records)
-    energies = [r.formation_energy for r in records]
-    assert sum(e < 0 for e in energies) == build["summary"]["formation_energy_below_zero"]
+    assert all(r.properties["templates"].split()[0] == r.group_key for r in records)
+    classes = Counter(r.properties["classification"] for r in records)
+    summary = build["summary"]
+    assert (classes["stable"], classes["metastable"]) == (summary["distinct_stable"], summary["distinct_metastable"])
     diagram = phase_diagram([(r.structure.composition, r.formation_energy) for r in records], ["Bi", "Se"])
     compounds = {e.composition.reduced_formula for e in diagram.stable_entries} - {"Bi", "Se"}
     assert compounds == {p["composition"] for p in build["hull"]["stable_phases"]} - {"Bi", "Se"} == {"Bi2Se3"}
@@ -52,3 +60,16 @@ def test_known_phases_are_the_literature_crystals():
     assert matcher.fit(bi2se3, next(r for r in make_crystals() if r.source_id == "Bi2Se3-R-3m").structure)
     assert not matcher.fit(bise, tetradymite.structure)
     assert known_phases(["Bi"]) == {} and known_phases(["V", "O"]) == {}
+
+
+def test_a_sample_of_shipped_crystals_re_relaxed_keeps_its_energies():
+    """20 shipped crystals (seeded) relaxed again with the build record's settings land within 0.01 eV/atom of the
+    energies that ship: the file, its record and the potential agree."""
+    build = bise_build_record()
+    settings = RelaxSettings.from_dict(build["relax"]["settings"])
+    sample = random.Random(0).sample(load_bise_database(), 20)
+    assert {r.properties[extras.ENERGY_SCALE] for r in sample} == {settings.energy_scale()}
+    results = relax_batch([AseAtomsAdaptor.get_atoms(r.structure) for r in sample], settings)
+    assert [result.status for result in results] == [Status.CONVERGED] * 20
+    shifts = [abs(result.energy_per_atom - r.properties["energy_per_atom"]) for result, r in zip(results, sample)]
+    assert max(shifts) < 0.01, shifts

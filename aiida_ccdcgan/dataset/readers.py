@@ -155,7 +155,11 @@ def read_extxyz(
 
     path = _require_file(path)
     try:
-        frames = read(path, index=":", format="extxyz")
+        if path.suffix == ".gz":  # ASE seeks back in its input: in a gzip stream each seek decompresses from the start
+            with gzip.open(path, "rt", encoding="utf-8") as handle:
+                frames = read(io.StringIO(handle.read()), index=":", format="extxyz")
+        else:
+            frames = read(path, index=":", format="extxyz")
     except Exception as exception:
         raise DatasetError(f"{path}: cannot read as extended XYZ ({type(exception).__name__}: {exception}).") from None
     if not frames:

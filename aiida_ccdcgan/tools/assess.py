@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from aiida import orm
+from aiida.common.links import LinkType
+from aiida.manage import get_manager
 
 from ..calculations.functions.relax import STRUCTURE_LABEL
 from ..calculations.functions.thermodynamics import assess_relaxed
@@ -41,30 +43,33 @@ def assess(
 def mirror_assessment(node: orm.CalcFunctionNode, relaxed: StructureBatchData) -> dict[int, orm.StructureData]:
     """Copy the results of an ``assess_relaxed`` run into extras of its output structures; return them by index.
     ``energy_scale`` and ``energy_per_atom`` are the assessment's: with MP2020 corrections where it applied them."""
-    assessed, energy_scale = node.outputs.assessed, node.outputs.summary["energy_scale"]
+    # every output in one query: each ``node.outputs`` access queries all of them (1.5 s with 9,000 outputs)
+    outputs = {link.link_label: link.node for link in node.base.links.get_outgoing(link_type=LinkType.CREATE).all()}
+    assessed, energy_scale = outputs["assessed"], outputs["summary"]["energy_scale"]
     columns = {
         name: assessed.info(name).tolist()
         for name in ("index", "formation_energy", "e_above_hull", "classification", "distinct", "energy_correction")
     }
     energies = relaxed.info("energy_per_atom").tolist()
     structures = {}
-    for row, index in enumerate(columns["index"]):
-        structure = node.outputs.structures[STRUCTURE_LABEL.format(index=index)]
-        composition = structure.get_pymatgen_structure().composition
-        elements = sorted(str(e) for e in composition.elements)
-        structure.base.extras.set_many(
-            {
-                extras.FORMULA: composition.reduced_formula,
-                extras.ELEMENTS: elements,
-                extras.CHEMICAL_SYSTEM: "-".join(elements),
-                extras.NATOMS: len(structure.sites),
-                extras.FORMATION_ENERGY: columns["formation_energy"][row],
-                extras.E_ABOVE_HULL: columns["e_above_hull"][row],
-                extras.CLASSIFICATION: columns["classification"][row],
-                extras.DISTINCT: bool(columns["distinct"][row]),
-                extras.ENERGY_SCALE: energy_scale,
-                extras.ENERGY_PER_ATOM: energies[index] + columns["energy_correction"][row],
-            }
-        )
-        structures[index] = structure
+    with get_manager().get_profile_storage().transaction():  # one commit, not one per crystal
+        for row, index in enumerate(columns["index"]):
+            structure = outputs[f"structures__{STRUCTURE_LABEL.format(index=index)}"]
+            composition = structure.get_pymatgen_structure().composition
+            elements = sorted(str(e) for e in composition.elements)
+            structure.base.extras.set_many(
+                {
+                    extras.FORMULA: composition.reduced_formula,
+                    extras.ELEMENTS: elements,
+                    extras.CHEMICAL_SYSTEM: "-".join(elements),
+                    extras.NATOMS: len(structure.sites),
+                    extras.FORMATION_ENERGY: columns["formation_energy"][row],
+                    extras.E_ABOVE_HULL: columns["e_above_hull"][row],
+                    extras.CLASSIFICATION: columns["classification"][row],
+                    extras.DISTINCT: bool(columns["distinct"][row]),
+                    extras.ENERGY_SCALE: energy_scale,
+                    extras.ENERGY_PER_ATOM: energies[index] + columns["energy_correction"][row],
+                }
+            )
+            structures[index] = structure
     return structures

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, while_
+from aiida.manage import get_manager
 
 from ..calculations.functions.database import batch_slice, concatenate_batches, crystals_as_given, substitute_templates
 from ..common import extras
@@ -180,16 +181,17 @@ class DatabaseWorkChain(WorkChain):
             if same_as >= 0 and templates[index] not in copies[same_as]:
                 copies[same_as].append(templates[index])
         kept = [index for index, same_as in rows if same_as < 0]
-        for index in kept:
-            structures[index].base.extras.set_many(
-                {
-                    extras.SOURCE_ID: source_ids[index],
-                    extras.GROUP_KEY: templates[index],
-                    extras.TEMPLATES: copies[index],
-                }
-            )
         group, _ = orm.Group.collection.get_or_create(self.inputs.group_label.value)
-        group.add_nodes([structures[index] for index in kept])
+        with get_manager().get_profile_storage().transaction():  # one commit for the whole database
+            for index in kept:
+                structures[index].base.extras.set_many(
+                    {
+                        extras.SOURCE_ID: source_ids[index],
+                        extras.GROUP_KEY: templates[index],
+                        extras.TEMPLATES: copies[index],
+                    }
+                )
+            group.add_nodes([structures[index] for index in kept])
         self.ctx.assessment = node
         self.report(
             f"{len(kept)} distinct converged crystals stored in the group {group.label!r} "
