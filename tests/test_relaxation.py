@@ -345,6 +345,20 @@ def test_crystals_in_holes_of_sevennet_are_unphysical_and_kept_off_the_hull(rela
     assert {phase["composition"] for phase in hull} <= {"Bi", "Se", "Bi2Se3"}
 
 
+def test_an_atom_too_close_to_its_own_periodic_image_is_unphysical():
+    """A 2-atom BiSe cell that random structure search relaxed into a SevenNet-0 hole (E_f −1.29 eV/atom, 0.95 below
+    the hull): its atoms are 5 Å from each other but each sits 2.09 Å from its own image along a."""
+    from aiida_ccdcgan.relaxation.engine import check_bonds
+
+    def cell(a: float):
+        structure = Structure(Lattice.hexagonal(a, 10.17), ["Bi", "Se"], [[0, 0, 0.5], [0, 0, 0]])
+        return AseAtomsAdaptor.get_atoms(structure)
+
+    status, error = check_bonds(cell(2.087), RelaxSettings(), Status.CONVERGED)
+    assert status == Status.UNPHYSICAL and error.startswith("Bi–Bi 2.09 Å apart"), error
+    assert check_bonds(cell(4.2), RelaxSettings(), Status.CONVERGED) == (Status.CONVERGED, "")
+
+
 @pytest.mark.slow
 def test_cobalt_oxide_on_the_corrected_scale_matches_experiment(relax_code):
     """Acceptance: SevenNet-0 learned MPtrj's GGA+U energies for Co oxides but GGA ones for Co metal, so its raw CoO

@@ -95,23 +95,24 @@ def check_sane(atoms: Atoms, volume: float, settings: RelaxSettings) -> float:
 
 
 def check_bonds(atoms: Atoms, settings: RelaxSettings, status: Status) -> tuple[Status, str]:
-    """``status`` and no error, or ``unphysical`` and why: two atoms closer than ``settings.min_bond_ratio`` × the sum
-    of their covalent radii, a collapse no real crystal has (the holes of a potential end at 0.62–0.66)."""
+    """``status`` and no error, or ``unphysical`` and why: two atoms — or an atom and its own periodic image — closer
+    than ``settings.min_bond_ratio`` × the sum of their covalent radii, a collapse no real crystal has (the holes of a
+    potential end at 0.62–0.66)."""
     from ase.data import covalent_radii
+    from ase.neighborlist import neighbor_list
 
-    if len(atoms) < 2:
-        return status, ""
-    distances = atoms.get_all_distances(mic=True)
     radii = covalent_radii[atoms.numbers]
-    ratios = distances / (radii[:, None] + radii[None, :])
-    first, second = np.triu_indices(len(atoms), 1)
-    worst = int(np.argmin(ratios[first, second]))
-    i, j = first[worst], second[worst]
-    if ratios[i, j] >= settings.min_bond_ratio:
+    first, second, distances = neighbor_list("ijd", atoms, settings.min_bond_ratio * 2 * float(radii.max()))
+    if not len(distances):
         return status, ""
+    ratios = distances / (radii[first] + radii[second])
+    worst = int(np.argmin(ratios))
+    if ratios[worst] >= settings.min_bond_ratio:
+        return status, ""
+    i, j = first[worst], second[worst]
     symbols = atoms.get_chemical_symbols()
     return Status.UNPHYSICAL, (
-        f"{symbols[i]}–{symbols[j]} {distances[i, j]:.2f} Å apart, {ratios[i, j]:.2f} of their covalent radii "
+        f"{symbols[i]}–{symbols[j]} {distances[worst]:.2f} Å apart, {ratios[worst]:.2f} of their covalent radii "
         f"(minimum {settings.min_bond_ratio}): a hole of the potential"
     )
 
