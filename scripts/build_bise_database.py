@@ -32,6 +32,7 @@ from aiida.engine import run_get_node
 from aiida.manage.caching import enable_caching
 
 import aiida_ccdcgan
+from aiida_ccdcgan.calculations.relax import RelaxCalculation
 from aiida_ccdcgan.common import extras
 from aiida_ccdcgan.dataset.readers import read_dataset
 from aiida_ccdcgan.dataset.templates import aflow_templates, binary_templates
@@ -41,7 +42,6 @@ from aiida_ccdcgan.tools.datasets import crystal_record
 from aiida_ccdcgan.workflows.database import DatabaseWorkChain, template_batch
 from aiida_ccdcgan.workflows.relax import RelaxWorkChain
 
-RELAX_CALCULATION = "aiida.calculations:ccdcgan.relax.mlip"
 ROOT = Path(aiida_ccdcgan.__file__).resolve().parents[1]  # `verdi run` gives __file__ without its folder
 
 
@@ -88,7 +88,7 @@ relax = RelaxWorkChain.get_builder_from_protocol(
 start = time.perf_counter()
 # A stopped build goes on from its finished chunks. Only the relaxations come from the cache: cloning an assessment's
 # ~9,000 output crystals takes AiiDA ≈ 25 min on this VM, twice as long as assessing them again.
-with enable_caching(identifier=RELAX_CALCULATION):
+with enable_caching(identifier=RelaxCalculation.build_process_type()):
     results, node = run_get_node(
         DatabaseWorkChain,
         elements=orm.List(["Bi", "Se"]),

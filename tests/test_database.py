@@ -119,6 +119,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 from aiida.manage.caching import disable_caching, enable_caching
 from pymatgen.core import Lattice, Structure
+from aiida_ccdcgan.calculations.relax import RelaxCalculation
 from aiida_ccdcgan.dataset.records import CrystalRecord
 from aiida_ccdcgan.workflows.database import DatabaseWorkChain, template_batch
 
@@ -131,7 +132,7 @@ templates = [
     CrystalRecord("CdI2", cdi2),
 ]
 relax = {"engine": orm.Str("mlip"), "mlip": {"code": orm.load_code(code), "settings": orm.Dict(settings)}}
-with enable_caching(identifier="aiida.calculations:ccdcgan.relax.mlip") if caching else disable_caching():
+with enable_caching(identifier=RelaxCalculation.build_process_type()) if caching else disable_caching():
     _, node = run_get_node(
         DatabaseWorkChain,
         elements=orm.List(["Bi", "Se"]),

@@ -176,7 +176,8 @@ class DatabaseWorkChain(WorkChain):
         source_ids = self.ctx.substituted.info("source_id").tolist()
         templates = self.ctx.substituted.info("template").tolist()
         copies: dict[int, list[str]] = {index: [templates[index]] for index in structures}
-        rows = list(zip(node.outputs.assessed.info("index").tolist(), node.outputs.assessed.info("same_as").tolist()))
+        assessed = node.outputs.assessed  # each ``node.outputs`` access queries every output crystal
+        rows = list(zip(assessed.info("index").tolist(), assessed.info("same_as").tolist()))
         for index, same_as in rows:
             if same_as >= 0 and templates[index] not in copies[same_as]:
                 copies[same_as].append(templates[index])
