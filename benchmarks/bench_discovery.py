@@ -10,20 +10,35 @@ with (its build record: SevenNet-0, the `fast` relax protocol) and is judged the
   strain uniform in ±``--strain``) and a rattle (Gaussian, σ ``--rattle`` Å), kept when valid — what a step around
   a training crystal gives without any generator.
 
-The generator arms (``ccdcgan``, ``paper_gan``) and the leave-out runs of issue 38 are not here yet.
+* ``ccdcgan``: the package's generator as the `fast` loop of ``ccdcgan.inverse_design`` ships it — the `fast`
+  training protocol with the loop's overrides (pretrained autoencoders fine-tuned, the anchored CCDCGAN), trained on
+  the database with the arm's seed, then ``ccdcgan-sample`` rounds (seeds ``1000·seed + k``) until ``--budget``
+  crystals pass the sampler's validity check (the same ``representation.validity``);
+* ``paper_gan``: the same with the paper's 2D generator (GAN architecture ``graph``) and the same GAN steps.
+
+The generator arms train and sample through the compute-node scripts (``ccdcgan-train``, ``ccdcgan-sample``) in
+``--work`` (models are not committed); a rerun reuses finished training stages.
+
+``--leave-out FORMULA`` removes every database crystal of that reduced formula from what the arms start from
+(``perturbed``'s crystals, the generators' training set) while the judge keeps the full database and its hull; the
+row then counts the converged crystals of that formula, the distinct ones, and those matching a left-out database
+crystal. Every row counts the converged crystals that match each known phase of ``known_phases.json``.
 
 Per arm: proposed, valid (relaxed), converged, unphysical (formation energy more than 1 eV/atom below the database's
 lowest: a hole of the potential, as the loop's assessment flags it); *new distinct* crystals — converged, physical,
 compounds, matching no database crystal and no earlier one of the arm (StructureMatcher 0.2/0.3/5°, ``thermodynamics.earlier_matches``) —, and of those how
 many lie on or below the database's hull (E_hull ≤ 1 meV/atom), within 25 and within 100 meV/atom; *new
 compositions* (reduced formulas the database lacks) among them, and how many within 25 meV/atom; the relaxation's
-wall and CPU time, and CPU seconds per new distinct crystal within 25 meV/atom. Counts come with exact 95 % Poisson
+wall and CPU time, the CPU time of proposing (PyXtal; training and sampling for the generators), and the total CPU
+seconds per new distinct crystal within 25 meV/atom. Counts come with exact 95 % Poisson
 intervals. Formation energies use the elemental energies the database implies (E/atom − E_f, fitted over its
 crystals), so they sit on the database's own scale. Each arm's relaxed crystals go to
-``<output>/<arm>-seed<seed>.extxyz.gz`` with ``formation_energy``, ``e_above_hull`` (eV/atom) and ``status``.
+``<output>/<arm>-seed<seed>[-without-<FORMULA>].extxyz.gz`` with ``formation_energy``, ``e_above_hull`` (eV/atom) and ``status``.
 
-Usage: ``pip install -e '.[bench]'`` (PyXtal), then ``python benchmarks/bench_discovery.py [--arms random perturbed]
-[--budget 1000] [--seed 0] [--output benchmarks/results/discovery]``.
+Usage: ``pip install -e '.[bench]'`` (PyXtal), then ``python benchmarks/bench_discovery.py [--arms random perturbed
+ccdcgan paper_gan] [--budget 1000] [--seed 0] [--leave-out Bi2Se3] [--output benchmarks/results/discovery]``; the
+table goes to ``<output>/table-seed<seed>[-without-<FORMULA>].json``, each arm's row as soon as the arm is done,
+so a rerun goes on with the arms still missing (``--again`` redoes them).
 """
 
 from __future__ import annotations
@@ -36,32 +51,44 @@ import platform
 import random
 import resource
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from ase.io import read
+from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from scipy.stats import chi2
 
 from aiida_ccdcgan.dataset.records import CrystalRecord
-from aiida_ccdcgan.dataset.shipped import bise_build_record, load_bise_database
+from aiida_ccdcgan.dataset.shipped import bise_build_record, known_phases, load_bise_database
 from aiida_ccdcgan.dataset.writers import write_extxyz
 from aiida_ccdcgan.relaxation import RelaxSettings, Status, relax_batch
 from aiida_ccdcgan.representation.config import VoxelConfig
 from aiida_ccdcgan.representation.validity import validity
 from aiida_ccdcgan.thermodynamics import (
+    Criteria,
     earlier_matches,
     energies_above_hull,
     formation_energy_per_atom,
     unphysical_flags,
 )
+from aiida_ccdcgan.workflows.inverse_design import MODES, InverseDesignWorkChain
+from aiida_ccdcgan.workflows.protocols import merge_inputs
+from aiida_ccdcgan.workflows.train import TrainBaseWorkChain
 
 ELEMENTS = ("Bi", "Se")
 ON_HULL = 0.001
 WINDOWS = (0.025, 0.100)
 MAX_TRIES = 200
 """Proposals per valid crystal before an arm gives up (PyXtal refuses many composition / space-group pairs)."""
+GENERATOR_ARCHITECTURES = {"ccdcgan": None, "paper_gan": "graph"}
+"""Generator arm → GAN architecture override of the `fast` loop's training configuration (None: the loop's own)."""
+SAMPLING_ROUNDS = 10
+"""``ccdcgan-sample`` calls before a generator arm gives up filling its budget."""
 
 
 def random_crystal(rng: random.Random, config: VoxelConfig) -> Structure | None:
@@ -74,7 +101,7 @@ def random_crystal(rng: random.Random, config: VoxelConfig) -> Structure | None:
     crystal = pyxtal()
     try:
         crystal.from_random(
-            3, rng.randint(1, 230), list(ELEMENTS), [bismuth, atoms - bismuth], seed=rng.getrandbits(31)
+            3, rng.randint(1, 230), list(ELEMENTS), [bismuth, atoms - bismuth], random_state=rng.getrandbits(31)
         )
     except (Comp_CompatibilityError, RuntimeError, ValueError):
         return None
@@ -95,7 +122,7 @@ def perturbed_crystal(rng: random.Random, database: list[Structure], strain: flo
 
 
 def propose(arm: str, budget: int, seed: int, database: list[Structure], args) -> tuple[list[Structure], int]:
-    """``budget`` valid crystals of ``arm`` and how many proposals it took."""
+    """``budget`` valid crystals of ``random`` or ``perturbed`` and how many proposals it took."""
     rng = random.Random(f"{arm}-{seed}")
     config = VoxelConfig(elements=ELEMENTS)
     valid, proposed = [], 0
@@ -108,6 +135,55 @@ def propose(arm: str, budget: int, seed: int, database: list[Structure], args) -
         if structure is not None and validity(structure, config)[0] is None:
             valid.append(structure)
     return valid, proposed
+
+
+def loop_training_config(arm: str, seed: int) -> tuple[dict, dict]:
+    """The TrainingConfig dict the `fast` inverse-design loop trains with (seed ``seed``; ``paper_gan``: the 2D
+    generator) and the environment variables of its training CalcJob."""
+    loop = InverseDesignWorkChain.get_protocol_inputs("fast")
+    overrides = {"config": {"seed": seed, "gan": {"mode": MODES["ccdcgan"]}}}
+    if GENERATOR_ARCHITECTURES[arm]:
+        overrides["config"]["gan"]["architecture"] = GENERATOR_ARCHITECTURES[arm]
+    inputs = TrainBaseWorkChain.get_protocol_inputs(
+        loop["train_protocol"], merge_inputs(loop.get("train", {}), overrides)
+    )
+    inputs["config"]["representation"]["elements"] = list(ELEMENTS)
+    return inputs["config"], inputs.get("options", {}).get("environment_variables", {})
+
+
+def generate(
+    arm: str, budget: int, seed: int, training: list[CrystalRecord], work: Path
+) -> tuple[list[Structure], int]:
+    """``budget`` valid crystals from a generator arm trained on ``training``, and how many graphs it sampled."""
+    config, variables = loop_training_config(arm, seed)
+    environment = {**os.environ, **variables}
+    environment.update({k: os.environ[k] for k in ("KERAS_BACKEND",) if k in os.environ})
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "config.json").write_text(json.dumps(config, indent=2))
+    write_extxyz(training, work / "training.extxyz")
+    scripts = Path(sys.executable).parent
+    models = work / "models"
+    subprocess.run(
+        [scripts / "ccdcgan-train", work / "config.json", work / "training.extxyz", "--output", models],
+        check=True,
+        env=environment,
+    )
+    valid, sampled = [], 0
+    for round_index in range(SAMPLING_ROUNDS):
+        if len(valid) >= budget:
+            break
+        count = max(budget - len(valid), 1) * 5 // 4 + 10  # ≈ 85 % decode to valid crystals
+        folder = work / f"samples-{round_index}"
+        subprocess.run(
+            [scripts / "ccdcgan-sample", work / "config.json", models, "--count", str(count),
+             "--seed", str(1000 * seed + round_index), "--output", folder],
+            check=True,
+            env=environment,
+        )  # fmt: skip
+        sampled += count
+        frames = read(folder / "candidates.extxyz", ":") if (folder / "candidates.extxyz").exists() else []
+        valid += [AseAtomsAdaptor.get_structure(a) for a in frames if a.info["outcome"] == "valid"]
+    return valid[:budget], sampled
 
 
 def elemental_energies(records: list[CrystalRecord]) -> dict[str, float]:
@@ -124,16 +200,49 @@ def poisson_interval(count: int) -> list[float]:
     return [round(float(low), 1), round(float(chi2.ppf(0.975, 2 * count + 2) / 2), 1)]
 
 
+def lowest(energies: list[float]) -> float | None:
+    """The lowest of ``energies`` (eV/atom, rounded), None when there are none."""
+    return round(min(energies), 4) if energies else None
+
+
 def cpu_seconds() -> float:
     """CPU time of this process and its finished children."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def known_matches(structures: list[Structure], indices: list[int], references: dict[str, Structure]) -> dict:
+    """How many of ``structures[indices]`` match each reference crystal (same reduced formula, StructureMatcher)."""
+    matcher = StructureMatcher(**Criteria().matcher)
+    return {
+        name: sum(
+            bool(
+                structures[k].composition.reduced_formula == reference.composition.reduced_formula
+                and matcher.fit(structures[k], reference)
+            )
+            for k in indices
+        )
+        for name, reference in references.items()
+    }
+
+
+def run_suffix(args) -> str:
+    """The file-name suffix of a run: its seed and its left-out formula."""
+    return f"-seed{args.seed}" + (f"-without-{args.leave_out}" if args.leave_out else "")
+
+
 def run_arm(arm: str, args, records: list[CrystalRecord], settings: RelaxSettings, references: dict) -> dict:
     """Propose, relax and judge one arm; write its relaxed crystals; return its row."""
     database = [r.structure for r in records]
-    candidates, proposed = propose(arm, args.budget, args.seed, database, args)
+    left_out = [r for r in records if r.structure.composition.reduced_formula == args.leave_out]
+    starting = [r for r in records if r.structure.composition.reduced_formula != args.leave_out]
+    suffix = run_suffix(args)
+    start_cpu = cpu_seconds()
+    if arm in GENERATOR_ARCHITECTURES:
+        candidates, proposed = generate(arm, args.budget, args.seed, starting, args.work / f"{arm}{suffix}")
+    else:
+        candidates, proposed = propose(arm, args.budget, args.seed, [r.structure for r in starting], args)
+    proposing_cpu = cpu_seconds() - start_cpu
     start_wall, start_cpu = time.perf_counter(), cpu_seconds()
     results = relax_batch([AseAtomsAdaptor.get_atoms(s) for s in candidates], settings)
     wall, cpu = time.perf_counter() - start_wall, cpu_seconds() - start_cpu
@@ -155,6 +264,7 @@ def run_arm(arm: str, args, records: list[CrystalRecord], settings: RelaxSetting
     new_compositions = [k for k in new if structures[k].composition.reduced_formula not in known_formulas]
     near = {f"{round(w * 1000)} meV": len([k for k in new if above[k] <= w]) for w in WINDOWS}
     close = near["25 meV"]
+    physical = [k for k in range(len(structures)) if not unphysical[k]]
     frames = [
         CrystalRecord(
             f"{arm}-{index:05d}",
@@ -165,12 +275,27 @@ def run_arm(arm: str, args, records: list[CrystalRecord], settings: RelaxSetting
         for index, (structure, energy, hull_energy, flag) in enumerate(zip(structures, energies, above, unphysical))
     ]
     args.output.mkdir(parents=True, exist_ok=True)
-    plain = args.output / f"{arm}-seed{args.seed}.extxyz"
+    plain = args.output / f"{arm}{suffix}.extxyz"
     write_extxyz(frames, plain)
     with open(plain, "rb") as source, gzip.GzipFile(plain.with_suffix(".extxyz.gz"), "wb", mtime=0) as target:
         shutil.copyfileobj(source, target)
     plain.unlink()
-    return {
+    row = {}
+    if args.leave_out:
+        formula = [k for k in physical if structures[k].composition.reduced_formula == args.leave_out]
+        distinct = earlier_matches([structures[k] for k in formula], [])
+        row["left_out"] = {
+            "formula": args.leave_out,
+            "database_crystals_left_out": len(left_out),
+            "converged_of_formula": len(formula),
+            "distinct_of_formula": sum(match is None for match in distinct),
+            "matching_a_left_out_database_crystal": sum(
+                earlier_matches([structures[k]], [r.structure for r in left_out])[0] == -1 for k in formula
+            ),
+            "lowest_e_above_hull_of_formula": lowest([above[k] for k in formula]),
+        }
+    total_cpu = proposing_cpu + cpu
+    return row | {
         "proposed": proposed,
         "relaxed": len(candidates),
         "converged": len(converged),
@@ -183,36 +308,55 @@ def run_arm(arm: str, args, records: list[CrystalRecord], settings: RelaxSetting
         "new_compositions_within_25_meV": len([k for k in new_compositions if above[k] <= WINDOWS[0]]),
         "relax_wall_seconds": round(wall, 1),
         "relax_cpu_seconds": round(cpu, 1),
-        "cpu_seconds_per_new_within_25_meV": round(cpu / close, 1) if close else None,
-        "lowest_e_above_hull_new": round(min((above[k] for k in new), default=float("nan")), 4),
+        "proposing_cpu_seconds": round(proposing_cpu, 1),
+        "cpu_seconds_per_new_within_25_meV": round(total_cpu / close, 1) if close else None,
+        "lowest_e_above_hull_new": lowest([above[k] for k in new]),
         "formulas_within_100_meV": sorted({structures[k].composition.reduced_formula for k in new if above[k] <= 0.1}),
+        "known_phases_regenerated": known_matches(structures, physical, known_phases(ELEMENTS)),
     }
 
 
 def main() -> None:
     """Run the arms and print the table as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arms", nargs="+", default=["random", "perturbed"], choices=["random", "perturbed"])
+    arms = ["random", "perturbed", *GENERATOR_ARCHITECTURES]
+    parser.add_argument("--arms", nargs="+", default=arms, choices=arms)
     parser.add_argument("--budget", type=int, default=1000, help="Relaxations per arm.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--strain", type=float, default=0.05, help="Largest strain component of `perturbed`.")
     parser.add_argument("--rattle", type=float, default=0.2, help="Rattle σ of `perturbed` (Å).")
+    parser.add_argument(
+        "--leave-out", metavar="FORMULA", help="Start the arms without this reduced formula's crystals."
+    )
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/discovery"))
+    parser.add_argument("--again", action="store_true", help="Redo arms the table already has for this budget.")
+    parser.add_argument("--work", type=Path, default=Path("benchmarks/results/discovery/work"), help="Models, samples.")
     args = parser.parse_args()
     records = load_bise_database()
+    if args.leave_out and args.leave_out not in {r.structure.composition.reduced_formula for r in records}:
+        parser.error(f"--leave-out {args.leave_out}: no database crystal has this reduced formula (e.g. Bi2Se3, BiSe)")
     settings = RelaxSettings.from_dict(bise_build_record()["relax"]["settings"])
     references = elemental_energies(records)
-    results = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-        "date": time.strftime("%Y-%m-%d"),
-        "budget": args.budget,
-        "seed": args.seed,
-        "reference": f"the shipped database: {len(records)} crystals, {settings.energy_scale()}",
-        "arms": {arm: run_arm(arm, args, records, settings, references) for arm in args.arms},
-    }
-    text = json.dumps(results, indent=2)
-    (args.output / f"table-seed{args.seed}.json").write_text(text + "\n")
-    print(text)
+    table_path = args.output / f"table{run_suffix(args)}.json"
+    table = json.loads(table_path.read_text()) if table_path.exists() else {"arms": {}}
+    if table.get("budget", args.budget) != args.budget:
+        table = {"arms": {}}  # rows of another budget do not compare
+    for arm in args.arms:
+        if arm in table["arms"] and not args.again:
+            print(f"{arm}: done in {table_path} (--again to redo it)", file=sys.stderr)
+            continue
+        row = run_arm(arm, args, records, settings, references)
+        table = {
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+            "date": time.strftime("%Y-%m-%d"),
+            "budget": args.budget,
+            "seed": args.seed,
+            "left_out": args.leave_out,
+            "reference": f"the shipped database: {len(records)} crystals, {settings.energy_scale()}",
+            "arms": table["arms"] | {arm: row},
+        }
+        table_path.write_text(json.dumps(table, indent=2) + "\n")  # each arm kept as it finishes: a rerun resumes
+    print(json.dumps(table, indent=2))
 
 
 if __name__ == "__main__":

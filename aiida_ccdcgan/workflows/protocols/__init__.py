@@ -8,14 +8,14 @@ import pathlib
 import yaml
 
 
-def _merge(base: dict, update: dict) -> dict:
+def merge_inputs(base: dict, update: dict) -> dict:
     """Recursively merge ``update`` into a copy of ``base``; ``None`` in ``update`` removes a key."""
     merged = copy.deepcopy(base)
     for key, value in update.items():
         if value is None:
             merged.pop(key, None)
         elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_inputs(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
@@ -52,4 +52,4 @@ class ProtocolMixin:
         if protocol not in data["protocols"]:
             raise ValueError(f"Unknown protocol {protocol!r}; choose one of {', '.join(data['protocols'])}.")
         values = {k: v for k, v in data["protocols"][protocol].items() if k != "description"}
-        return _merge(_merge(data["default_inputs"], values), overrides or {})
+        return merge_inputs(merge_inputs(data["default_inputs"], values), overrides or {})
