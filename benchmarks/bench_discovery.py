@@ -58,7 +58,6 @@ from pathlib import Path
 
 import numpy as np
 from ase.io import read
-from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from scipy.stats import chi2
@@ -70,7 +69,6 @@ from aiida_ccdcgan.relaxation import RelaxSettings, Status, relax_batch
 from aiida_ccdcgan.representation.config import VoxelConfig
 from aiida_ccdcgan.representation.validity import validity
 from aiida_ccdcgan.thermodynamics import (
-    Criteria,
     earlier_matches,
     energies_above_hull,
     formation_energy_per_atom,
@@ -211,17 +209,10 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def known_matches(structures: list[Structure], indices: list[int], references: dict[str, Structure]) -> dict:
-    """How many of ``structures[indices]`` match each reference crystal (same reduced formula, StructureMatcher)."""
-    matcher = StructureMatcher(**Criteria().matcher)
+def known_matches(structures: list[Structure], references: dict[str, Structure]) -> dict:
+    """How many of ``structures`` match each reference crystal (``thermodynamics.earlier_matches``)."""
     return {
-        name: sum(
-            bool(
-                structures[k].composition.reduced_formula == reference.composition.reduced_formula
-                and matcher.fit(structures[k], reference)
-            )
-            for k in indices
-        )
+        name: earlier_matches(structures, [reference], among_candidates=False).count(-1)
         for name, reference in references.items()
     }
 
@@ -289,9 +280,9 @@ def run_arm(arm: str, args, records: list[CrystalRecord], settings: RelaxSetting
             "database_crystals_left_out": len(left_out),
             "converged_of_formula": len(formula),
             "distinct_of_formula": sum(match is None for match in distinct),
-            "matching_a_left_out_database_crystal": sum(
-                earlier_matches([structures[k]], [r.structure for r in left_out])[0] == -1 for k in formula
-            ),
+            "matching_a_left_out_database_crystal": earlier_matches(
+                [structures[k] for k in formula], [r.structure for r in left_out], among_candidates=False
+            ).count(-1),
             "lowest_e_above_hull_of_formula": lowest([above[k] for k in formula]),
         }
     total_cpu = proposing_cpu + cpu
@@ -312,7 +303,7 @@ def run_arm(arm: str, args, records: list[CrystalRecord], settings: RelaxSetting
         "cpu_seconds_per_new_within_25_meV": round(total_cpu / close, 1) if close else None,
         "lowest_e_above_hull_new": lowest([above[k] for k in new]),
         "formulas_within_100_meV": sorted({structures[k].composition.reduced_formula for k in new if above[k] <= 0.1}),
-        "known_phases_regenerated": known_matches(structures, physical, known_phases(ELEMENTS)),
+        "known_phases_regenerated": known_matches([structures[k] for k in physical], known_phases(ELEMENTS)),
     }
 
 
