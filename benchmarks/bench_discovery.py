@@ -8,11 +8,15 @@ with (its build record: SevenNet-0, the `fast` relax protocol) and is judged the
   atoms closer than 2.0 Å) — the random-structure-search baseline;
 * ``perturbed``: database crystals (drawn with replacement) with a random strain (each component of a symmetric
   strain uniform in ±``--strain``) and a rattle (Gaussian, σ ``--rattle`` Å), kept when valid — what a step around
-  a training crystal gives without any generator.
+  a training crystal gives without any generator;
+* ``exchanged``: the same, with the elements of every second draw (a coin toss) exchanged first — the substitution
+  move that the ``ccdcgan`` arm's generator also makes (``gan.permute_elements``), without any generator: what the
+  generator adds beyond that move.
 
 * ``ccdcgan``: the package's generator as the `fast` loop of ``ccdcgan.inverse_design`` ships it — the `fast`
   training protocol with the loop's overrides (pretrained autoencoders fine-tuned, the anchored CCDCGAN), trained on
-  the database with the arm's seed, then ``ccdcgan-sample`` rounds (seeds ``1000·seed + k``) until ``--budget``
+  the database with the arm's seed (the anchored generator drawing from the training graphs and their
+  element-exchanged twins), then ``ccdcgan-sample`` rounds (seeds ``1000·seed + k``) until ``--budget``
   crystals pass the sampler's validity check (the same ``representation.validity``);
 * ``paper_gan``: the same with the paper's 2D generator (GAN architecture ``graph``) and the same GAN steps.
 
@@ -20,9 +24,9 @@ The generator arms train and sample through the compute-node scripts (``ccdcgan-
 ``--work`` (models are not committed); a rerun reuses finished training stages.
 
 ``--leave-out FORMULA`` removes every database crystal of that reduced formula from what the arms start from
-(``perturbed``'s crystals, the generators' training set) while the judge keeps the full database and its hull; the
-row then counts the converged crystals of that formula, the distinct ones, and those matching a left-out database
-crystal. Every row counts the converged crystals that match each known phase of ``known_phases.json``.
+(``perturbed``'s and ``exchanged``'s crystals, the generators' training set) while the judge keeps the full
+database and its hull; the row then counts the converged crystals of that formula, the distinct ones, and those
+matching a left-out database crystal. Every row counts the converged crystals that match each known phase of ``known_phases.json``.
 
 Per arm: proposed, valid (relaxed), converged, unphysical (formation energy more than 1 eV/atom below the database's
 lowest: a hole of the potential, as the loop's assessment flags it); *new distinct* crystals — converged, physical,
@@ -36,7 +40,7 @@ crystals), so they sit on the database's own scale. Each arm's relaxed crystals 
 ``<output>/<arm>-seed<seed>[-without-<FORMULA>].extxyz.gz`` with ``formation_energy``, ``e_above_hull`` (eV/atom) and ``status``.
 
 Usage: ``pip install -e '.[bench]'`` (PyXtal), then ``python benchmarks/bench_discovery.py [--arms random perturbed
-ccdcgan paper_gan] [--budget 1000] [--seed 0] [--leave-out Bi2Se3] [--output benchmarks/results/discovery]``; the
+exchanged ccdcgan paper_gan] [--budget 1000] [--seed 0] [--leave-out Bi2Se3] [--output benchmarks/results/discovery]``; the
 table goes to ``<output>/table-seed<seed>[-without-<FORMULA>].json``, each arm's row as soon as the arm is done,
 so a rerun goes on with the arms still missing (``--again`` redoes them).
 """
@@ -108,9 +112,14 @@ def random_crystal(rng: random.Random, config: VoxelConfig) -> Structure | None:
     return crystal.to_pymatgen().get_primitive_structure()
 
 
-def perturbed_crystal(rng: random.Random, database: list[Structure], strain: float, rattle: float) -> Structure:
-    """A database crystal with a random symmetric strain (components uniform in ±``strain``) and a Gaussian rattle."""
+def perturbed_crystal(
+    rng: random.Random, database: list[Structure], strain: float, rattle: float, exchange: bool = False
+) -> Structure:
+    """A database crystal with a random symmetric strain (components uniform in ±``strain``) and a Gaussian rattle;
+    with ``exchange``, its two elements exchanged first on a coin toss."""
     structure = rng.choice(database).copy()
+    if exchange and rng.random() < 0.5:
+        structure.replace_species(dict(zip(ELEMENTS, reversed(ELEMENTS))))
     components = np.array([[rng.uniform(-strain, strain) for _ in range(3)] for _ in range(3)])
     deformation = np.eye(3) + (components + components.T) / 2
     lattice = Lattice(structure.lattice.matrix @ deformation)
@@ -120,7 +129,7 @@ def perturbed_crystal(rng: random.Random, database: list[Structure], strain: flo
 
 
 def propose(arm: str, budget: int, seed: int, database: list[Structure], args) -> tuple[list[Structure], int]:
-    """``budget`` valid crystals of ``random`` or ``perturbed`` and how many proposals it took."""
+    """``budget`` valid crystals of ``random``, ``perturbed`` or ``exchanged`` and how many proposals it took."""
     rng = random.Random(f"{arm}-{seed}")
     config = VoxelConfig(elements=ELEMENTS)
     valid, proposed = [], 0
@@ -129,7 +138,7 @@ def propose(arm: str, budget: int, seed: int, database: list[Structure], args) -
         if arm == "random":
             structure = random_crystal(rng, config)
         else:
-            structure = perturbed_crystal(rng, database, args.strain, args.rattle)
+            structure = perturbed_crystal(rng, database, args.strain, args.rattle, exchange=arm == "exchanged")
         if structure is not None and validity(structure, config)[0] is None:
             valid.append(structure)
     return valid, proposed
@@ -310,12 +319,14 @@ def run_arm(arm: str, args, records: list[CrystalRecord], settings: RelaxSetting
 def main() -> None:
     """Run the arms and print the table as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    arms = ["random", "perturbed", *GENERATOR_ARCHITECTURES]
+    arms = ["random", "perturbed", "exchanged", *GENERATOR_ARCHITECTURES]
     parser.add_argument("--arms", nargs="+", default=arms, choices=arms)
     parser.add_argument("--budget", type=int, default=1000, help="Relaxations per arm.")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--strain", type=float, default=0.05, help="Largest strain component of `perturbed`.")
-    parser.add_argument("--rattle", type=float, default=0.2, help="Rattle σ of `perturbed` (Å).")
+    parser.add_argument(
+        "--strain", type=float, default=0.05, help="Largest strain component of `perturbed`, `exchanged`."
+    )
+    parser.add_argument("--rattle", type=float, default=0.2, help="Rattle σ of `perturbed`, `exchanged` (Å).")
     parser.add_argument(
         "--leave-out", metavar="FORMULA", help="Start the arms without this reduced formula's crystals."
     )

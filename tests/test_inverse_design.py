@@ -101,6 +101,7 @@ def test_protocols_and_an_unknown_mode(codes, relax_code, tmp_path):
     config = fast.train.train.config.get_dict()
     assert config["gan"]["mode"] == "dcgan" and config["gan"]["steps"] == 800  # the fast loop's GAN budget
     assert config["gan"]["architecture"] == "anchored"  # the generator that learns in that budget (issue 7)
+    assert config["gan"]["permute_elements"]  # steps from element-exchanged twins too (issue 38)
     assert config["site_autoencoder"]["pretrained"] == config["lattice_autoencoder"]["pretrained"] == "vo-fast"
     assert fast.graphs_per_round.value == 150 and fast.relax.mlip.settings["fmax"] == 0.1
     assert fast.sample.metadata.options["environment_variables"] == {"KERAS_BACKEND": "torch"}

@@ -6,11 +6,14 @@ import sys
 from pathlib import Path
 
 import ase.io
+import numpy as np
 import pytest
 from dataset_files import TINY_CONFIG, make_crystals
 
 from aiida_ccdcgan.dataset import write_extxyz
+from aiida_ccdcgan.models.graph import GraphLayout
 from aiida_ccdcgan.scripts import EXIT_BAD_INPUT, EXIT_NAN_LOSS
+from aiida_ccdcgan.scripts.train import permuted_graphs
 
 BIN = Path(sys.executable).parent
 
@@ -32,11 +35,13 @@ def _inputs(folder: Path, config=TINY_CONFIG) -> Path:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A folder where ``ccdcgan-train`` ran every stage on four Bi–Se crystals (the constraint on three cell
-    orders of each training crystal, the crystal energy network on their partial RDFs)."""
+    orders of each training crystal, the crystal energy network on their partial RDFs, the GAN on the training
+    graphs and their element-exchanged twins)."""
     config = {
         **TINY_CONFIG,
         "constraint": {**TINY_CONFIG["constraint"], "cell_orders": 3},
         "crystal_energy": {"input": "partial_rdfs", "hidden_units": [8], "epochs": 3},
+        "gan": {**TINY_CONFIG["gan"], "permute_elements": True},
     }
     folder = _inputs(tmp_path_factory.mktemp("train"), config)
     result = _run("ccdcgan-train", "config.json", "data.extxyz", "--output", "out", cwd=folder)
@@ -68,6 +73,7 @@ def test_train_writes_models_metrics_and_curves(trained):
     assert metrics["stages"]["constraint"]["validation_crystal_energy"]["n"] == 1
     assert len(metrics["stages"]["constraint"]["losses"]["crystal_energy"]) == 3  # epochs, one crystal each
     assert len(metrics["stages"]["gan"]["losses"]["g"]) == 3
+    assert metrics["stages"]["gan"]["training_graphs"] == 2 * 3  # each training crystal and its Bi ↔ Se twin
     assert len(metrics["config_digest"]) == 64 and len(metrics["representation_digest"]) == 64
 
 
@@ -91,6 +97,22 @@ def test_sample_is_seeded_and_counts_every_outcome(trained):
     valid = [atoms for atoms in frames if atoms.info["outcome"] == "valid"]
     assert len(valid) == summary["valid"]
     assert summary["valid_compounds"] == sum(len(set(atoms.get_chemical_symbols())) > 1 for atoms in valid)
+
+
+def test_permuted_graphs_exchange_the_element_slots():
+    """``permuted_graphs``: the graphs, then each with its site latents moved to the other elements' slots; the
+    lattice latent stays."""
+    layout = GraphLayout(n_elements=2, site_latent=8, lattice_latent=4)
+    rng = np.random.default_rng(0)
+    lattice, sites = rng.uniform(-1, 1, (3, 4)), rng.uniform(-1, 1, (3, 2, 8))
+    graphs = layout.to_graphs(lattice, sites)
+    permuted = permuted_graphs(graphs, layout)
+    assert permuted.shape == (6, *graphs.shape[1:]) and np.array_equal(permuted[:3], graphs)
+    twin_lattice, twin_sites = layout.from_graphs(permuted[3:])
+    assert np.allclose(twin_lattice, lattice) and np.allclose(twin_sites, sites[:, ::-1])
+    ternary = GraphLayout(n_elements=3, site_latent=8, lattice_latent=4)
+    ternary_graphs = ternary.to_graphs(lattice, rng.uniform(-1, 1, (3, 3, 8)))
+    assert len(permuted_graphs(ternary_graphs, ternary)) == 6 * 3  # every order of three elements
 
 
 def test_sample_bad_input(trained):

@@ -148,6 +148,9 @@ class GanSettings:
     ``anchored`` (a training graph drawn by the noise plus a learnt step of at most ``anchor_radius`` on every pixel,
     :func:`~aiida_ccdcgan.models.networks.build_anchored_generator`, against the paper's discriminator: the graphs
     stay where the decoders learnt to decode).
+    ``permute_elements``: the GAN also learns from every training graph with its element slots permuted — each
+    crystal with its elements exchanged, the substitution move in the graph, which changes the composition (the
+    anchored generator then steps from these too).
     """
 
     mode: str = "ccdcgan"
@@ -162,6 +165,7 @@ class GanSettings:
     fine_tune: bool = False
     architecture: str = "graph"
     anchor_radius: float = 0.2
+    permute_elements: bool = False
 
     def __post_init__(self):
         if self.mode not in ("dcgan", "ccdcgan"):

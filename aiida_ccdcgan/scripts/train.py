@@ -144,6 +144,16 @@ def reconstruction(items, config, models) -> dict:
     return {"n": len(items), "matched": matched, "ratio": matched / len(items), "failures": failures}
 
 
+def permuted_graphs(graphs: np.ndarray, layout) -> np.ndarray:
+    """``graphs`` followed by their copies under every other permutation of the element slots (the crystals with
+    their elements exchanged)."""
+    from itertools import permutations
+
+    lattice, sites = layout.from_graphs(graphs)
+    orders = list(permutations(range(layout.n_elements)))
+    return np.concatenate([layout.to_graphs(lattice, sites[:, list(order)]) for order in orders])
+
+
 def run_stage(stage: str, items, config, output: Path, models: dict, train_graphs: dict) -> dict:
     """Train one stage, save its models into ``models`` and ``output``, and return its metrics.
 
@@ -211,6 +221,8 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
             if validation and all(i["energy"] is not None for i in validation):
                 metrics.update(constraint_validation(validation, config, models))
         else:
+            if config.gan.permute_elements:
+                graphs = permuted_graphs(graphs, config.layout)
             constraint = models.get("constraint") if config.gan.mode == "ccdcgan" else None
             initial = None
             if config.gan.fine_tune:
@@ -233,6 +245,7 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
             _check_finite(stage, losses)
             metrics = {
                 "losses": {k: v.tolist() for k, v in losses.items()},
+                "training_graphs": len(graphs),
                 "steps": config.gan.steps,
                 "mode": config.gan.mode,
             }
