@@ -26,23 +26,25 @@ The generator arms train and sample through the compute-node scripts (``ccdcgan-
 ``--leave-out FORMULA`` removes every database crystal of that reduced formula from what the arms start from
 (``perturbed``'s and ``exchanged``'s crystals, the generators' training set) while the judge keeps the full
 database and its hull; the row then counts the converged crystals of that formula, the distinct ones, and those
-matching a left-out database crystal. Every row counts the converged crystals that match each known phase of ``known_phases.json``.
+matching a left-out database crystal. Every row counts the converged crystals that match each known phase of
+``known_phases.json``.
 
 Per arm: proposed, valid (relaxed), converged, unphysical (formation energy more than 1 eV/atom below the database's
 lowest: a hole of the potential, as the loop's assessment flags it); *new distinct* crystals — converged, physical,
-compounds, matching no database crystal and no earlier one of the arm (StructureMatcher 0.2/0.3/5°, ``thermodynamics.earlier_matches``) —, and of those how
-many lie on or below the database's hull (E_hull ≤ 1 meV/atom), within 25 and within 100 meV/atom; *new
-compositions* (reduced formulas the database lacks) among them, and how many within 25 meV/atom; the relaxation's
-wall and CPU time, the CPU time of proposing (PyXtal; training and sampling for the generators), and the total CPU
-seconds per new distinct crystal within 25 meV/atom. Counts come with exact 95 % Poisson
-intervals. Formation energies use the elemental energies the database implies (E/atom − E_f, fitted over its
-crystals), so they sit on the database's own scale. Each arm's relaxed crystals go to
-``<output>/<arm>-seed<seed>[-without-<FORMULA>].extxyz.gz`` with ``formation_energy``, ``e_above_hull`` (eV/atom) and ``status``.
+compounds, matching no database crystal and no earlier one of the arm (StructureMatcher 0.2/0.3/5°,
+``thermodynamics.earlier_matches``) —, and of those how many lie on or below the database's hull (E_hull ≤ 1
+meV/atom), within 25 and within 100 meV/atom; *new compositions* (reduced formulas the database lacks) among them,
+and how many within 25 meV/atom; the relaxation's wall and CPU time, the CPU time of proposing (PyXtal; training and
+sampling for the generators), and the total CPU seconds per new distinct crystal within 25 meV/atom. Counts come
+with exact 95 % Poisson intervals. Formation energies use the elemental energies the database implies (E/atom − E_f,
+fitted over its crystals), so they sit on the database's own scale. Each arm's converged crystals go to
+``<output>/<arm>-seed<seed>[-without-<FORMULA>].extxyz.gz`` with ``formation_energy``, ``e_above_hull`` (eV/atom),
+``new_distinct`` and ``unphysical``.
 
 Usage: ``pip install -e '.[bench]'`` (PyXtal), then ``python benchmarks/bench_discovery.py [--arms random perturbed
-exchanged ccdcgan paper_gan] [--budget 1000] [--seed 0] [--leave-out Bi2Se3] [--output benchmarks/results/discovery]``; the
-table goes to ``<output>/table-seed<seed>[-without-<FORMULA>].json``, each arm's row as soon as the arm is done,
-so a rerun goes on with the arms still missing (``--again`` redoes them).
+exchanged ccdcgan paper_gan] [--budget 1000] [--seed 0] [--leave-out Bi2Se3] [--output
+benchmarks/results/discovery]``; the table goes to ``<output>/table-seed<seed>[-without-<FORMULA>].json``, each
+arm's row as soon as the arm is done, so a rerun goes on with the arms still missing (``--again`` redoes them).
 """
 
 from __future__ import annotations

@@ -55,6 +55,22 @@ def test_paper_sized_networks_have_the_reference_parameter_counts():
         build_autoencoder(48, 10)
 
 
+def test_graph_layout_permutes_the_element_slots():
+    """``with_elements_permuted``: the graphs, then each with its site latents moved to the other elements' slots;
+    the lattice latent stays."""
+    layout = GraphLayout(n_elements=2, site_latent=8, lattice_latent=4)
+    rng = np.random.default_rng(0)
+    lattice, sites = rng.uniform(-1, 1, (3, 4)), rng.uniform(-1, 1, (3, 2, 8))
+    graphs = layout.to_graphs(lattice, sites)
+    permuted = layout.with_elements_permuted(graphs)
+    assert permuted.shape == (6, *graphs.shape[1:]) and np.array_equal(permuted[:3], graphs)
+    twin_lattice, twin_sites = layout.from_graphs(permuted[3:])
+    assert np.allclose(twin_lattice, lattice) and np.allclose(twin_sites, sites[:, ::-1])
+    ternary = GraphLayout(n_elements=3, site_latent=8, lattice_latent=4)
+    ternary_graphs = ternary.to_graphs(lattice, rng.uniform(-1, 1, (3, 3, 8)))
+    assert len(ternary.with_elements_permuted(ternary_graphs)) == 6 * 3  # every order of three elements
+
+
 def test_graph_layout_matches_the_paper_and_round_trips():
     layout = GraphLayout(2)
     assert layout.side == 28 and GraphLayout(3).side == 32 and GraphLayout(1).side == 20

@@ -6,14 +6,11 @@ import sys
 from pathlib import Path
 
 import ase.io
-import numpy as np
 import pytest
 from dataset_files import TINY_CONFIG, make_crystals
 
 from aiida_ccdcgan.dataset import write_extxyz
-from aiida_ccdcgan.models.graph import GraphLayout
 from aiida_ccdcgan.scripts import EXIT_BAD_INPUT, EXIT_NAN_LOSS
-from aiida_ccdcgan.scripts.train import permuted_graphs
 
 BIN = Path(sys.executable).parent
 
@@ -97,22 +94,6 @@ def test_sample_is_seeded_and_counts_every_outcome(trained):
     valid = [atoms for atoms in frames if atoms.info["outcome"] == "valid"]
     assert len(valid) == summary["valid"]
     assert summary["valid_compounds"] == sum(len(set(atoms.get_chemical_symbols())) > 1 for atoms in valid)
-
-
-def test_permuted_graphs_exchange_the_element_slots():
-    """``permuted_graphs``: the graphs, then each with its site latents moved to the other elements' slots; the
-    lattice latent stays."""
-    layout = GraphLayout(n_elements=2, site_latent=8, lattice_latent=4)
-    rng = np.random.default_rng(0)
-    lattice, sites = rng.uniform(-1, 1, (3, 4)), rng.uniform(-1, 1, (3, 2, 8))
-    graphs = layout.to_graphs(lattice, sites)
-    permuted = permuted_graphs(graphs, layout)
-    assert permuted.shape == (6, *graphs.shape[1:]) and np.array_equal(permuted[:3], graphs)
-    twin_lattice, twin_sites = layout.from_graphs(permuted[3:])
-    assert np.allclose(twin_lattice, lattice) and np.allclose(twin_sites, sites[:, ::-1])
-    ternary = GraphLayout(n_elements=3, site_latent=8, lattice_latent=4)
-    ternary_graphs = ternary.to_graphs(lattice, rng.uniform(-1, 1, (3, 3, 8)))
-    assert len(permuted_graphs(ternary_graphs, ternary)) == 6 * 3  # every order of three elements
 
 
 def test_sample_bad_input(trained):

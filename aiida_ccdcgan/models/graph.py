@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import warnings
 from collections.abc import Sequence
@@ -82,6 +83,13 @@ class GraphLayout:
             axis=1,
         )
         return flat[:, : self.lattice_latent].copy(), sites
+
+    def with_elements_permuted(self, graphs: np.ndarray) -> np.ndarray:
+        """``graphs`` followed by their copies under every other order of the element slots: the crystals with their
+        elements exchanged (``n_elements``! graphs per input graph)."""
+        lattice, sites = self.from_graphs(graphs)
+        orders = itertools.permutations(range(self.n_elements))
+        return np.concatenate([self.to_graphs(lattice, sites[:, list(order)]) for order in orders])
 
 
 ELEMENT_FEATURES = (

@@ -144,16 +144,6 @@ def reconstruction(items, config, models) -> dict:
     return {"n": len(items), "matched": matched, "ratio": matched / len(items), "failures": failures}
 
 
-def permuted_graphs(graphs: np.ndarray, layout) -> np.ndarray:
-    """``graphs`` followed by their copies under every other permutation of the element slots (the crystals with
-    their elements exchanged)."""
-    from itertools import permutations
-
-    lattice, sites = layout.from_graphs(graphs)
-    orders = list(permutations(range(layout.n_elements)))
-    return np.concatenate([layout.to_graphs(lattice, sites[:, list(order)]) for order in orders])
-
-
 def run_stage(stage: str, items, config, output: Path, models: dict, train_graphs: dict) -> dict:
     """Train one stage, save its models into ``models`` and ``output``, and return its metrics.
 
@@ -222,7 +212,7 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
                 metrics.update(constraint_validation(validation, config, models))
         else:
             if config.gan.permute_elements:
-                graphs = permuted_graphs(graphs, config.layout)
+                graphs = config.layout.with_elements_permuted(graphs)
             constraint = models.get("constraint") if config.gan.mode == "ccdcgan" else None
             initial = None
             if config.gan.fine_tune:
