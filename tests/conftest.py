@@ -2,14 +2,16 @@
 
 The storage backend is chosen by ``AIIDA_TEST_STORAGE`` (``psql`` or ``sqlite``). Without it, PostgreSQL is
 used when a server is given (``AIIDA_TEST_PG_DSN``, or the ``PG*`` variables that ``pg_virtualenv`` exports),
-SQLite otherwise. The README's test command runs the suite inside ``pg_virtualenv -t``, a throw-away
-PostgreSQL cluster that also works as root.
+SQLite otherwise. The README's test command (``scripts/test.sh``) runs the suite inside ``pg_virtualenv -t``, a
+throw-away PostgreSQL cluster that also works as root.
 """
 
 from __future__ import annotations
 
 import locale
 import os
+import re
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -138,14 +140,54 @@ def pytest_report_header(config):
     return f"aiida-ccdcgan test storage: {'core.psql_dos (PostgreSQL)' if backend == 'psql' else 'core.sqlite_dos (SQLite)'}{where}"
 
 
+SLURM_CLUSTER = "ccdcgan-test"
+"""The single-node Slurm cluster of ``scripts/slurm.sh``: the only one the ``slurm`` tests submit to."""
+SLURM_JOBS = pytest.StashKey[list]()
+
+
+def slurm_refusal() -> str | None:
+    """Why the ``slurm`` tests cannot run here (None: the test cluster answers)."""
+    try:
+        config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30)
+        states = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exception:
+        return f"no Slurm here ({exception}); bash scripts/slurm.sh starts the test cluster (as root)"
+    if not re.search(rf"^ClusterName\s*=\s*{SLURM_CLUSTER}$", config.stdout, re.MULTILINE):
+        return f"Slurm's cluster is not {SLURM_CLUSTER}: the tests submit only to the test cluster of scripts/slurm.sh"
+    if not {"idle", "mixed", "allocated"} & set(states.stdout.split()):
+        return f"the node of {SLURM_CLUSTER} is not up ({states.stdout.strip() or states.stderr.strip()})"
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
-    """Skip tests marked ``psql`` when the run is on SQLite."""
-    if storage_choice() == "psql":
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL storage (AIIDA_TEST_STORAGE=psql)")
-    for item in items:
-        if "psql" in item.keywords:
-            item.add_marker(skip)
+    """Skip tests marked ``psql`` when the run is on SQLite, and those marked ``slurm`` without the test cluster
+    (fail them instead under ``CCDCGAN_TEST_SLURM=required``)."""
+    if storage_choice() != "psql":
+        skip = pytest.mark.skip(reason="needs PostgreSQL storage (AIIDA_TEST_STORAGE=psql)")
+        for item in items:
+            if "psql" in item.keywords:
+                item.add_marker(skip)
+    slurm_items = [item for item in items if "slurm" in item.keywords]
+    refusal = slurm_refusal() if slurm_items else None
+    if refusal and os.environ.get("CCDCGAN_TEST_SLURM") == "required":
+        raise pytest.UsageError(f"CCDCGAN_TEST_SLURM=required, but {refusal}.")
+    for item in slurm_items if refusal else []:
+        item.add_marker(pytest.mark.skip(reason=refusal))
+
+
+@pytest.fixture(scope="session")
+def slurm_jobs(request) -> list:
+    """The Slurm jobs the tests ran, as lines that the end of the run prints (CI's log shows their ids)."""
+    return request.config.stash.setdefault(SLURM_JOBS, [])
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Print the Slurm jobs the tests ran."""
+    jobs = config.stash.get(SLURM_JOBS, [])
+    if jobs:
+        terminalreporter.section(f"Slurm jobs on {SLURM_CLUSTER}")
+        for line in jobs:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,12 @@ ERROR_PATTERN = re.compile(r"^ERROR \[code (\d+)\]: (.*)$", re.MULTILINE)
 class ScriptParser(Parser):
     """A parser for a ccdcgan console script: a stated failure on stderr becomes the matching exit code."""
 
-    def stated_failure(self):
-        """Return the exit code for the failure the script stated on stderr, or None if it stated none."""
+    def job_failure(self):
+        """Return the exit code of the failure the script stated on stderr or, where it stated none, of the one the
+        scheduler reported (out of walltime or memory: already on the node, from the scheduler's output), or None.
+
+        A job that the scheduler killed leaves no outputs: its own exit code, not a missing file, is what a restart
+        workflow's handler needs to see."""
         stderr = (
             self.retrieved.base.repository.get_object_content(STDERR)
             if STDERR in self.retrieved.base.repository.list_object_names()
@@ -21,7 +25,8 @@ class ScriptParser(Parser):
         )
         match = ERROR_PATTERN.search(stderr)
         if match is None:
-            return None
+            status = self.node.exit_status
+            return next((code for code in self.exit_codes.values() if status and code.status == status), None)
         code, message = int(match.group(1)), match.group(2)
         if code in SCRIPT_EXIT_CODES:
             return self.exit_codes[SCRIPT_EXIT_CODES[code][1]].format(message=message)

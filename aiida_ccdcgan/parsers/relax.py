@@ -21,7 +21,7 @@ class RelaxParser(ScriptParser):
 
         from ..relaxation.settings import Status
 
-        failure = self.stated_failure()
+        failure = self.job_failure()
         if failure is not None:
             return failure
         with self.retrieved.as_path() as root:

@@ -17,7 +17,7 @@ class SampleParser(ScriptParser):
         from ase.io import read
         from pymatgen.io.ase import AseAtomsAdaptor
 
-        failure = self.stated_failure()
+        failure = self.job_failure()
         if failure is not None:
             return failure
         with self.retrieved.as_path() as root:

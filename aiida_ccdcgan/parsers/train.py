@@ -14,7 +14,7 @@ class TrainParser(ScriptParser):
 
     def parse(self, **kwargs):
         """Parse the retrieved files."""
-        failure = self.stated_failure()
+        failure = self.job_failure()
         if failure is not None:
             return failure
         with self.retrieved.as_path() as root:
