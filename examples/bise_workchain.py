@@ -16,9 +16,10 @@ from aiida import orm
 from aiida.engine import run_get_node, submit
 
 from aiida_ccdcgan.dataset.shipped import bise_build_record
+from aiida_ccdcgan.dependencies import MissingExtraError
 from aiida_ccdcgan.plotting import plot_formation_energies
-from aiida_ccdcgan.tools.codes import script_code
-from aiida_ccdcgan.tools.design import group_prefix, query_recipes, relaxed_points, round_table
+from aiida_ccdcgan.tools.codes import loop_codes
+from aiida_ccdcgan.tools.design import group_prefix, launch_refusal, query_recipes, relaxed_points, round_table
 from aiida_ccdcgan.tools.shipped import bise_database
 from aiida_ccdcgan.workflows.inverse_design import InverseDesignWorkChain
 
@@ -37,6 +38,16 @@ parser.add_argument(
 )
 parser.add_argument("--figure", default="bise_hull.png")
 args = parser.parse_args()
+refusal = launch_refusal(
+    rounds=args.rounds,
+    graphs=args.graphs,
+    fine_tune_steps=args.fine_tune_steps,
+    submit=args.submit,
+    report=args.report,
+    figure=args.figure,
+)
+if refusal is not None:
+    raise SystemExit(f"bise_workchain.py: {refusal}")
 
 
 def report(node: orm.WorkflowNode, database: orm.Group) -> None:
@@ -66,13 +77,16 @@ def report(node: orm.WorkflowNode, database: orm.Group) -> None:
         print(f"  {recipe}")
 
 
-dataset, database = bise_database()
 if args.report is not None:
-    report(orm.load_node(args.report), database)
+    report(orm.load_node(args.report), bise_database()[1])
     raise SystemExit(0)
 
-overrides = {"rounds": args.rounds} | ({"graphs_per_round": args.graphs} if args.graphs else {})
-codes = {name: script_code(f"ccdcgan-{name}") for name in ("train", "sample", "relax")}
+try:
+    codes = loop_codes()
+except MissingExtraError as exception:
+    raise SystemExit(f"bise_workchain.py: {exception}") from None
+dataset, database = bise_database()
+overrides = {"rounds": args.rounds} | ({"graphs_per_round": args.graphs} if args.graphs is not None else {})
 builder = InverseDesignWorkChain.get_builder_from_protocol(
     codes, dataset, ["Bi", "Se"], mode=args.mode, protocol=args.protocol, overrides=overrides
 )

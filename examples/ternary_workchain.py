@@ -29,9 +29,10 @@ from aiida import orm
 from aiida.engine import run_get_node, submit
 
 from aiida_ccdcgan.dataset.templates import aflow_templates
-from aiida_ccdcgan.tools.codes import script_code
+from aiida_ccdcgan.dependencies import MissingExtraError
+from aiida_ccdcgan.tools.codes import loop_codes
 from aiida_ccdcgan.tools.datasets import training_file
-from aiida_ccdcgan.tools.design import group_prefix, query_recipes, round_table
+from aiida_ccdcgan.tools.design import group_prefix, launch_refusal, query_recipes, round_table
 from aiida_ccdcgan.workflows.database import DatabaseWorkChain, template_batch
 from aiida_ccdcgan.workflows.inverse_design import InverseDesignWorkChain
 from aiida_ccdcgan.workflows.relax import RelaxWorkChain
@@ -55,6 +56,13 @@ parser.add_argument("--submit", action="store_true", help="Submit to the daemon 
 parser.add_argument("--report", type=int, metavar="PK", help="Report on a finished loop instead of starting one.")
 args = parser.parse_args()
 system = "-".join(args.elements)
+refusal = launch_refusal(
+    rounds=args.rounds, graphs=args.graphs, gan_steps=args.gan_steps, submit=args.submit, report=args.report
+)
+if refusal is None and args.binary_templates < 0:
+    refusal = f"--binary-templates {args.binary_templates}: give 0 or more"
+if refusal is not None:
+    raise SystemExit(f"ternary_workchain.py: {refusal}")
 
 
 def report(node: orm.WorkflowNode) -> None:
@@ -80,7 +88,7 @@ def database(label: str) -> orm.Group | None:
         return group
     templates = aflow_templates(3) + random.Random(args.seed).sample(aflow_templates(2), args.binary_templates)
     relax = RelaxWorkChain.get_builder_from_protocol(
-        None, script_code("ccdcgan-relax"), engine="mlip", protocol="fast",
+        None, codes["relax"], engine="mlip", protocol="fast",
         overrides={"mlip": {"options": {"max_wallclock_seconds": 6 * 3600}}},
     )  # fmt: skip
     inputs = {
@@ -107,14 +115,17 @@ if args.report is not None:
     report(orm.load_node(args.report))
     raise SystemExit(0)
 
+try:
+    codes = loop_codes()
+except MissingExtraError as exception:
+    raise SystemExit(f"ternary_workchain.py: {exception}") from None
 group = database(f"ccdcgan/database/{system}")
 if group is None:
     raise SystemExit(0)
-overrides = {"rounds": args.rounds} | ({"graphs_per_round": args.graphs} if args.graphs else {})
+overrides = {"rounds": args.rounds} | ({"graphs_per_round": args.graphs} if args.graphs is not None else {})
 overrides["train"] = {"config": {"representation": {"min_distance": args.min_distance}}}
-if args.gan_steps:
+if args.gan_steps is not None:
     overrides["train"]["config"]["gan"] = {"steps": args.gan_steps}
-codes = {name: script_code(f"ccdcgan-{name}") for name in ("train", "sample", "relax")}
 builder = InverseDesignWorkChain.get_builder_from_protocol(
     codes, training_file(group, f"{system}.extxyz"), args.elements, mode=args.mode, protocol="fast", overrides=overrides
 )

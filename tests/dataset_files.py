@@ -147,3 +147,19 @@ TINY_CONFIG = {
 
 QUICK_RELAX = {"potential": "chgnet", "fmax": 0.1, "max_steps": 40, "workers": 1}
 """Relaxation settings for tests: CHGNet (the fastest potential), loose forces, few steps, in-process."""
+
+
+ML_EXTRA_MODULES = ("keras", "tensorflow", "torch", "jax", "sevenn", "chgnet", "torch_sim")
+"""The top-level modules of the ``ml`` extra (and Keras's other backend)."""
+
+
+def without_ml_extra(folder: Path) -> dict:
+    """Environment variables under which Python runs as if the ``ml`` extra were not installed: a
+    ``sitecustomize.py`` in ``folder`` sets each of its modules to None in ``sys.modules``, so that
+    ``importlib.util.find_spec`` finds none and importing one raises ImportError, as after ``pip install
+    aiida-ccdcgan`` without extras."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(
+        f"import sys\n\nfor name in {ML_EXTRA_MODULES!r}:\n    sys.modules[name] = None\n"
+    )
+    return {"PYTHONPATH": str(folder)}

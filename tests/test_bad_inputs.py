@@ -5,13 +5,17 @@ a process's validation fails before its node exists, so `verdi run` of such a sc
 profile's node count does not change. The exit codes of processes that fail later are in docs/troubleshooting.md.
 """
 
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from aiida import orm
 from aiida.engine.utils import instantiate_process
 from aiida.manage import get_manager
-from dataset_files import QUICK_RELAX, TINY_CONFIG, make_crystals
+from dataset_files import QUICK_RELAX, TINY_CONFIG, make_crystals, without_ml_extra
 from test_calculations import _dataset
 
 from aiida_ccdcgan.calculations.sample import SampleCalculation
@@ -20,6 +24,7 @@ from aiida_ccdcgan.data.model import KerasModelData
 from aiida_ccdcgan.data.structures import StructureBatchData
 from aiida_ccdcgan.models.config import TrainingConfig
 from aiida_ccdcgan.tools.codes import script_code
+from aiida_ccdcgan.tools.design import launch_refusal
 from aiida_ccdcgan.workflows.database import DatabaseWorkChain
 from aiida_ccdcgan.workflows.inverse_design import InverseDesignWorkChain
 from aiida_ccdcgan.workflows.relax import RelaxWorkChain
@@ -248,3 +253,51 @@ def test_bad_input_is_refused_before_anything_is_stored(case, kit, node_count):
         before = node_count()  # models a case stores for itself are not the refused process's doing
         instantiate_process(get_manager().get_runner(), builder)
     assert node_count() == before
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bise_workchain.py"
+
+
+def _run_example(profile, *options: str, environment: dict | None = None) -> subprocess.CompletedProcess:
+    """``verdi run examples/bise_workchain.py`` with ``options`` on the test profile."""
+    verdi = [str(Path(sys.executable).with_name("verdi")), "-p", profile.name, "run", str(EXAMPLE)]
+    return subprocess.run(
+        [*verdi, *options], capture_output=True, text=True, timeout=300, env={**os.environ, **(environment or {})}
+    )
+
+
+@pytest.mark.parametrize(
+    "options, refusal",
+    [
+        ({"rounds": 0}, "--rounds 0: give 1 or more"),
+        ({"graphs": 0}, "--graphs 0: give 1 or more"),
+        ({"gan_steps": -3}, "--gan-steps -3: give 1 or more"),
+        ({"fine_tune_steps": -1}, "--fine-tune-steps -1: give 0 (no fine-tuning) or more"),
+        ({"figure": "hull.txt"}, "--figure hull.txt: name a .png, .pdf, .svg file"),
+        ({"figure": "no-such-folder/hull.png"}, "--figure no-such-folder/hull.png: the folder no-such-folder does"),
+        ({"report": 10**9}, f"--report {10**9}: no node has this pk here"),
+    ],
+)
+def test_example_options_are_refused_in_one_line(aiida_profile, options, refusal):
+    assert launch_refusal(**options).startswith(refusal)
+
+
+def test_a_finished_loop_is_the_only_report(aiida_profile):
+    assert "is not a finished ccdcgan.inverse_design loop" in launch_refusal(report=orm.Int(1).store().pk)
+    assert launch_refusal(rounds=2, graphs=10, fine_tune_steps=100, figure="hull.pdf") is None
+
+
+@pytest.mark.slow
+def test_the_example_refuses_before_storing_anything(aiida_profile, node_count, tmp_path):
+    """The example's bad option (``--graphs 0`` once ran the protocol's 150 graphs) and a Python environment
+    without the ``ml`` extra: one line, exit status 1, nothing stored (no node, no Computer)."""
+    nodes, computers = node_count(), orm.Computer.collection.count()
+    graphs = _run_example(aiida_profile, "--graphs", "0")
+    assert graphs.returncode == 1 and "Traceback" not in graphs.stderr, graphs.stderr
+    assert graphs.stderr.strip().splitlines()[-1].startswith("bise_workchain.py: --graphs 0: give 1 or more")
+    without = _run_example(aiida_profile, environment=without_ml_extra(tmp_path / "no-ml"))
+    assert without.returncode == 1 and "Traceback" not in without.stderr, without.stderr
+    last = without.stderr.strip().splitlines()[-1]
+    assert last.startswith("bise_workchain.py: ccdcgan-train needs aiida-ccdcgan's `ml` extra"), last
+    assert "pip install 'aiida-ccdcgan[ml]'" in last
+    assert (node_count(), orm.Computer.collection.count()) == (nodes, computers)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
-from dataset_files import TINY_CONFIG, make_crystals
+from dataset_files import TINY_CONFIG, make_crystals, without_ml_extra
 
 from aiida_ccdcgan.calculations.sample import SampleCalculation
 from aiida_ccdcgan.calculations.train import TrainCalculation
@@ -94,6 +94,20 @@ def test_a_nan_loss_gives_its_exit_code(codes, tmp_path):
     assert node.exit_status == TrainCalculation.exit_codes.ERROR_NAN_LOSS.status
     assert "constraint stage became NaN" in node.exit_message
     assert "models" not in node.outputs
+
+
+def test_a_code_without_the_ml_extra_gives_its_exit_code(codes, tmp_path):
+    """A code whose Python environment lacks the ``ml`` extra: the script says so before importing Keras, and the
+    CalcJob fails with 313 and the line to install, not with "No module named 'keras'" deep in stderr.txt."""
+    _, node = run_get_node(
+        TrainCalculation,
+        code=codes["train"],
+        config=orm.Dict(TINY_CONFIG),
+        dataset=_dataset(tmp_path),
+        metadata={"options": {"environment_variables": without_ml_extra(tmp_path / "no-ml")}},
+    )
+    assert node.exit_status == TrainCalculation.exit_codes.ERROR_MISSING_ML_EXTRA.status == 313
+    assert "pip install 'aiida-ccdcgan[ml]'" in node.exit_message and "lacks keras" in node.exit_message
 
 
 def _fake_model(tmp_path, role="generator", digest="0" * 64) -> KerasModelData:

@@ -2,7 +2,7 @@
 
 from aiida.common import CalcInfo, CodeInfo
 
-from ..scripts import EXIT_BAD_INPUT, EXIT_NAN_LOSS, EXIT_OUT_OF_MEMORY
+from ..scripts import EXIT_BAD_INPUT, EXIT_MISSING_EXTRA, EXIT_NAN_LOSS, EXIT_OUT_OF_MEMORY
 
 MODELS_FOLDER = "models"
 STDOUT, STDERR = "stdout.txt", "stderr.txt"
@@ -11,6 +11,7 @@ SCRIPT_EXIT_CODES = {
     EXIT_BAD_INPUT: (310, "ERROR_BAD_INPUT", "The script refused its input: {message}"),
     EXIT_NAN_LOSS: (311, "ERROR_NAN_LOSS", "A training loss became NaN: {message}"),
     EXIT_OUT_OF_MEMORY: (312, "ERROR_OUT_OF_MEMORY", "The script ran out of memory: {message}"),
+    EXIT_MISSING_EXTRA: (313, "ERROR_MISSING_ML_EXTRA", "The code's Python environment cannot run it: {message}"),
 }
 """Script exit code → (process exit status, label, message)."""
 

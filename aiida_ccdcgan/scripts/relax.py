@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from . import EXIT_BAD_INPUT, EXIT_OK, fail
+from . import EXIT_BAD_INPUT, EXIT_OK, fail, missing_extra
 
 PARTIAL, RELAXED, SUMMARY = "partial.extxyz", "relaxed.extxyz", "relax.json"
 
@@ -55,6 +55,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output", type=Path, default=Path("."))
     parser.add_argument("--resume", type=Path, help="A partial.extxyz of an interrupted run: keep its results.")
     args = parser.parse_args(argv)
+    if (refused := missing_extra("ccdcgan-relax")) is not None:
+        return refused
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download weights at run time
 
     from ase.io import read, write

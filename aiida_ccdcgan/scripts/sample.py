@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import EXIT_BAD_INPUT, EXIT_OK, fail, quiet_backend
+from . import EXIT_BAD_INPUT, EXIT_OK, fail, missing_extra, quiet_backend
 
 NEEDED = ("generator", "site_decoder", "lattice_decoder")
 SCREENING = ("constraint", "site_encoder", "lattice_encoder")
@@ -68,6 +68,8 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--output", type=Path, default=Path("."))
     args = parser.parse_args(argv)
+    if (refused := missing_extra("ccdcgan-sample")) is not None:
+        return refused
     quiet_backend()
 
     from ..models.config import TrainingConfig

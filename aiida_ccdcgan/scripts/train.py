@@ -22,7 +22,7 @@ import numpy as np
 
 from ..models.config import TrainingConfig
 from ..plotting import learning_curves, plot_learning_curves
-from . import EXIT_BAD_INPUT, EXIT_NAN_LOSS, EXIT_OK, EXIT_OUT_OF_MEMORY, fail, quiet_backend
+from . import EXIT_BAD_INPUT, EXIT_NAN_LOSS, EXIT_OK, EXIT_OUT_OF_MEMORY, fail, missing_extra, quiet_backend
 
 STAGES = tuple(TrainingConfig.STAGE_SECTIONS)
 MODEL_FILES = {
@@ -268,6 +268,8 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--stage", choices=(*STAGES, "all"), default="all")
     args = parser.parse_args(argv)
+    if (refused := missing_extra("ccdcgan-train")) is not None:
+        return refused
     quiet_backend()
     try:
         config = TrainingConfig.from_dict(json.loads(args.config.read_text()))

@@ -10,6 +10,8 @@ from pathlib import Path
 from aiida import orm
 from aiida.common.exceptions import NotExistent
 
+from ..dependencies import MissingExtraError, ml_extra_refusal
+
 SCRIPT_PLUGINS = {
     "ccdcgan-train": "ccdcgan.train",
     "ccdcgan-sample": "ccdcgan.sample",
@@ -44,7 +46,9 @@ def script_code(script: str, computer: orm.Computer | str | None = None) -> orm.
     """The InstalledCode ``<script>@<computer>`` running this environment's ``script`` (e.g. ``ccdcgan-relax``).
 
     ``computer``: a Computer, the label of one set up in this profile, or None for this machine (``localhost``).
-    Made on first use; the executable is the one installed beside this Python interpreter.
+    Made on first use; the executable is the one installed beside this Python interpreter. Raises
+    MissingExtraError, before anything is stored, when the script would run here and this environment lacks the
+    ``ml`` extra it needs.
     """
     if script not in SCRIPT_PLUGINS:
         raise ValueError(f"No console script {script!r}; choose one of {', '.join(SCRIPT_PLUGINS)}.")
@@ -57,6 +61,10 @@ def script_code(script: str, computer: orm.Computer | str | None = None) -> orm.
                 f"No Computer {computer!r} in this profile (set up: {known}); set it up with `verdi computer setup` "
                 "and `verdi computer configure` (docs/user_guide.md, GPU section)."
             ) from None
+    if computer is None or computer.hostname == "localhost":  # this environment runs the script
+        refusal = ml_extra_refusal(script)
+        if refusal is not None:
+            raise MissingExtraError(refusal)
     computer = computer or localhost_computer()
     try:
         return orm.load_code(f"{script}@{computer.label}")
@@ -75,3 +83,13 @@ def script_code(script: str, computer: orm.Computer | str | None = None) -> orm.
             filepath_executable=str(executable),
             default_calc_job_plugin=SCRIPT_PLUGINS[script],
         ).store()
+
+
+def loop_codes() -> dict[str, orm.InstalledCode]:
+    """The inverse-design loop's codes on this machine, ``{"train", "sample", "relax"}`` (see :func:`script_code`);
+    all three scripts are checked before any code is made."""
+    scripts = {name: f"ccdcgan-{name}" for name in ("train", "sample", "relax")}
+    for script in scripts.values():
+        if (refusal := ml_extra_refusal(script)) is not None:
+            raise MissingExtraError(refusal)
+    return {name: script_code(script) for name, script in scripts.items()}

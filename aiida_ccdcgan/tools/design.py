@@ -3,7 +3,10 @@ points of the hull figure, and QueryBuilder recipes to paste."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiida import orm
+from aiida.common.exceptions import NotExistent
 
 from ..calculations.functions.design import ROUND_COLUMNS
 from ..common import extras
@@ -35,6 +38,50 @@ def finished_loop(node: orm.Node) -> orm.WorkflowNode:
         label = getattr(node, "process_label", None) or type(node).__name__
         raise DatasetError(f"{label}<{node.pk}> is not a finished ccdcgan.inverse_design loop.")
     return node
+
+
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+"""The figure formats the examples write (matplotlib's, by the file name's suffix)."""
+
+
+def launch_refusal(
+    *,
+    rounds: int = 1,
+    graphs: int | None = None,
+    fine_tune_steps: int = 0,
+    gan_steps: int | None = None,
+    submit: bool = False,
+    report: int | None = None,
+    figure: str | None = None,
+) -> str | None:
+    """Why a loop cannot be launched, or reported on, with these command-line options: one line that names the
+    option and says what to change; None when it can. Checked before anything is stored."""
+    if report is not None:
+        try:
+            finished_loop(orm.load_node(report))
+        except NotExistent:
+            return f"--report {report}: no node has this pk here; `verdi process list -a` lists the loops"
+        except DatasetError as exception:
+            return f"--report {report}: {exception}"
+    else:
+        counts = {"--rounds": rounds, "--graphs": graphs, "--gan-steps": gan_steps}
+        for option, value in counts.items():
+            if value is not None and value < 1:
+                return f"{option} {value}: give 1 or more (leave --graphs and --gan-steps out for the protocol's)"
+        if fine_tune_steps < 0:
+            return f"--fine-tune-steps {fine_tune_steps}: give 0 (no fine-tuning) or more"
+        if submit:
+            from aiida.engine.daemon.client import get_daemon_client
+
+            if not get_daemon_client().is_daemon_running:
+                return "--submit: the daemon is not running; start it with `verdi daemon start` (or drop --submit)"
+    if figure is not None:
+        path = Path(figure)
+        if path.suffix.lower() not in FIGURE_SUFFIXES:
+            return f"--figure {figure}: name a {', '.join(FIGURE_SUFFIXES)} file"
+        if not path.parent.resolve().is_dir():
+            return f"--figure {figure}: the folder {path.parent} does not exist; create it or name another"
+    return None
 
 
 def training_records(node: orm.WorkflowNode) -> list[CrystalRecord]:
