@@ -70,24 +70,38 @@ def plot_formation_energies(
     return _save(figure, path)
 
 
-def learning_curves(metrics: Mapping) -> dict[str, list[float]]:
-    """Every stage's loss curves of a ``ccdcgan-train`` ``metrics.json``, named ``"stage: loss"``."""
+def learning_curves(metrics: Mapping) -> dict[str, dict]:
+    """Every stage's loss curves of a ``ccdcgan-train`` ``metrics.json``, named ``"stage: network"``: each a dict
+    with ``training`` (the loss per epoch, or per step for the GAN), ``validation`` (the same loss on the validation
+    split after each epoch, where the stage scored one), ``loss`` (what was minimised, in words, where recorded) and
+    ``x`` (``epoch`` or ``GAN step``)."""
     return {
-        f"{stage}: {name}": values
+        f"{stage}: {name}": {
+            "training": values,
+            "validation": entry.get("validation_losses", {}).get(name),
+            "loss": entry.get("loss_functions", {}).get(name, "loss"),
+            "x": "GAN step" if stage == "gan" else "epoch",
+        }
         for stage, entry in metrics["stages"].items()
         for name, values in entry["losses"].items()
     }
 
 
-def plot_learning_curves(curves: Mapping[str, Sequence[float]], path: str | Path) -> Path:
-    """One panel per loss curve (name → values per epoch or step, e.g. ``"gan: g"``), three to a row."""
+def plot_learning_curves(curves: Mapping[str, Mapping], path: str | Path) -> Path:
+    """One panel per loss curve of :func:`learning_curves` (training, and validation where there is one), its axes
+    named by the curve's ``x`` and ``loss``, three panels to a row."""
     columns = min(3, max(1, len(curves)))
     rows = max(1, -(-len(curves) // columns))
-    figure, axes = _pyplot().subplots(rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False)
-    for axis, (name, values) in zip(axes.ravel(), curves.items()):
-        axis.plot(np.arange(1, len(values) + 1), values, linewidth=1)
+    figure, axes = _pyplot().subplots(rows, columns, figsize=(4.0 * columns, 3.0 * rows), squeeze=False)
+    for axis, (name, curve) in zip(axes.ravel(), curves.items()):
+        for split, style in (("training", "-"), ("validation", "--")):
+            values = curve.get(split)
+            if values:
+                axis.plot(np.arange(1, len(values) + 1), values, style, linewidth=1, label=split)
         axis.set_title(name, fontsize=8)
-        axis.set_xlabel("epoch or step")
+        axis.set_xlabel(curve["x"], fontsize=8)
+        axis.set_ylabel(curve["loss"], fontsize=7)
+        axis.legend(fontsize=7)
     for axis in axes.ravel()[len(curves) :]:
         axis.set_visible(False)
     return _save(figure, path)

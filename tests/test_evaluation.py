@@ -114,9 +114,22 @@ def test_principal_axes_find_the_direction_of_largest_spread():
 
 
 def test_figures_are_written_in_the_format_of_their_suffix(tmp_path):
-    metrics = {"stages": {"constraint": {"losses": {"constraint": [1.0, 0.5]}}, "gan": {"losses": {"g": [2, 1, 0]}}}}
+    constraint = {
+        "losses": {"constraint": [1.0, 0.5]},
+        "validation_losses": {"constraint": [1.2, 0.8]},
+        "loss_functions": {"constraint": "mean squared error of E_f (eV/atom)"},
+    }
+    metrics = {"stages": {"constraint": constraint, "gan": {"losses": {"g": [2, 1, 0]}}}}  # a run before names
     curves = learning_curves(metrics)
-    assert curves == {"constraint: constraint": [1.0, 0.5], "gan: g": [2, 1, 0]}
+    assert curves == {
+        "constraint: constraint": {
+            "training": [1.0, 0.5],
+            "validation": [1.2, 0.8],
+            "loss": "mean squared error of E_f (eV/atom)",
+            "x": "epoch",
+        },
+        "gan: g": {"training": [2, 1, 0], "validation": None, "loss": "loss", "x": "GAN step"},
+    }
     rng = np.random.default_rng(1)
     written = [
         plot_learning_curves(curves, tmp_path / "curves.png"),

@@ -126,8 +126,8 @@ def tiny_models():
 def test_autoencoders_train_on_voxels_built_on_the_fly(tiny_models):
     _, _, site_losses = tiny_models["site"]
     _, _, lattice_losses = tiny_models["lattice"]
-    assert len(site_losses) == 2 and len(lattice_losses) == 2
-    assert all(np.isfinite(site_losses + lattice_losses)) and 0 < site_losses[0] < 1
+    assert len(site_losses["loss"]) == 2 and len(lattice_losses["loss"]) == 2 and "val_loss" not in site_losses
+    assert all(np.isfinite(site_losses["loss"] + lattice_losses["loss"])) and 0 < site_losses["loss"][0] < 1
     graphs = tiny_models["graphs"]
     assert graphs.shape == (4, 8, 8, 1) and np.all(np.abs(graphs) <= 1)  # tanh latents
 
@@ -156,11 +156,11 @@ def test_autoencoders_learn_from_crystals_each_with_its_own_elements():
     encoder, _, losses = train_autoencoder(
         crystals, configs, "site", AutoencoderSettings(latent=8, filters=8, epochs=2, batch_size=4), seed=3
     )
-    assert len(losses) == 2 and all(np.isfinite(losses)) and encoder.output_shape == (None, 8)
+    assert len(losses["loss"]) == 2 and all(np.isfinite(losses["loss"])) and encoder.output_shape == (None, 8)
     lattice = train_autoencoder(
         crystals, configs, "lattice", AutoencoderSettings(latent=4, filters=8, epochs=1, batch_size=4, max_structures=3)
     )
-    assert np.isfinite(lattice[2][0])
+    assert np.isfinite(lattice[2]["loss"][0])
     with pytest.raises(ValueError, match="differ in their elements only"):
         VoxelBatches(crystals, [*configs[:4], dataclasses.replace(configs[4], sigma=0.5)], "site", 4, 0)
     with pytest.raises(ValueError, match="one per crystal"):
@@ -208,7 +208,7 @@ def test_spatial_latent_batch_norm_and_weighted_cross_entropy(tiny_models):
         batch_size=4,
     )
     site_encoder, _, losses = train_autoencoder(tiny_models["crystals"], TINY, "site", settings, seed=3)
-    assert len(losses) == 2 and all(np.isfinite(losses)) and losses[1] < losses[0]
+    assert len(losses["loss"]) == 2 and all(np.isfinite(losses["loss"])) and losses["loss"][1] < losses["loss"][0]
     assert site_encoder.output_shape == (None, 64)
 
 
@@ -222,7 +222,7 @@ def test_autoencoder_settings_name_what_is_wrong(change, message):
 
 
 def test_constraint_trains_and_is_measured(tiny_models):
-    losses = tiny_models["constraint_losses"]
+    losses = tiny_models["constraint_losses"]["loss"]
     assert len(losses) == 3 and all(np.isfinite(losses))
     predicted = tiny_models["constraint"].predict(tiny_models["graphs"], verbose=0)
     metrics = regression_metrics(predicted, tiny_models["energies"])
@@ -280,7 +280,7 @@ def test_dense_constraint_predicts_in_ev_per_atom(tiny_models):
     )
     assert settings.hidden_units == (16, 8)
     model, losses = train_constraint(graphs, energies, settings, seed=3)
-    assert len(losses) == 3 and all(np.isfinite(losses))
+    assert len(losses["loss"]) == 3 and all(np.isfinite(losses["loss"]))
     assert [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)] == [16, 8, 1]
     rescaling = model.layers[-1]
     assert rescaling.scale == pytest.approx(energies.std()) and rescaling.offset == pytest.approx(energies.mean())
@@ -302,7 +302,9 @@ def test_constraint_of_many_systems_reads_which_element_each_slot_holds(tiny_mod
     table = np.stack([element_features("BiSe", elements, slots=2) for elements in systems])
     settings = ConstraintSettings(network="dense", hidden_units=[8], epochs=2, batch_size=4)
     model, losses = train_constraint(graphs, energies, settings, seed=1, element_features=table)
-    assert [tuple(t.shape) for t in model.inputs] == [(None, *graphs.shape[1:]), (None, 12)] and len(losses) == 2
+    assert [tuple(t.shape) for t in model.inputs] == [(None, *graphs.shape[1:]), (None, 12)] and len(
+        losses["loss"]
+    ) == 2
     same_graph = np.repeat(graphs[:1], 2, axis=0)
     first, second = model.predict([same_graph, table[:2]], verbose=0).ravel()
     assert first != second  # the same graph in another system is another crystal
@@ -328,7 +330,7 @@ def test_crystal_energy_network_reads_partial_rdfs_and_judges_crystals(tiny_mode
     features = crystal_rdf_features(structures, config)
     assert features.shape == (4, 3 * len(settings.rdf_centres)) and len(settings.rdf_centres) == 55
     model, losses = train_crystal_energy(features, energies, settings, seed=3)
-    assert len(losses) == 40 and losses[-1] < losses[0] / 2
+    assert len(losses["loss"]) == 40 and losses["loss"][-1] < losses["loss"][0] / 2
     assert [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)] == [16, 8, 1]
     assert model.layers[-1].offset == pytest.approx(energies.mean())
     again, _ = train_crystal_energy(features, energies, settings, seed=3)
@@ -366,6 +368,23 @@ def test_crystal_energy_settings_name_what_is_wrong(change, message):
 def test_constraint_settings_name_what_is_wrong(change, message):
     with pytest.raises(ValueError, match=message):
         ConstraintSettings(**change)
+
+
+def test_validation_losses_are_scored_after_each_epoch_without_changing_training(tiny_models):
+    """Held-out crystals (graphs) give a ``val_loss`` per epoch; the training itself is the same as without them."""
+    crystals, settings = tiny_models["crystals"], AutoencoderSettings(latent=4, filters=8, epochs=2, batch_size=4)
+    _, _, scored = train_autoencoder(crystals[:3], TINY, "lattice", settings, seed=3, validation=crystals[3:])
+    _, _, plain = train_autoencoder(crystals[:3], TINY, "lattice", settings, seed=3)
+    assert len(scored["val_loss"]) == 2 and all(np.isfinite(scored["val_loss"])) and scored["loss"] == plain["loss"]
+    graphs, energies = tiny_models["graphs"], tiny_models["energies"]
+    constraint = ConstraintSettings(epochs=3, batch_size=4)
+    _, history = train_constraint(graphs[:3], energies[:3], constraint, seed=3, validation=(graphs[3:], energies[3:]))
+    assert (
+        len(history["val_loss"]) == 3
+        and history["loss"] == train_constraint(graphs[:3], energies[:3], constraint, seed=3)[1]["loss"]
+    )
+    with pytest.raises(ValueError, match="one representation for all"):
+        train_autoencoder(crystals, [TINY] * 4, "lattice", settings, validation=crystals[:1])
 
 
 def test_autoencoder_trains_on_a_seeded_subset(tiny_models):

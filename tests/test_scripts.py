@@ -70,6 +70,11 @@ def test_train_writes_models_metrics_and_curves(trained):
     assert metrics["stages"]["constraint"]["validation_crystal_energy"]["n"] == 1
     assert len(metrics["stages"]["constraint"]["losses"]["crystal_energy"]) == 3  # epochs, one crystal each
     assert len(metrics["stages"]["gan"]["losses"]["g"]) == 3
+    for stage, network in (("autoencoders", "site_autoencoder"), ("constraint", "constraint")):
+        scored = metrics["stages"][stage]
+        assert len(scored["validation_losses"][network]) == len(scored["losses"][network])  # one crystal held out
+    assert metrics["stages"]["autoencoders"]["loss_functions"]["lattice_autoencoder"] == "mean squared error"
+    assert metrics["stages"]["gan"]["loss_functions"]["g"] == "generator: binary cross-entropy + 0.1 × mean exp(E_f)"
     assert metrics["stages"]["gan"]["training_graphs"] == 2 * 3  # each training crystal and its Bi ↔ Se twin
     assert len(metrics["config_digest"]) == 64 and len(metrics["representation_digest"]) == 64
 

@@ -139,14 +139,23 @@ def learning_rate_schedule(settings, steps_per_epoch: int):
 
 
 def train_autoencoder(
-    crystals, config: VoxelConfig | Sequence[VoxelConfig], kind: str, settings: AutoencoderSettings, seed: int = 0
+    crystals,
+    config: VoxelConfig | Sequence[VoxelConfig],
+    kind: str,
+    settings: AutoencoderSettings,
+    seed: int = 0,
+    validation: Sequence[CanonicalCrystal] = (),
 ):
-    """Train the site or lattice autoencoder on plain sigmoid outputs; return ``(encoder, decoder, losses)``.
+    """Train the site or lattice autoencoder on plain sigmoid outputs; return ``(encoder, decoder, losses)``:
+    ``losses["loss"]`` per epoch and, with ``validation`` crystals (held out; one representation ``config`` for
+    all), ``losses["val_loss"]``, the same loss on them after each epoch.
 
     ``config``: the representation of all crystals, or one per crystal (each with its own elements, see
     :class:`VoxelBatches`). With ``settings.max_structures`` below the number of crystals, a subset drawn with
     ``seed`` is used; with ``settings.pretrained`` the networks start from those shipped weights.
     """
+    if validation and not isinstance(config, VoxelConfig):
+        raise ValueError("Validation crystals need one representation for all crystals.")
     seed_everything(seed)
     shared = shared_voxel_config(config)
     if settings.max_structures is not None and len(crystals) > settings.max_structures:
@@ -169,8 +178,14 @@ def train_autoencoder(
     learning_rate = learning_rate_schedule(settings, len(batches))
     loss = "mse" if settings.loss == "mse" else weighted_binary_crossentropy(settings.foreground_weight)
     autoencoder.compile(optimizer=keras.optimizers.Adam(learning_rate, settings.beta_1, settings.beta_2), loss=loss)
-    history = autoencoder.fit(batches, epochs=settings.epochs, verbose=0)
-    return encoder, decoder, [float(v) for v in history.history["loss"]]
+    held_out = VoxelBatches(validation, config, kind, settings.batch_size, seed, shuffle=False) if validation else None
+    history = autoencoder.fit(batches, epochs=settings.epochs, validation_data=held_out, verbose=0)
+    return encoder, decoder, _losses(history)
+
+
+def _losses(history) -> dict[str, list[float]]:
+    """The per-epoch ``loss`` (and ``val_loss``, where validation data was given) of a Keras ``fit``."""
+    return {name: [float(v) for v in history.history[name]] for name in ("loss", "val_loss") if name in history.history}
 
 
 def encode_crystals(
@@ -284,8 +299,11 @@ def decode_graphs(
     return results
 
 
-def train_constraint(graphs, energies, settings: ConstraintSettings, seed: int = 0, element_features=None):
-    """Train the formation-energy network on crystal graphs (eV/atom); return ``(model, losses)``.
+def train_constraint(
+    graphs, energies, settings: ConstraintSettings, seed: int = 0, element_features=None, validation=None
+):
+    """Train the formation-energy network on crystal graphs (eV/atom); return ``(model, losses)``: ``loss`` per
+    epoch and, with ``validation`` = ``(graphs, energies)`` held out, ``val_loss`` on them after each epoch.
 
     ``element_features`` ``(N, F)`` (:func:`~aiida_ccdcgan.models.graph.element_features`): a second input of the
     dense network, for graphs of crystals of many systems; the CNN takes graphs only.
@@ -308,15 +326,24 @@ def train_constraint(graphs, energies, settings: ConstraintSettings, seed: int =
     inputs = graphs if element_features is None else [graphs, np.asarray(element_features, dtype=np.float32)]
     learning_rate = learning_rate_schedule(settings, -(-len(graphs) // settings.batch_size))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, settings.beta_1), loss=settings.loss)
+    if validation is not None and element_features is not None:
+        raise ValueError("Validation graphs are not taken with element features.")
+    held_out = None if validation is None else (validation[0], np.asarray(validation[1], dtype=np.float32))
     history = model.fit(
-        inputs, energies, batch_size=settings.batch_size, epochs=settings.epochs, shuffle=True, verbose=0
+        inputs,
+        energies,
+        batch_size=settings.batch_size,
+        epochs=settings.epochs,
+        shuffle=True,
+        validation_data=held_out,
+        verbose=0,
     )
-    return model, [float(v) for v in history.history["loss"]]
+    return model, _losses(history)
 
 
 def train_crystal_energy(features, energies, settings: CrystalEnergySettings, seed: int = 0):
     """Train the crystal energy network on partial RDFs ``(N, F)`` (:func:`crystal_rdf_features`) and formation
-    energies (eV/atom); return ``(model, losses)``."""
+    energies (eV/atom); return ``(model, losses)``, ``losses["loss"]`` per epoch."""
     seed_everything(seed)
     features, energies = np.asarray(features, dtype=np.float32), np.asarray(energies, dtype=np.float32)
     model = build_crystal_energy_network(
@@ -334,7 +361,7 @@ def train_crystal_energy(features, energies, settings: CrystalEnergySettings, se
     history = model.fit(
         features, energies, batch_size=settings.batch_size, epochs=settings.epochs, shuffle=True, verbose=0
     )
-    return model, [float(v) for v in history.history["loss"]]
+    return model, _losses(history)
 
 
 def regression_metrics(predicted, target) -> dict:

@@ -31,6 +31,8 @@ MODEL_FILES = {
     "gan": ("generator", "discriminator"),
 }
 """The models each stage writes (:func:`stage_models` adds the crystal energy network where the config has one)."""
+KINDS = ("site", "lattice")
+"""The two autoencoders of the autoencoders stage."""
 GAN_CHECKPOINT = "gan_checkpoint.npz"
 """Within the gan stage: weights, optimizer states and losses every 500 steps; a rerun continues from it."""
 
@@ -80,6 +82,37 @@ def _check_finite(stage: str, losses: dict) -> None:
     values = np.concatenate([np.ravel(v) for v in losses.values()])
     if not np.all(np.isfinite(values)):
         raise NanLoss(f"a loss of the {stage} stage became NaN or infinite; lower the learning rate")
+
+
+LOSS_NAMES = {"mse": "mean squared error", "weighted_bce": "weighted binary cross-entropy", "huber": "Huber loss"}
+"""The loss settings of the configuration, as the learning curves name them."""
+
+
+def loss_functions(stage: str, config) -> dict[str, str]:
+    """What each network of ``stage`` minimises, in words, per loss curve of the stage's metrics."""
+    if stage == "autoencoders":
+        return {f"{kind}_autoencoder": LOSS_NAMES[getattr(config, f"{kind}_autoencoder").loss] for kind in KINDS}
+    if stage == "constraint":
+        return {
+            "constraint": f"{LOSS_NAMES[config.constraint.loss]} of E_f (eV/atom)",
+            "crystal_energy": "Huber loss of E_f (eV/atom)",
+        }
+    energy_term = "mean exp(E_f)" if config.gan.fe_loss == "exp" else "mean E_f"
+    constraint = f" + {config.gan.fe_weight} × {energy_term}" if config.gan.mode == "ccdcgan" else ""
+    return {
+        "d_real": "discriminator, training graphs: binary cross-entropy",
+        "d_fake": "discriminator, generated graphs: binary cross-entropy",
+        "g": f"generator: binary cross-entropy{constraint}",
+    }
+
+
+def _split_losses(histories: dict) -> dict:
+    """A stage's metrics ``losses`` (per network, the training loss per epoch) and, where the network was scored
+    on the validation split after each epoch, ``validation_losses``, from :func:`train_autoencoder`'s and
+    :func:`train_constraint`'s histories."""
+    metrics = {"losses": {name: history["loss"] for name, history in histories.items()}}
+    validation = {name: history["val_loss"] for name, history in histories.items() if "val_loss" in history}
+    return metrics | ({"validation_losses": validation} if validation else {})
 
 
 def _graphs(items, config, models):
@@ -163,16 +196,15 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
     train, validation = _part(items, "train"), _part(items, "validation")
     start = time.perf_counter()
     if stage == "autoencoders":
-        crystals = [i["crystal"] for i in train]
-        models["site_encoder"], models["site_decoder"], site_losses = train_autoencoder(
-            crystals, config.representation, "site", config.site_autoencoder, config.seed
-        )
-        models["lattice_encoder"], models["lattice_decoder"], lattice_losses = train_autoencoder(
-            crystals, config.representation, "lattice", config.lattice_autoencoder, config.seed
-        )
-        losses = {"site_autoencoder": site_losses, "lattice_autoencoder": lattice_losses}
-        _check_finite(stage, losses)
-        metrics = {"reconstruction_validation": reconstruction(validation, config, models), "losses": losses}
+        crystals, held_out = [i["crystal"] for i in train], [i["crystal"] for i in validation]
+        histories = {}
+        for kind in KINDS:
+            models[f"{kind}_encoder"], models[f"{kind}_decoder"], histories[f"{kind}_autoencoder"] = train_autoencoder(
+                crystals, config.representation, kind, getattr(config, f"{kind}_autoencoder"), config.seed, held_out
+            )
+        metrics = _split_losses(histories)
+        _check_finite(stage, metrics["losses"])
+        metrics["reconstruction_validation"] = reconstruction(validation, config, models)
         for kind in ("site", "lattice"):
             name = getattr(config, f"{kind}_autoencoder").pretrained
             if name is not None:
@@ -200,15 +232,20 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
                     given=False,
                 )
                 graphs, energies = np.concatenate([graphs, more_graphs]), energies + [energies[i] for i in owners]
-            models["constraint"], constraint_losses = train_constraint(graphs, energies, config.constraint, config.seed)
-            metrics = {"losses": {"constraint": constraint_losses}, "training_graphs": len(graphs)}
+            scored = bool(validation) and all(i["energy"] is not None for i in validation)
+            held_out = (_graphs(validation, config, models), [i["energy"] for i in validation]) if scored else None
+            models["constraint"], history = train_constraint(
+                graphs, energies, config.constraint, config.seed, validation=held_out
+            )
+            metrics = _split_losses({"constraint": history}) | {"training_graphs": len(graphs)}
             if config.crystal_energy.input == "partial_rdfs":
                 features = crystal_rdf_features([i["record"].structure for i in train], config)
-                models["crystal_energy"], metrics["losses"]["crystal_energy"] = train_crystal_energy(
+                models["crystal_energy"], history = train_crystal_energy(
                     features, [i["energy"] for i in train], config.crystal_energy, config.seed
                 )
+                metrics["losses"]["crystal_energy"] = history["loss"]
             _check_finite(stage, metrics["losses"])
-            if validation and all(i["energy"] is not None for i in validation):
+            if scored:
                 metrics.update(constraint_validation(validation, config, models))
         else:
             if config.gan.permute_elements:
@@ -243,6 +280,7 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
         models[name].save(output / f"{name}.keras")
     if stage == "gan":
         (output / GAN_CHECKPOINT).unlink(missing_ok=True)
+    metrics["loss_functions"] = {k: v for k, v in loss_functions(stage, config).items() if k in metrics["losses"]}
     metrics["seconds"] = round(time.perf_counter() - start, 2)
     return metrics
 

@@ -68,9 +68,9 @@ def loop_figures(node: orm.Node, output: Path, kinds: Sequence[str], suffix: str
             written[kind] = plot_energy_distributions(energies, path)
         elif kind == "curves":
             curves = {
-                f"{label} {name}": values
+                f"{label} {name}": curve
                 for label, job in trainings(node)
-                for name, values in learning_curves(job.outputs.metrics.get_dict()).items()
+                for name, curve in learning_curves(job.outputs.metrics.get_dict()).items()
             }
             written[kind] = plot_learning_curves(curves, path) if curves else "no training ran in this loop"
         elif kind == "graphs":
