@@ -49,6 +49,40 @@ def seed_everything(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+class HeldOutLoss(keras.callbacks.Callback):
+    """After each epoch, the model's loss on held-out data, in ``logs["val_loss"]``, leaving every random state
+    (Python's, NumPy's, torch's) as it was: with the torch backend, Keras's own ``validation_data`` draws from them
+    and changes the training that follows (measured); this does not."""
+
+    def __init__(self, data, batch_size: int):
+        super().__init__()
+        self.data, self.batch_size = data, batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        import random
+
+        states = random.getstate(), np.random.get_state(), _torch_rng_state()
+        inputs, targets = self.data if isinstance(self.data, tuple) else (self.data, None)
+        loss = self.model.evaluate(inputs, targets, batch_size=self.batch_size, verbose=0, return_dict=True)["loss"]
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        if states[2] is not None:
+            import torch
+
+            torch.set_rng_state(states[2])
+        if logs is not None:
+            logs["val_loss"] = loss
+
+
+def _torch_rng_state():
+    """torch's CPU random state when Keras runs on torch, else None."""
+    if keras.backend.backend() != "torch":
+        return None
+    import torch
+
+    return torch.get_rng_state()
+
+
 def shared_voxel_config(config: VoxelConfig | Sequence[VoxelConfig]) -> VoxelConfig:
     """The one representation of ``config``, or the first of per-crystal representations after checking that they
     differ in their elements only (the autoencoders' weights depend on nothing else)."""
@@ -178,8 +212,11 @@ def train_autoencoder(
     learning_rate = learning_rate_schedule(settings, len(batches))
     loss = "mse" if settings.loss == "mse" else weighted_binary_crossentropy(settings.foreground_weight)
     autoencoder.compile(optimizer=keras.optimizers.Adam(learning_rate, settings.beta_1, settings.beta_2), loss=loss)
-    held_out = VoxelBatches(validation, config, kind, settings.batch_size, seed, shuffle=False) if validation else None
-    history = autoencoder.fit(batches, epochs=settings.epochs, validation_data=held_out, verbose=0)
+    callbacks = []
+    if validation:
+        held_out = VoxelBatches(validation, config, kind, settings.batch_size, seed, shuffle=False)
+        callbacks.append(HeldOutLoss(held_out, settings.batch_size))
+    history = autoencoder.fit(batches, epochs=settings.epochs, callbacks=callbacks, verbose=0)
     return encoder, decoder, _losses(history)
 
 
@@ -328,14 +365,17 @@ def train_constraint(
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, settings.beta_1), loss=settings.loss)
     if validation is not None and element_features is not None:
         raise ValueError("Validation graphs are not taken with element features.")
-    held_out = None if validation is None else (validation[0], np.asarray(validation[1], dtype=np.float32))
+    callbacks = []
+    if validation is not None:
+        held_out = (validation[0], np.asarray(validation[1], dtype=np.float32))
+        callbacks.append(HeldOutLoss(held_out, settings.batch_size))
     history = model.fit(
         inputs,
         energies,
         batch_size=settings.batch_size,
         epochs=settings.epochs,
         shuffle=True,
-        validation_data=held_out,
+        callbacks=callbacks,
         verbose=0,
     )
     return model, _losses(history)

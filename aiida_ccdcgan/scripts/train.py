@@ -205,7 +205,7 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
         metrics = _split_losses(histories)
         _check_finite(stage, metrics["losses"])
         metrics["reconstruction_validation"] = reconstruction(validation, config, models)
-        for kind in ("site", "lattice"):
+        for kind in KINDS:
             name = getattr(config, f"{kind}_autoencoder").pretrained
             if name is not None:
                 files = pretrained_record(name)["sha256"]
