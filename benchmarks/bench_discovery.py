@@ -45,6 +45,8 @@ Usage: ``pip install -e '.[bench]'`` (PyXtal), then ``python benchmarks/bench_di
 exchanged ccdcgan paper_gan] [--budget 1000] [--seed 0] [--leave-out Bi2Se3] [--output
 benchmarks/results/discovery]``; the table goes to ``<output>/table-seed<seed>[-without-<FORMULA>].json``, each
 arm's row as soon as the arm is done, so a rerun goes on with the arms still missing (``--again`` redoes them).
+``python benchmarks/bench_discovery.py --markdown --output DIR`` prints the tables in DIR as docs/benchmarks.md shows
+them, running nothing.
 """
 
 from __future__ import annotations
@@ -318,6 +320,73 @@ def run_arm(arm: str, args, records: list[CrystalRecord], settings: RelaxSetting
     }
 
 
+TABLE_COLUMNS = (
+    "arm",
+    "seed",
+    "proposed",
+    "relaxed",
+    "converged",
+    "new distinct",
+    "on/below hull",
+    "≤ 25 meV [95 %]",
+    "≤ 100 meV",
+    "new compositions (≤ 25 meV)",
+    "lowest new E_hull (meV/atom)",
+    "proposing CPU s",
+    "relax CPU s",
+    "known phases regenerated",
+)
+
+
+def markdown_table(output: Path) -> str:
+    """The rows of every ``table-seed*.json`` in ``output`` as a Markdown table, one per left-out formula."""
+    tables = [json.loads(path.read_text()) for path in sorted(output.glob("table-seed*.json"))]
+    blocks = []
+    for left_out in sorted({table["left_out"] or "" for table in tables}):
+        columns = TABLE_COLUMNS + (("crystals of the left-out formula",) if left_out else ())
+        lines = [
+            f"Budget {tables[0]['budget']}; {'without ' + left_out if left_out else 'the full database'}.",
+            "",
+            "| " + " | ".join(columns) + " |",
+            "|" + "---|" * len(columns),
+        ]
+        rows = [
+            (arm, table["seed"], row)
+            for table in tables
+            if (table["left_out"] or "") == left_out
+            for arm, row in table["arms"].items()
+        ]
+        for arm, seed, row in sorted(rows, key=lambda item: (item[0], item[1])):
+            low, high = row["within_25_meV_interval"]
+            lowest_new = row["lowest_e_above_hull_new"]
+            known = ", ".join(f"{phase} {count}" for phase, count in row["known_phases_regenerated"].items())
+            cells = [
+                arm,
+                seed,
+                row["proposed"],
+                row["relaxed"],
+                row["converged"],
+                row["new_distinct"],
+                row["on_or_below_hull"],
+                f"{row['within']['25 meV']} [{low}, {high}]",
+                row["within"]["100 meV"],
+                f"{len(row['new_compositions'])} ({row['new_compositions_within_25_meV']})",
+                "–" if lowest_new is None else round(1000 * lowest_new),
+                round(row["proposing_cpu_seconds"]),
+                round(row["relax_cpu_seconds"]),
+                known,
+            ]
+            if left_out:
+                formula = row["left_out"]
+                cells.append(
+                    f"{formula['converged_of_formula']} ({formula['distinct_of_formula']} distinct, "
+                    f"{formula['matching_a_left_out_database_crystal']} match left-out ones)"
+                )
+            lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
 def main() -> None:
     """Run the arms and print the table as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -335,7 +404,13 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/discovery"))
     parser.add_argument("--again", action="store_true", help="Redo arms the table already has for this budget.")
     parser.add_argument("--work", type=Path, default=Path("benchmarks/results/discovery/work"), help="Models, samples.")
+    parser.add_argument(
+        "--markdown", action="store_true", help="Print the tables in --output as Markdown; run nothing."
+    )
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown_table(args.output))
+        return
     records = load_bise_database()
     if args.leave_out and args.leave_out not in {r.structure.composition.reduced_formula for r in records}:
         parser.error(f"--leave-out {args.leave_out}: no database crystal has this reduced formula (e.g. Bi2Se3, BiSe)")
