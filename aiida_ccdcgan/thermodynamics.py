@@ -297,11 +297,21 @@ c 4.070 Å); O: solid O₂, one 1.21 Å molecule per tetragonal cell (a 3.3, c 4
 
 
 def reference_structure(element: str) -> Structure:
-    """The ground-state crystal of ``element`` used as its formation-energy reference (:data:`REFERENCE_CRYSTALS`);
-    others are refused with what to do instead."""
-    if element not in REFERENCE_CRYSTALS:
+    """The crystal of ``element`` used as its formation-energy reference: :data:`REFERENCE_CRYSTALS`, else ASE's
+    reference state (``ase.build.bulk``: the element's crystal structure and lattice constant from Kittel — fcc,
+    bcc, hcp, diamond, bct, rhombohedral or orthorhombic with one or two atoms; Cd hcp, Ni fcc, Ta bcc, …). Elements
+    whose ground state neither gives (Mn, Ga, B, P, S, Te, Pu, …) are refused with what to do instead."""
+    if element in REFERENCE_CRYSTALS:
+        return REFERENCE_CRYSTALS[element]()
+    from ase.build import bulk
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    try:
+        return AseAtomsAdaptor.get_structure(bulk(element))
+    except (ValueError, NotImplementedError, KeyError):
         raise ValueError(
-            f"No built-in reference crystal for {element} (there are {', '.join(REFERENCE_CRYSTALS)}); relax its "
-            "ground-state crystal with the same engine and pass its energy per atom as a reference."
-        )
-    return REFERENCE_CRYSTALS[element]()
+            f"No built-in reference crystal for {element} (its ground state is none of ASE's one- or two-atom "
+            "reference states); relax its ground-state crystal with the "
+            "same engine and pass its energy per atom as a reference, or add it to "
+            "aiida_ccdcgan.thermodynamics.REFERENCE_CRYSTALS."
+        ) from None

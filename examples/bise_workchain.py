@@ -19,7 +19,14 @@ from aiida_ccdcgan.dataset.shipped import bise_build_record
 from aiida_ccdcgan.dependencies import MissingExtraError
 from aiida_ccdcgan.plotting import plot_formation_energies
 from aiida_ccdcgan.tools.codes import loop_codes
-from aiida_ccdcgan.tools.design import group_prefix, launch_refusal, query_recipes, relaxed_points, round_table
+from aiida_ccdcgan.tools.design import (
+    database_points,
+    group_prefix,
+    launch_refusal,
+    query_recipes,
+    relaxed_points,
+    round_table,
+)
 from aiida_ccdcgan.tools.shipped import bise_database
 from aiida_ccdcgan.workflows.inverse_design import InverseDesignWorkChain
 
@@ -66,11 +73,8 @@ def report(node: orm.WorkflowNode, database: orm.Group) -> None:
         f"Groups: {group_prefix(node)}/round-<k>/{{candidates,relaxed,stable,distinct}}  (verdi group list -a -p ccdcgan)"
     )
     print(f"Process tree: verdi process status {node.pk}")
-    database_points = [
-        (s.base.extras.get("formula"), s.base.extras.get("formation_energy_per_atom")) for s in database.nodes
-    ]
     generated, highlighted = relaxed_points(node)
-    figure = plot_formation_energies(["Bi", "Se"], database_points, generated, highlighted, args.figure)
+    figure = plot_formation_energies(["Bi", "Se"], database_points(database), generated, highlighted, args.figure)
     print(f"Figure: {figure.resolve()}")
     print("\nQueryBuilder recipes (in `verdi shell`):")
     for recipe in query_recipes(node):

@@ -293,3 +293,29 @@ def test_represent_roundtrip_on_the_vo_dataset(cli, shared_data):
     report = json.loads(result.stdout)
     assert report["n"] == 3000
     assert report["matched"] / report["n"] >= 0.999, report
+
+
+DESIGN_REFUSALS = {
+    "Cd,Xx": "'Xx' in 'Cd,Xx' is not an element symbol",
+    "Cd,Cd": "Cd is given twice",
+    "Cd": "names 1 element(s); the loop designs binary and ternary systems",
+    "Cd,Li,Co,O": "names 4 element(s)",
+    "Cd,Po": "sevennet was not trained on Po",
+    "Mn,Se": "No built-in reference crystal for Mn",
+    "Bi,Se --potential chgnet": "the shipped Bi-Se database is on the energy scale sevennet:7net-0",
+    "Bi,Se --templates 5": "Bi-Se trains on its shipped database",
+    "Cd,Li --templates 0": "--templates 0: give 1 to 856",
+    "Cd,Li --min-distance -1": "--min-distance -1.0: give a distance in Å above 0",
+    "Cd,Li --rounds 0": "--rounds 0: give 1 or more",
+    "Co,Li,O --figure hull.png": "the hull figure is drawn for binary systems only",
+}
+"""``aiida-ccdcgan design`` arguments that must be refused, and what the refusal says."""
+
+
+def test_design_refuses_bad_systems_before_anything_is_stored(cli, node_count):
+    before = node_count()
+    for arguments, message in DESIGN_REFUSALS.items():
+        result = cli("design", *arguments.split())
+        assert result.returncode == 1, (arguments, result.stdout, result.stderr)
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, (arguments, result.stderr)
+    assert node_count() == before

@@ -22,6 +22,11 @@ from dataset_files import QUICK_RELAX as QUICK  # noqa: E402
 from aiida_ccdcgan.calculations.relax import RelaxCalculation  # noqa: E402
 from aiida_ccdcgan.data import StructureBatchData  # noqa: E402
 from aiida_ccdcgan.relaxation import RelaxSettings, Status, relax_batch, relax_structure  # noqa: E402
+from aiida_ccdcgan.relaxation.settings import (  # noqa: E402
+    OFFLINE_MODELS,
+    TRAINED_ATOMIC_NUMBERS,
+    uncovered_elements,
+)
 from aiida_ccdcgan.thermodynamics import (  # noqa: E402
     energies_above_hull,
     formation_energy_per_atom,
@@ -53,6 +58,14 @@ def bi2se3(perturb: bool = False) -> Structure:
 def collapsed() -> Structure:
     """Two atoms 0.3 Å apart: a relaxation must call it exploded, not crash."""
     return Structure(Lattice.cubic(4.0), ["Bi", "Se"], [[0, 0, 0], [0.075, 0, 0]])
+
+
+@pytest.mark.parametrize("model", OFFLINE_MODELS["sevennet"])
+def test_the_elements_a_potential_covers_are_those_it_was_trained_on(model):
+    from sevenn.calculator import SevenNetCalculator
+
+    assert set(SevenNetCalculator(model, device="cpu").type_map) == TRAINED_ATOMIC_NUMBERS["sevennet"]
+    assert uncovered_elements("sevennet", ["Cd", "Li", "Po", "Rn", "Pu", "Am"]) == ["Po", "Rn", "Am"]
 
 
 def test_settings_are_validated():

@@ -95,8 +95,15 @@ def test_reference_structures():
     assert space_groups == {"V": 229, "Li": 229, "Co": 194}  # bcc, bcc, hcp
     oxygen = reference_structure("O")
     assert oxygen.composition.reduced_formula == "O2" and oxygen.get_distance(0, 1) == pytest.approx(1.21)
-    with pytest.raises(ValueError, match="No built-in reference crystal for Xe"):
-        reference_structure("Xe")
+    ase_states = {element: reference_structure(element) for element in ("Cd", "Ni", "Ta")}  # ASE's reference states
+    assert {e: (len(s), s.get_space_group_info()[1]) for e, s in ase_states.items()} == {
+        "Cd": (2, 194),
+        "Ni": (1, 225),
+        "Ta": (1, 229),
+    }
+    assert ase_states["Cd"].lattice.a == pytest.approx(2.98)
+    with pytest.raises(ValueError, match="No built-in reference crystal for Mn"):
+        reference_structure("Mn")  # α-Mn: 58 atoms, neither a built-in nor an ASE reference state
 
 
 def test_assessment_is_stored_and_queryable(aiida_profile_clean):

@@ -18,9 +18,19 @@ def cmd_root():
 
 
 from .datasets import cmd_dataset, cmd_export  # noqa: E402
+from .design import cmd_design  # noqa: E402
 from .evaluate import cmd_evaluate  # noqa: E402
 from .imports import cmd_import  # noqa: E402
 from .plot import cmd_plot  # noqa: E402
 from .represent import cmd_represent  # noqa: E402
 
-__all__ = ("cmd_dataset", "cmd_evaluate", "cmd_export", "cmd_import", "cmd_plot", "cmd_represent", "cmd_root")
+__all__ = (
+    "cmd_dataset",
+    "cmd_design",
+    "cmd_evaluate",
+    "cmd_export",
+    "cmd_import",
+    "cmd_plot",
+    "cmd_represent",
+    "cmd_root",
+)

@@ -12,6 +12,18 @@ POTENTIALS = {"sevennet": "7net-0", "chgnet": "0.3.0"}
 OFFLINE_MODELS = {"sevennet": ("7net-0", "7net-l3i5"), "chgnet": ("0.3.0", "0.2.0")}
 """The pretrained models of each family whose weights ship in its wheel (any other name would be downloaded)."""
 
+TRAINED_ATOMIC_NUMBERS = {family: frozenset([*range(1, 84), *range(89, 95)]) for family in POTENTIALS}
+"""Potential family → the atomic numbers its offline models were trained on: MPtrj's 89 elements (H–Bi, Ac–Pu) for
+both (SevenNet-0's and 7net-l3i5's type maps; CHGNet's training set)."""
+
+
+def uncovered_elements(potential: str, elements) -> list[str]:
+    """The symbols of ``elements`` that ``potential`` was not trained on (an energy there would be a guess)."""
+    from pymatgen.core import Element
+
+    return [element for element in elements if Element(element).Z not in TRAINED_ATOMIC_NUMBERS[potential]]
+
+
 OPTIMIZERS = ("FIRE", "BFGS")
 
 ROUTES = ("batched", "ase")

@@ -144,6 +144,17 @@ def group_prefix(node: orm.WorkflowNode) -> str:
     return prefix or f"ccdcgan/inverse_design/{node.pk}"
 
 
+def database_points(group: orm.Group | None) -> list[tuple[str, float]]:
+    """(formula, E_f) of every crystal of a database Group (none for None): the grey points of the hull figure."""
+    if group is None:
+        return []
+    query = orm.QueryBuilder().append(orm.Group, filters={"id": group.pk}, tag="group")
+    query.append(
+        orm.StructureData, with_group="group", project=[f"extras.{extras.FORMULA}", f"extras.{extras.FORMATION_ENERGY}"]
+    )
+    return [(formula, energy) for formula, energy in query.iterall()]
+
+
 def relaxed_points(node: orm.WorkflowNode) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
     """(formula, E_f) of every relaxed crystal of a loop run, and of its distinct stable ones."""
     query = orm.QueryBuilder().append(

@@ -60,9 +60,15 @@ class ReferencesWorkChain(WorkChain):
         self.ctx.key = cache_key(self.exposed_inputs(RelaxWorkChain, "relax"))
         group, _ = orm.Group.collection.get_or_create(CACHE_GROUP)
         query = orm.QueryBuilder().append(orm.Group, filters={"id": group.pk}, tag="group")
-        query.append(orm.Float, with_group="group", filters={"extras.cache_key": self.ctx.key}, project="*")
+        elements = self.inputs.elements.get_list()
+        query.append(
+            orm.Float,
+            with_group="group",
+            filters={"extras.cache_key": self.ctx.key, "extras.element": {"in": elements}},
+            project="*",
+        )
         self.ctx.found = {node.base.extras.get("element"): node for (node,) in query.iterall()}
-        self.ctx.missing = [e for e in self.inputs.elements.get_list() if e not in self.ctx.found]
+        self.ctx.missing = [e for e in elements if e not in self.ctx.found]
         if self.ctx.found:
             self.report(
                 f"reusing the references of {', '.join(sorted(self.ctx.found))} (cache key {self.ctx.key[:12]})"
