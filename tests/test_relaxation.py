@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
+from ase import Atoms
 from ase.io import read, write
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
@@ -112,6 +113,22 @@ def test_sevennet_formation_energy_of_bi2se3_matches_pbe_and_lies_on_the_hull():
     assert energies["Bi2Se3"] == pytest.approx(-0.3935, abs=0.03)
     above_hull = energies_above_hull(list(energies.items()), ["Bi", "Se"])
     assert above_hull[0] == pytest.approx(0.0, abs=1e-9) and min(above_hull[1:]) > 0
+
+
+def test_workers_get_fixed_shares_so_a_batch_relaxes_to_the_same_bits_every_time():
+    from aiida_ccdcgan.relaxation.batched import deal
+
+    cells = [Atoms("H" * n) for n in (8, 6, 5, 4, 3, 2, 2)]
+    assert deal(cells, range(7), 2) == [[0, 3, 5, 6], [1, 2, 4]]  # 16 and 14 atoms (a tie goes to the first)
+    assert deal(cells, range(7), 1) == [list(range(7))]
+    rocksalt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.9), ["Bi", "Se"], [[0, 0, 0], [0.5] * 3])
+    structures = [bi2se3(perturb=True), rocksalt.get_primitive_structure(), reference_structure("Bi")]
+    structures.append(reference_structure("Se"))
+    atoms = [AseAtomsAdaptor.get_atoms(s) for s in structures]
+    settings = RelaxSettings(**{**QUICK, "workers": 2, "batch_atoms": 6})  # small batches: many refills
+    first, second = relax_batch(atoms, settings), relax_batch(atoms, settings)
+    assert [r.energy for r in first] == [r.energy for r in second]
+    assert all(np.array_equal(a.atoms.positions, b.atoms.positions) for a, b in zip(first, second))
 
 
 def test_bad_structures_get_a_status_not_an_exception():

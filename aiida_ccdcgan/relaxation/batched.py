@@ -101,23 +101,26 @@ def relax_batched(
     ``record(index, result)`` each one as it leaves its batch.
 
     With ``settings.workers`` > 1, that many processes of ``threads_per_worker`` torch threads each run a batch of
-    their own, taking the next crystals from one queue as their batch has room: on a few CPU cores this beats one
-    batch on all of them, since a SevenNet call costs more per atom as the batch grows beyond ≈ 50 atoms
-    (docs/benchmarks.md).
+    their own (on a few CPU cores this beats one batch on all of them, since a SevenNet call costs more per atom as
+    the batch grows beyond ≈ 50 atoms; docs/benchmarks.md) over their share of the crystals (:func:`deal`). The
+    shares are fixed before any worker starts, so which crystals share a batch, and so every energy to the last bit,
+    is the same on every run; with one queue for all workers it depended on their timing (energies differing by up
+    to 2·10⁻⁷ eV/atom between two runs, enough to change a model trained on them).
     """
     if settings.workers == 1 or len(structures) <= 1:
         waiting = [(index, structures[index]) for index in order]
         _relax_stream(lambda: waiting.pop(0) if waiting else None, settings, record)
         return
     context = multiprocessing.get_context("spawn")  # torch does not survive fork reliably
-    tasks, done = context.Queue(), context.Queue()
-    for index in order:
-        tasks.put((index, structures[index]))
-    workers = min(settings.workers, len(structures))
-    for _ in range(workers):
+    done, shares = context.Queue(), []
+    for share in deal(structures, order, min(settings.workers, len(structures))):
+        tasks = context.Queue()
+        for index in share:
+            tasks.put((index, structures[index]))
         tasks.put(None)
+        shares.append(tasks)
     with thread_environment(settings.threads_per_worker):
-        processes = [context.Process(target=_worker, args=(settings, tasks, done), daemon=True) for _ in range(workers)]
+        processes = [context.Process(target=_worker, args=(settings, tasks, done), daemon=True) for tasks in shares]
         for process in processes:
             process.start()
     try:
@@ -141,6 +144,17 @@ def relax_batched(
             process.join(timeout=10)
             if process.is_alive():
                 process.terminate()
+
+
+def deal(structures: Sequence[Atoms], order: Sequence[int], workers: int) -> list[list[int]]:
+    """The crystals of each of ``workers`` workers: ``order`` dealt one by one to the worker with the fewest atoms so
+    far (the first of them on a tie), each share kept in ``order``."""
+    shares, atoms = [[] for _ in range(workers)], [0] * workers
+    for index in order:
+        lightest = atoms.index(min(atoms))
+        shares[lightest].append(index)
+        atoms[lightest] += len(structures[index])
+    return shares
 
 
 def _worker(settings: RelaxSettings, tasks, done) -> None:
