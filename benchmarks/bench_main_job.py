@@ -85,6 +85,11 @@ def run_steps(keep: bool) -> dict:
     return record
 
 
+def cells(line: str) -> list[str]:
+    """The cells of a line of the printed round table (separated by two or more spaces; "85.3 %" is one cell)."""
+    return re.split(r"\s{2,}", line.strip())
+
+
 def markdown(record: dict) -> str:
     """The docs' table of a record: one row per step."""
     rows = [
@@ -96,9 +101,9 @@ def markdown(record: dict) -> str:
     ]
     for name, step in record["steps"].items():
         minutes, seconds = divmod(round(step["seconds"]), 60)
-        row = " ".join(step["table"][1].split()) if len(step["table"]) > 1 else "–"
+        row = " · ".join(cells(step["table"][1])) if len(step["table"]) > 1 else "–"
         rows.append(f"| {name} | `{step['command']}` | {minutes} min {seconds:02d} s | {row} | {step['hull'] or '–'} |")
-    rows += ["", "Columns: " + " · ".join(record["steps"]["quickstart"]["table"][0].split()) + "."]
+    rows += ["", "Columns: " + " · ".join(cells(record["steps"]["quickstart"]["table"][0])) + "."]
     return "\n".join(rows)
 
 

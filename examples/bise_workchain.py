@@ -1,6 +1,6 @@
 """The main job: new Bi–Se crystals with CCDCGAN, from the database that ships with aiida-ccdcgan.
 
-    verdi run examples/bise_workchain.py                 # run the loop here and now (≈ 8 min on 2 cores)
+    verdi run examples/bise_workchain.py                 # run the loop here and now (≈ 10–11 min on 2 cores)
     verdi run examples/bise_workchain.py --submit        # hand it to the daemon (`verdi daemon start` first)
     verdi run examples/bise_workchain.py --report <pk>   # the table, figure and queries of a finished run
 

@@ -307,6 +307,7 @@ DESIGN_REFUSALS = {
     "Cd,Li --templates 0": "--templates 0: give 1 to 856",
     "Cd,Li --min-distance -1": "--min-distance -1.0: give a distance in Å above 0",
     "Cd,Li --rounds 0": "--rounds 0: give 1 or more",
+    "Cd,Li --mode gan": "--mode gan: choose one of dcgan, dcgan_constraint, ccdcgan",
     "Co,Li,O --figure hull.png": "the hull figure is drawn for binary systems only",
 }
 """``aiida-ccdcgan design`` arguments that must be refused, and what the refusal says."""

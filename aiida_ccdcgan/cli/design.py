@@ -12,23 +12,23 @@ def _report(loop, database, figure: str | None) -> None:
     from ..tools.design import database_points, group_prefix, query_recipes, relaxed_points, round_table
 
     elements = loop.inputs.elements.get_list()
-    print(f"\n{loop.process_label}<{loop.pk}> ({loop.inputs.mode.value}, {'-'.join(elements)}, "
+    click.echo(f"\n{loop.process_label}<{loop.pk}> ({loop.inputs.mode.value}, {'-'.join(elements)}, "
           f"{loop.inputs.graphs_per_round.value} graphs/round)")  # fmt: skip
-    print(round_table(loop.outputs.summary.get_dict()))
+    click.echo(round_table(loop.outputs.summary.get_dict()))
     if "hull" in loop.outputs:
         phases = ", ".join(phase["composition"] for phase in loop.outputs.hull["stable_phases"])
-        print(f"\nOn the hull now: {phases}")
-    print(
+        click.echo(f"\nOn the hull now: {phases}")
+    click.echo(
         f"Groups: {group_prefix(loop)}/round-<k>/{{candidates,relaxed,stable,distinct}}  (verdi group list -a -p ccdcgan)"
     )
-    print(f"Process tree: verdi process status {loop.pk}")
+    click.echo(f"Process tree: verdi process status {loop.pk}")
     if figure is not None:
         generated, highlighted = relaxed_points(loop)
         path = plot_formation_energies(elements, database_points(database), generated, highlighted, figure)
-        print(f"Figure: {path.resolve()}")
-    print("\nQueryBuilder recipes (in `verdi shell`):")
+        click.echo(f"Figure: {path.resolve()}")
+    click.echo("\nQueryBuilder recipes (in `verdi shell`):")
     for recipe in query_recipes(loop):
-        print(f"  {recipe}")
+        click.echo(f"  {recipe}")
 
 
 @cmd_root.command("design")
@@ -44,9 +44,7 @@ def _report(loop, database, figure: str | None) -> None:
 @click.option(
     "--protocol", type=click.Choice(["fast", "paper"]), default="fast", show_default=True, help="Of the loop."
 )
-@click.option(
-    "--mode", type=click.Choice(["ccdcgan", "dcgan_constraint", "dcgan"]), default="ccdcgan", show_default=True
-)
+@click.option("--mode", default="ccdcgan", show_default=True, help="ccdcgan, dcgan_constraint (screening) or dcgan.")
 @click.option("--rounds", type=int, default=1, show_default=True)
 @click.option("--graphs", type=int, help="Crystal graphs per round (default: the protocol's, 150 for fast).")
 @click.option("--gan-steps", type=int, help="GAN training steps (default: the protocol's, 800 for fast).")

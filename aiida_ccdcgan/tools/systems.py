@@ -175,8 +175,11 @@ def design_refusal(options: DesignOptions) -> str | None:
     before anything is stored (the loop's own options: :func:`~aiida_ccdcgan.tools.design.launch_refusal`)."""
     from ..relaxation.settings import POTENTIALS, uncovered_elements
     from ..thermodynamics import reference_structure, shared_hull_refusal
+    from ..workflows.inverse_design import MODES
 
     elements = list(options.elements)
+    if options.mode not in MODES:
+        return f"--mode {options.mode}: choose one of {', '.join(MODES)}"
     if options.potential not in POTENTIALS:
         return f"--potential {options.potential}: choose one of {', '.join(POTENTIALS)}"
     uncovered = uncovered_elements(options.potential, elements)
