@@ -195,8 +195,8 @@ def design_refusal(options: DesignOptions) -> str | None:
             return str(exception)
     if options.min_distance is not None and options.min_distance <= 0:
         return f"--min-distance {options.min_distance}: give a distance in Å above 0 (default: the system's)"
-    if options.shipped:
-        build = shipped_build(elements)
+    build = shipped_build(elements)
+    if build is not None:
         potential, scale = build["relax"]["settings"]["potential"], build["summary"]["energy_scale"]
         if options.potential != potential:
             return (
@@ -209,9 +209,10 @@ def design_refusal(options: DesignOptions) -> str | None:
                 "(docs/datasets.md); leave --templates out"
             )
         return None
-    pool = len(template_pool())
-    if options.templates is not None and not 1 <= options.templates <= pool:
-        return f"--templates {options.templates}: give 1 to {pool} (the binary templates there are)"
+    if options.templates is not None:
+        pool = len(template_pool())
+        if not 1 <= options.templates <= pool:
+            return f"--templates {options.templates}: give 1 to {pool} (the binary templates there are)"
     group = database_group(elements)
     if group is not None:
         scales = sorted({node.base.extras.get(extras.ENERGY_SCALE, "") for node in group.nodes})
