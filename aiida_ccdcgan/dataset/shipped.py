@@ -16,7 +16,7 @@ BISE_DATABASE = RESOURCES / "bise_sevennet.extxyz.gz"
 """Relaxed Bi–Se crystals: ``source_id``, ``group_key`` (template), ``formation_energy`` (eV/atom, SevenNet-0
 against Bi A7 and Se A8 relaxed the same way), ``energy_per_atom``, ``e_above_hull``, ``classification``."""
 KNOWN_PHASES = RESOURCES / "known_phases.json"
-"""Known crystals (Bi2Se3 R-3m, BiSe P-3m1) from the literature, with their sources."""
+"""Known crystals (Bi2Se3 R-3m, BiSe P-3m1, Bi4Se3 R-3m, Bi3Se4 R-3m) from the literature, with their sources."""
 BISE_BUILD = RESOURCES / "bise_sevennet.json"
 """How the database was built: templates, relax settings, counts, hull, wall time."""
 
