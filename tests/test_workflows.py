@@ -9,7 +9,7 @@ from aiida.engine import run_get_node
 from aiida.engine.utils import instantiate_process
 from aiida.manage import get_manager
 from dataset_files import TINY_CONFIG
-from test_calculations import BIN, _dataset
+from loop_support import BIN, training_dataset
 
 from aiida_ccdcgan.calculations.train import TrainCalculation
 from aiida_ccdcgan.models.config import TrainingConfig
@@ -24,7 +24,7 @@ def train_code(aiida_code_installed):
 def test_protocols_give_valid_builders(train_code, tmp_path):
     assert set(TrainBaseWorkChain.get_available_protocols()) == {"fast", "paper"}
     assert TrainBaseWorkChain.get_default_protocol() == "fast"
-    dataset = _dataset(tmp_path)
+    dataset = training_dataset(tmp_path)
     paper = TrainBaseWorkChain.get_builder_from_protocol(train_code, dataset, ["Bi", "Se"], protocol="paper")
     config = TrainingConfig.from_dict(paper.train.config.get_dict())
     assert (config.representation.site_grid, config.representation.lattice_grid, config.representation.sigma) == (
@@ -69,7 +69,7 @@ def _failed_child(exit_code, message):
 @pytest.fixture
 def workchain(train_code, tmp_path):
     """An instantiated (not running) TrainBaseWorkChain after setup."""
-    inputs = {"train": {"code": train_code, "dataset": _dataset(tmp_path), "config": orm.Dict(TINY_CONFIG)}}
+    inputs = {"train": {"code": train_code, "dataset": training_dataset(tmp_path), "config": orm.Dict(TINY_CONFIG)}}
     process = instantiate_process(get_manager().get_runner(), TrainBaseWorkChain, **inputs)
     process.setup()
     return process
@@ -118,7 +118,7 @@ def test_out_of_memory_halves_the_batch_and_walltime_restarts(workchain):
 
 @pytest.mark.slow
 def test_restart_reuses_finished_stages_and_the_workchain_runs(train_code, tmp_path):
-    dataset = _dataset(tmp_path)
+    dataset = training_dataset(tmp_path)
     _, first = run_get_node(
         TrainCalculation, code=train_code, config=orm.Dict(TINY_CONFIG), dataset=dataset, stage=orm.Str("autoencoders")
     )
