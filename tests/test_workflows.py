@@ -13,6 +13,7 @@ from loop_support import BIN, training_dataset
 
 from aiida_ccdcgan.calculations.train import TrainCalculation
 from aiida_ccdcgan.models.config import TrainingConfig
+from aiida_ccdcgan.scripts.contract import EXIT_NAN_LOSS, EXIT_OUT_OF_MEMORY, STDERR, ScriptError
 from aiida_ccdcgan.workflows.train import TrainBaseWorkChain
 
 
@@ -52,8 +53,9 @@ def test_protocols_give_valid_builders(train_code, tmp_path):
         )
 
 
-def _failed_child(exit_code, message):
-    """A stored, finished TrainCalculation node that failed with ``exit_code`` and has a remote folder."""
+def _failed_child(exit_code, message, error: ScriptError | None = None):
+    """A stored, finished TrainCalculation node that failed with ``exit_code`` and has a remote folder, and a
+    retrieved folder whose stderr holds ``error``'s line where one is given."""
     computer = orm.Computer.collection.all()[0]
     node = orm.CalcJobNode(computer=computer, process_type="aiida.calculations:ccdcgan.train")
     node.set_process_state("finished")
@@ -63,6 +65,11 @@ def _failed_child(exit_code, message):
     remote = orm.RemoteData(remote_path="/tmp", computer=computer)
     remote.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label="remote_folder")
     remote.store()
+    if error is not None:
+        retrieved = orm.FolderData()
+        retrieved.base.repository.put_object_from_bytes(f"training…\n{error.line()}\n".encode(), STDERR)
+        retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label="retrieved")
+        retrieved.store()
     return node
 
 
@@ -76,9 +83,11 @@ def workchain(train_code, tmp_path):
 
 
 def test_nan_loss_lowers_the_failed_stage_learning_rate(workchain):
+    stated = "a loss of the constraint stage became NaN or infinite; lower the learning rate"
     node = _failed_child(
         TrainCalculation.exit_codes.ERROR_NAN_LOSS,
-        "A training loss became NaN: a loss of the constraint stage became NaN or infinite; lower the learning rate",
+        f"A training loss became NaN: {stated}",
+        ScriptError(EXIT_NAN_LOSS, stated, "constraint"),
     )
     report = workchain.handle_nan_loss(node)
     assert report.do_break and report.exit_code.status == 0
@@ -92,9 +101,11 @@ def test_nan_loss_lowers_the_failed_stage_learning_rate(workchain):
 
 
 def test_out_of_memory_halves_the_batch_and_walltime_restarts(workchain):
+    stated = "out of memory in the autoencoders stage; halve the batch size"
     node = _failed_child(
         TrainCalculation.exit_codes.ERROR_OUT_OF_MEMORY,
-        "The script ran out of memory: out of memory in the autoencoders stage; halve the batch size",
+        f"The script ran out of memory: {stated}",
+        ScriptError(EXIT_OUT_OF_MEMORY, stated, "autoencoders"),
     )
     before = copy.deepcopy(workchain.ctx.inputs.config.get_dict())
     workchain.handle_out_of_memory(node)
@@ -109,7 +120,9 @@ def test_out_of_memory_halves_the_batch_and_walltime_restarts(workchain):
         workchain.ctx.inputs.config.get_dict() == config
         and workchain.ctx.inputs.parent_folder.pk == walltime.outputs.remote_folder.pk
     )
-    unknown = _failed_child(TrainCalculation.exit_codes.ERROR_NAN_LOSS, "NaN somewhere")
+    unknown = _failed_child(  # a stated failure that names no stage cannot be mended
+        TrainCalculation.exit_codes.ERROR_NAN_LOSS, "NaN somewhere", ScriptError(EXIT_NAN_LOSS, "NaN somewhere")
+    )
     assert (
         workchain.handle_nan_loss(unknown).exit_code.status
         == TrainBaseWorkChain.exit_codes.ERROR_UNRECOVERABLE_FAILURE.status
