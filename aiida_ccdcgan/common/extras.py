@@ -47,8 +47,6 @@ one element (aiida_ccdcgan.thermodynamics)."""
 DISTINCT = "distinct"
 """True if the crystal matches no training crystal and no earlier candidate (StructureMatcher 0.2/0.3/5°)."""
 
-ENERGY_SCALE = "energy_scale"
-"""Which engine and model the energies come from, e.g. ``sevennet:7net-0``; never compare across scales."""
 
 ENERGY_PER_ATOM = "energy_per_atom"
 """Total energy per atom of a relaxed crystal in eV/atom, on the scale ``ENERGY_SCALE``."""
