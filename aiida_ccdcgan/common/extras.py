@@ -4,6 +4,8 @@ Every imported ``StructureData`` carries these extras, so QueryBuilder filters w
 ``filters={'extras.formation_energy_per_atom': {'<': -0.2}}``.
 """
 
+from ..dataset.records import ENERGY_SCALE  # noqa: F401  (a record property before it is an extra)
+
 SOURCE_ID = "source_id"
 """The crystal's id in its source: a Materials Project id, a row id, a file name."""
 
@@ -46,7 +48,6 @@ one element (aiida_ccdcgan.thermodynamics)."""
 
 DISTINCT = "distinct"
 """True if the crystal matches no training crystal and no earlier candidate (StructureMatcher 0.2/0.3/5°)."""
-
 
 ENERGY_PER_ATOM = "energy_per_atom"
 """Total energy per atom of a relaxed crystal in eV/atom, on the scale ``ENERGY_SCALE``."""
