@@ -163,7 +163,7 @@ def reconstruction(items, config, models) -> dict:
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
     from ..models.training import decode_graphs
-    from ..representation.roundtrip import MATCHER_SETTINGS
+    from ..representation.config import MATCHER_SETTINGS
 
     if not items:
         return {"n": 0, "matched": 0, "ratio": None, "failures": {}}
