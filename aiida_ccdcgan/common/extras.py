@@ -63,3 +63,12 @@ GENERATOR = "generator"
 
 TRAINING_FILE = "ccdcgan_training_file"
 """On a SinglefileData written by ``tools.datasets.training_file``: the sha256 of its content."""
+
+
+def composition_extras(structure) -> dict:
+    """The extras every stored crystal carries from its composition alone: formula, elements, chemical system and
+    number of atoms of the pymatgen ``structure``."""
+    composition = structure.composition
+    elements = sorted(element.symbol for element in composition.elements)
+    return {FORMULA: composition.reduced_formula, ELEMENTS: elements, CHEMICAL_SYSTEM: "-".join(elements),
+            NATOMS: len(structure)}  # fmt: skip

@@ -200,14 +200,9 @@ def mirror_assessment(node: orm.CalcFunctionNode, relaxed: StructureBatchData) -
     with get_manager().get_profile_storage().transaction():  # one commit, not one per crystal
         for row, index in enumerate(columns["index"]):
             structure = outputs[f"structures__{STRUCTURE_LABEL.format(index=index)}"]
-            composition = structure.get_pymatgen_structure().composition
-            elements = sorted(str(e) for e in composition.elements)
             structure.base.extras.set_many(
                 {
-                    extras.FORMULA: composition.reduced_formula,
-                    extras.ELEMENTS: elements,
-                    extras.CHEMICAL_SYSTEM: "-".join(elements),
-                    extras.NATOMS: len(structure.sites),
+                    **extras.composition_extras(structure.get_pymatgen_structure()),
                     extras.FORMATION_ENERGY: columns["formation_energy"][row],
                     extras.E_ABOVE_HULL: columns["e_above_hull"][row],
                     extras.CLASSIFICATION: columns["classification"][row],
