@@ -34,8 +34,7 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Structure
 
 from .dataset.checks import ImportChecks
-from .representation.config import VoxelConfig
-from .representation.roundtrip import MATCHER_SETTINGS
+from .representation.config import MATCHER_SETTINGS, VoxelConfig
 from .representation.validity import validity
 from .thermodynamics import Criteria, distinct_flags
 

@@ -30,7 +30,7 @@ from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Element, Lattice, Structure
 
-from .representation.roundtrip import MATCHER_SETTINGS
+from .representation.config import MATCHER_SETTINGS
 
 ENERGY_CORRECTIONS = ("auto", "none", "mp2020")
 """``Criteria.energy_correction``: ``auto`` (MP2020 where :func:`energy_correction` says the scale and the chemical

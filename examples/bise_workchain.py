@@ -17,16 +17,8 @@ from aiida.engine import run_get_node, submit
 
 from aiida_ccdcgan.dataset.shipped import bise_build_record
 from aiida_ccdcgan.dependencies import MissingExtraError
-from aiida_ccdcgan.plotting import plot_formation_energies
 from aiida_ccdcgan.tools.codes import loop_codes
-from aiida_ccdcgan.tools.design import (
-    database_points,
-    group_prefix,
-    launch_refusal,
-    query_recipes,
-    relaxed_points,
-    round_table,
-)
+from aiida_ccdcgan.tools.design import launch_refusal, loop_report
 from aiida_ccdcgan.tools.shipped import bise_database
 from aiida_ccdcgan.workflows.inverse_design import InverseDesignWorkChain
 
@@ -61,24 +53,9 @@ def report(node: orm.WorkflowNode, database: orm.Group) -> None:
     """Print the table, where the results are and the queries; write the figure."""
     if not node.is_finished_ok:
         raise SystemExit(f"{node.process_label}<{node.pk}> did not finish well: {node.exit_status} {node.exit_message}")
-    print(
-        f"\n{node.process_label}<{node.pk}> ({node.inputs.mode.value}, {node.inputs.graphs_per_round.value} graphs/round)"
-    )
-    print(round_table(node.outputs.summary.get_dict()))
-    hull = (
-        node.outputs.hull if "hull" in node.outputs else bise_build_record()["hull"]
-    )  # nothing relaxed: the database's
-    print(f"\nOn the hull now: {', '.join(phase['composition'] for phase in hull['stable_phases'])}")
-    print(
-        f"Groups: {group_prefix(node)}/round-<k>/{{candidates,relaxed,stable,distinct}}  (verdi group list -a -p ccdcgan)"
-    )
-    print(f"Process tree: verdi process status {node.pk}")
-    generated, highlighted = relaxed_points(node)
-    figure = plot_formation_energies(["Bi", "Se"], database_points(database), generated, highlighted, args.figure)
-    print(f"Figure: {figure.resolve()}")
-    print("\nQueryBuilder recipes (in `verdi shell`):")
-    for recipe in query_recipes(node):
-        print(f"  {recipe}")
+    hull = bise_build_record()["hull"]  # the database's, shown where the loop relaxed nothing
+    for line in loop_report(node, database, args.figure, hull=hull):
+        print(line)
 
 
 if args.report is not None:

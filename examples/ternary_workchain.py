@@ -32,7 +32,7 @@ from aiida_ccdcgan.dataset.templates import aflow_templates
 from aiida_ccdcgan.dependencies import MissingExtraError
 from aiida_ccdcgan.tools.codes import loop_codes
 from aiida_ccdcgan.tools.datasets import training_file
-from aiida_ccdcgan.tools.design import group_prefix, launch_refusal, query_recipes, round_table
+from aiida_ccdcgan.tools.design import launch_refusal, loop_report
 from aiida_ccdcgan.workflows.database import DatabaseWorkChain, template_batch
 from aiida_ccdcgan.workflows.inverse_design import InverseDesignWorkChain
 from aiida_ccdcgan.workflows.relax import RelaxWorkChain
@@ -69,15 +69,8 @@ def report(node: orm.WorkflowNode) -> None:
     """Print the round table, the hull and the queries of a finished loop."""
     if not node.is_finished_ok:
         raise SystemExit(f"{node.process_label}<{node.pk}> did not finish well: {node.exit_status} {node.exit_message}")
-    print(f"\n{node.process_label}<{node.pk}> ({node.inputs.mode.value}, {system})")
-    print(round_table(node.outputs.summary.get_dict()))
-    if "hull" in node.outputs:
-        phases = node.outputs.hull["stable_phases"]
-        print(f"\nOn the {system} hull now: {', '.join(phase['composition'] for phase in phases)}")
-    print(f"Groups: {group_prefix(node)}/round-<k>/{{candidates,relaxed,stable,distinct}}")
-    print("\nQueryBuilder recipes (in `verdi shell`):")
-    for recipe in query_recipes(node):
-        print(f"  {recipe}")
+    for line in loop_report(node):
+        print(line)
 
 
 def database(label: str) -> orm.Group | None:

@@ -16,7 +16,7 @@ from aiida import orm
 from aiida.engine.utils import instantiate_process
 from aiida.manage import get_manager
 from dataset_files import QUICK_RELAX, TINY_CONFIG, make_crystals, without_ml_extra
-from test_calculations import _dataset
+from loop_support import training_dataset
 
 from aiida_ccdcgan.calculations.sample import SampleCalculation
 from aiida_ccdcgan.calculations.train import TrainCalculation
@@ -68,7 +68,7 @@ class Kit:
         """A loop builder that trains (tiny configuration) unless ``train`` is False, with ``changes`` as inputs."""
         builder = InverseDesignWorkChain.get_builder()
         builder.elements = orm.List(["Bi", "Se"])
-        builder.dataset = _dataset(self.tmp_path)
+        builder.dataset = training_dataset(self.tmp_path)
         builder.graphs_per_round = orm.Int(6)
         if train:
             builder.train.train.code = self.codes["train"]
@@ -110,7 +110,11 @@ class Kit:
     def train(self, config=TINY_CONFIG, **changes):
         """A training builder."""
         builder = TrainCalculation.get_builder()
-        builder.code, builder.config, builder.dataset = self.codes["train"], orm.Dict(config), _dataset(self.tmp_path)
+        builder.code, builder.config, builder.dataset = (
+            self.codes["train"],
+            orm.Dict(config),
+            training_dataset(self.tmp_path),
+        )
         for name, value in changes.items():
             setattr(builder, name, value)
         return builder

@@ -1,29 +1,17 @@
 """The training and sampling CalcJobs on localhost: real TensorFlow through ``run`` and through the daemon."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
-from dataset_files import TINY_CONFIG, make_crystals, without_ml_extra
+from dataset_files import TINY_CONFIG, without_ml_extra
+from loop_support import training_dataset
 
 from aiida_ccdcgan.calculations.sample import SampleCalculation
 from aiida_ccdcgan.calculations.train import TrainCalculation
 from aiida_ccdcgan.data import KerasModelData, ModelFileError, StructureBatchData
-from aiida_ccdcgan.dataset import write_extxyz
-
-BIN = Path(sys.executable).parent
-
-
-def _dataset(tmp_path) -> orm.SinglefileData:
-    records = [r for r in make_crystals() if "Na" not in r.structure.composition]
-    for index, record in enumerate(records):
-        record.properties["split"] = "validation" if index == 3 else "train"
-    write_extxyz(records, tmp_path / "data.extxyz")
-    return orm.SinglefileData(tmp_path / "data.extxyz")
 
 
 def _sample_inputs(code, train_node, count=5, seed=7):
@@ -42,7 +30,7 @@ def _sample_inputs(code, train_node, count=5, seed=7):
 
 def test_train_with_run_then_sample_through_the_daemon(codes, tmp_path, submit_and_await):
     train_result, train_node = run_get_node(
-        TrainCalculation, code=codes["train"], config=orm.Dict(TINY_CONFIG), dataset=_dataset(tmp_path)
+        TrainCalculation, code=codes["train"], config=orm.Dict(TINY_CONFIG), dataset=training_dataset(tmp_path)
     )
     assert train_node.is_finished_ok, (train_node.exit_status, train_node.exit_message)
     models = train_node.outputs.models
@@ -90,7 +78,9 @@ def test_train_with_run_then_sample_through_the_daemon(codes, tmp_path, submit_a
 
 def test_a_nan_loss_gives_its_exit_code(codes, tmp_path):
     config = {**TINY_CONFIG, "constraint": {"epochs": 2, "batch_size": 4, "learning_rate": 1e30}}
-    _, node = run_get_node(TrainCalculation, code=codes["train"], config=orm.Dict(config), dataset=_dataset(tmp_path))
+    _, node = run_get_node(
+        TrainCalculation, code=codes["train"], config=orm.Dict(config), dataset=training_dataset(tmp_path)
+    )
     assert node.exit_status == TrainCalculation.exit_codes.ERROR_NAN_LOSS.status
     assert "constraint stage became NaN" in node.exit_message
     assert "models" not in node.outputs
@@ -103,7 +93,7 @@ def test_a_code_without_the_ml_extra_gives_its_exit_code(codes, tmp_path):
         TrainCalculation,
         code=codes["train"],
         config=orm.Dict(TINY_CONFIG),
-        dataset=_dataset(tmp_path),
+        dataset=training_dataset(tmp_path),
         metadata={"options": {"environment_variables": without_ml_extra(tmp_path / "no-ml")}},
     )
     assert node.exit_status == TrainCalculation.exit_codes.ERROR_MISSING_ML_EXTRA.status == 313

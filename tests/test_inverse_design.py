@@ -17,7 +17,7 @@ from aiida import orm
 from aiida.common.links import LinkType
 from aiida.engine import run_get_node, submit
 from dataset_files import QUICK_RELAX, TINY_CONFIG, make_crystals
-from test_calculations import _dataset
+from loop_support import check_finished_loop, tiny_loop, training_dataset
 
 from aiida_ccdcgan.calculations.functions.design import (
     design_summary,
@@ -28,15 +28,14 @@ from aiida_ccdcgan.calculations.functions.design import (
 from aiida_ccdcgan.data.model import KerasModelData
 from aiida_ccdcgan.data.structures import StructureBatchData
 from aiida_ccdcgan.dataset.writers import write_extxyz
-from aiida_ccdcgan.scripts import EXIT_BAD_INPUT
-from aiida_ccdcgan.scripts.train import MODEL_FILES
-from aiida_ccdcgan.tools.design import group_prefix, query_recipes, round_table, training_records, trainings
+from aiida_ccdcgan.scripts.contract import EXIT_BAD_INPUT
+from aiida_ccdcgan.tools.design import group_prefix, round_table, training_records, trainings
 from aiida_ccdcgan.tools.plots import crystal_graphs, loop_figures
 from aiida_ccdcgan.workflows.inverse_design import InverseDesignWorkChain
 
 
 def test_training_set_and_valid_candidates(tmp_path):
-    batch = training_set(_dataset(tmp_path))
+    batch = training_set(training_dataset(tmp_path))
     assert batch.count == 4 and batch.info("formation_energy").tolist() == [-0.39, 0.0, 0.0, -0.21]
     structures = [record.structure for record in make_crystals()[:3]]
     candidates = StructureBatchData.from_structures(
@@ -48,7 +47,7 @@ def test_training_set_and_valid_candidates(tmp_path):
 
 
 def test_known_before_round_grows_with_each_round(tmp_path):
-    training = training_set(_dataset(tmp_path))
+    training = training_set(training_dataset(tmp_path))
     crystals = {record.source_id: record.structure for record in make_crystals()}
     round_1 = StructureBatchData.from_structures([crystals["BiSe-hex"]], {"formation_energy": [-0.3]})
     known = known_before_round(training, orm.Bool(True), round_001=round_1)
@@ -95,7 +94,7 @@ def test_design_summary_follows_the_paper_definitions():
 
 
 def test_protocols_and_an_unknown_mode(codes, relax_code, tmp_path):
-    dataset = _dataset(tmp_path)
+    dataset = training_dataset(tmp_path)
     all_codes = {**codes, "relax": relax_code}
     fast = InverseDesignWorkChain.get_builder_from_protocol(all_codes, dataset, ["Bi", "Se"], mode="dcgan_constraint")
     config = fast.train.train.config.get_dict()
@@ -136,14 +135,14 @@ def test_the_loop_runs_in_a_ternary_system(codes, relax_code, tmp_path):
     )
     records = [CrystalRecord(f"c{k}", s, formation_energy=-0.1 * k) for k, s in enumerate(crystals)]
     write_extxyz(records, tmp_path / "licoo.extxyz")
-    builder = _tiny_loop(codes, relax_code, tmp_path, 1)
+    builder = tiny_loop(codes, relax_code, tmp_path, 1)
     builder.elements = orm.List(["Li", "Co", "O"])
     builder.dataset = orm.SinglefileData(tmp_path / "licoo.extxyz")
     builder.train.train.config = orm.Dict(
         {**TINY_CONFIG, "representation": {**TINY_CONFIG["representation"], "elements": ["Li", "Co", "O"]}}
     )
     _, node = run_get_node(builder)
-    _check_finished_loop(node, 1)
+    check_finished_loop(node, 1)
     (references,) = [c for c in node.called if c.process_label == "ReferencesWorkChain"]
     assert sorted(references.outputs.energies) == ["Co", "Li", "O"]
     (sample,) = [c for c in node.called if c.process_label == "SampleCalculation"]
@@ -154,7 +153,7 @@ def test_the_loop_runs_in_a_ternary_system(codes, relax_code, tmp_path):
 
 def test_a_file_that_is_no_training_set_ends_the_loop_cleanly(codes, relax_code, tmp_path):
     (tmp_path / "bad.extxyz").write_text("this is not an extended XYZ file\n")
-    builder = _tiny_loop(codes, relax_code, tmp_path, 1)
+    builder = tiny_loop(codes, relax_code, tmp_path, 1)
     builder.dataset = orm.SinglefileData(tmp_path / "bad.extxyz")
     _, node = run_get_node(builder)
     assert node.exit_status == InverseDesignWorkChain.exit_codes.ERROR_INVALID_DATASET.status
@@ -169,7 +168,7 @@ def test_a_training_set_of_another_energy_scale_stays_off_the_hull(codes, relax_
     for record in records:
         record.properties["energy_scale"] = "sevennet:7net-0"
     write_extxyz(records, tmp_path / "sevennet.extxyz")
-    builder = _tiny_loop(codes, relax_code, tmp_path, 1)  # CHGNet relaxations
+    builder = tiny_loop(codes, relax_code, tmp_path, 1)  # CHGNet relaxations
     builder.dataset = orm.SinglefileData(tmp_path / "sevennet.extxyz")
     _, node = run_get_node(builder)
     assert node.exit_status == InverseDesignWorkChain.exit_codes.ERROR_ENERGY_SCALES_DIFFER.status
@@ -190,60 +189,11 @@ def _run_documented_recipes() -> dict:
     return namespace
 
 
-def _tiny_loop(codes, relax_code, tmp_path, rounds: int):
-    """The loop on the tiny training configuration (TensorFlow, 16³ grids), CHGNet relaxations."""
-    builder = InverseDesignWorkChain.get_builder()
-    builder.elements = orm.List(["Bi", "Se"])
-    builder.dataset = _dataset(tmp_path)
-    builder.rounds = orm.Int(rounds)
-    builder.graphs_per_round = orm.Int(6)
-    builder.train.max_iterations = orm.Int(1)
-    builder.train.train.code = codes["train"]
-    builder.train.train.config = orm.Dict(TINY_CONFIG)
-    builder.sample.code = codes["sample"]
-    builder.relax.engine = orm.Str("mlip")
-    builder.relax.mlip.code = relax_code
-    builder.relax.mlip.settings = orm.Dict(QUICK_RELAX)
-    return builder
-
-
-def _check_finished_loop(node, rounds: int):
-    """The loop finished; one training, one sampling per round; table, groups and models consistent."""
-    assert node.is_finished_ok, (node.exit_status, node.exit_message)
-    prefix = group_prefix(node)
-    descendants = node.called_descendants
-    labels = [child.process_label for child in descendants]
-    assert labels.count("TrainCalculation") == 1 and labels.count("SampleCalculation") == rounds
-    called = {link.link_label for link in node.base.links.get_outgoing(link_type=LinkType.CALL_WORK).all()}
-    called |= {link.link_label for link in node.base.links.get_outgoing(link_type=LinkType.CALL_CALC).all()}
-    assert {"train", "references", *(f"sample_round_{k}" for k in range(1, rounds + 1))} <= called
-    summary = node.outputs.summary.get_dict()
-    assert [row["round"] for row in summary["rounds"]] == list(range(1, rounds + 1))
-    assert all(row["graphs"] == 6 for row in summary["rounds"]) and summary["total"]["graphs"] == 6 * rounds
-    assert sorted(node.outputs.models) == sorted(role for roles in MODEL_FILES.values() for role in roles)
-    samples = sorted((c for c in descendants if c.process_label == "SampleCalculation"), key=lambda c: c.pk)
-    for k, sample in enumerate(samples, start=1):
-        assert (
-            sample.inputs.seed.value == k and sample.inputs.models.generator.uuid == node.outputs.models.generator.uuid
-        )
-        group = orm.Group.collection.get_or_create(f"{prefix}/round-{k}/candidates")[0]
-        assert [n.uuid for n in group.nodes] == (
-            [sample.outputs.candidates.uuid] if "candidates" in sample.outputs else []
-        )
-    relaxed = [
-        n.uuid
-        for k in range(1, rounds + 1)
-        for n in orm.Group.collection.get_or_create(f"{prefix}/round-{k}/relaxed")[0].nodes
-    ]
-    assert len(relaxed) == len(set(relaxed)) == summary["total"]["converged"]
-    assert f"{prefix}/round-%/distinct" in query_recipes(node)[0]
-
-
 @pytest.mark.slow
 @pytest.mark.daemon
 def test_the_loop_runs_through_the_daemon(codes, relax_code, tmp_path, submit_and_await, aiida_profile):
-    node = submit_and_await(_tiny_loop(codes, relax_code, tmp_path, 1), timeout=900)
-    _check_finished_loop(node, 1)
+    node = submit_and_await(tiny_loop(codes, relax_code, tmp_path, 1), timeout=900)
+    check_finished_loop(node, 1)
     example = [str(Path(sys.executable).with_name("verdi")), "-p", aiida_profile.name, "run", str(EXAMPLE)]
     report = subprocess.run(
         [*example, "--report", str(node.pk), "--figure", str(tmp_path / "hull.png")],
@@ -376,7 +326,7 @@ def _loop_with_fixed_generator(run, codes, relax_code, tmp_path, rounds: int):
     metrics = json.loads((folder / "metrics.json").read_text())
     builder = InverseDesignWorkChain.get_builder()
     builder.elements = orm.List(["Bi", "Se"])
-    builder.dataset = _dataset(tmp_path)
+    builder.dataset = training_dataset(tmp_path)
     builder.mode = orm.Str("dcgan")
     builder.rounds = orm.Int(rounds)
     builder.graphs_per_round = orm.Int(6)

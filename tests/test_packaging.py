@@ -1,5 +1,6 @@
 """Packaging: setup.json mirrors pyproject.toml, entry points are prefixed, imports stay light."""
 
+import ast
 import json
 import subprocess
 import sys
@@ -79,6 +80,60 @@ def test_pure_layers_know_nothing_of_aiida():
     modules = _modules_after("import aiida_ccdcgan.dataset, aiida_ccdcgan.representation.roundtrip")
     assert "aiida_ccdcgan.representation.decode" in modules
     assert not sorted(m for m in modules if m.split(".")[0] in ("aiida", *HEAVY))
+
+
+LAYERS = (
+    ("dataset", "representation", "dependencies", "resources"),
+    ("relaxation", "thermodynamics", "plotting"),
+    ("evaluation",),
+    ("models",),
+    ("scripts",),
+    ("common", "data"),
+    ("calculations", "parsers"),
+    ("workflows",),
+    ("tools",),
+    ("cli",),
+)
+"""The package's rooms from the bottom up, as README's layout lists them: each imports only from its own layer or
+those below it."""
+
+
+def _package_imports():
+    """(importing module, imported module) for every import of one aiida_ccdcgan module by another."""
+    root = Path(__file__).resolve().parents[1] / "aiida_ccdcgan"
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+                target = ".".join([*base, *([node.module] if node.module else [])])
+                names = [f"{target}.{alias.name}" for alias in node.names]
+                yield from ((module, name) for name in [target, *names] if name.startswith("aiida_ccdcgan."))
+            elif isinstance(node, ast.Import):
+                yield from ((module, a.name) for a in node.names if a.name.startswith("aiida_ccdcgan."))
+
+
+def test_data_flows_one_way_through_the_layers():
+    """No room imports from a room above it; the AiiDA layer knows the compute-node jobs only by their contract;
+    workflows/ uses none of the helpers meant for people."""
+    rank = {room: level for level, rooms in enumerate(LAYERS) for room in rooms}
+    rooms = {module.split(".")[1] for module, _ in _package_imports()}
+    assert rooms - {"__init__", "__version__"} <= set(rank), rooms - set(rank)
+    upward, contract, helpers = [], [], []
+    for module, target in _package_imports():
+        source, imported = module.split(".")[1], target.split(".")[1]
+        if imported in rank and source in rank and rank[imported] > rank[source]:
+            upward.append((module, target))
+        if rank.get(source, 0) > rank["scripts"] and target.startswith("aiida_ccdcgan.scripts."):
+            if not target.startswith("aiida_ccdcgan.scripts.contract"):
+                contract.append((module, target))
+        if source == "workflows" and imported in ("tools", "cli"):
+            helpers.append((module, target))
+    assert not upward, upward
+    assert not contract, contract
+    assert not helpers, helpers
 
 
 def test_verdi_lists_the_entry_points():

@@ -20,6 +20,7 @@ pytest.importorskip("sevenn")
 
 from dataset_files import QUICK_RELAX as QUICK  # noqa: E402
 
+from aiida_ccdcgan.calculations.functions.thermodynamics import assess  # noqa: E402
 from aiida_ccdcgan.calculations.relax import RelaxCalculation  # noqa: E402
 from aiida_ccdcgan.data import StructureBatchData  # noqa: E402
 from aiida_ccdcgan.relaxation import RelaxSettings, Status, relax_batch, relax_structure  # noqa: E402
@@ -33,7 +34,6 @@ from aiida_ccdcgan.thermodynamics import (  # noqa: E402
     formation_energy_per_atom,
     reference_structure,
 )
-from aiida_ccdcgan.tools.assess import assess  # noqa: E402
 from aiida_ccdcgan.workflows.references import CACHE_GROUP, ReferencesWorkChain  # noqa: E402
 from aiida_ccdcgan.workflows.relax import RelaxWorkChain  # noqa: E402
 

@@ -10,9 +10,17 @@ import pytest
 from dataset_files import TINY_CONFIG, make_crystals
 
 from aiida_ccdcgan.dataset import write_extxyz
-from aiida_ccdcgan.scripts import EXIT_BAD_INPUT, EXIT_NAN_LOSS
+from aiida_ccdcgan.scripts.contract import EXIT_BAD_INPUT, EXIT_NAN_LOSS, ScriptError, read_error
 
 BIN = Path(sys.executable).parent
+
+
+def test_the_error_line_carries_code_stage_and_message():
+    """What a script prints on failure is what the parsers and the restart handler read back, stage or none."""
+    for error in (ScriptError(11, "a loss of the gan stage became NaN: x: y", "gan"), ScriptError(10, "bad [input]")):
+        assert read_error(f"some output\n{error.line()}\nTraceback…\n") == error
+    assert ScriptError(12, "out", "constraint").line() == "ERROR [code 12] [stage constraint]: out"
+    assert read_error("no error stated here\n") is None
 
 
 def _run(script, *args, cwd):
@@ -151,7 +159,9 @@ def test_train_reports_a_nan_loss(tmp_path):
     folder = _inputs(tmp_path, config)
     result = _run("ccdcgan-train", "config.json", "data.extxyz", "--stage", "all", cwd=folder)
     assert result.returncode == EXIT_NAN_LOSS, result.stderr[-3000:]
-    assert "constraint stage became NaN" in result.stderr and "lower the learning rate" in result.stderr
+    error = read_error(result.stderr)
+    assert (error.code, error.stage) == (EXIT_NAN_LOSS, "constraint")  # the stage a restart must change
+    assert "constraint stage became NaN" in error.message and "lower the learning rate" in error.message
     assert "autoencoders" in json.loads((folder / "metrics.json").read_text())["stages"]  # finished work is kept
 
 

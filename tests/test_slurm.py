@@ -13,8 +13,7 @@ from aiida.engine import submit
 from aiida.engine.processes.control import kill_processes
 from aiida.schedulers.datastructures import JobState
 from dataset_files import TINY_CONFIG
-from test_calculations import _dataset
-from test_inverse_design import _check_finished_loop, _tiny_loop
+from loop_support import check_finished_loop, tiny_loop, training_dataset
 
 from aiida_ccdcgan.calculations.train import TrainCalculation
 from aiida_ccdcgan.workflows.train import TrainBaseWorkChain
@@ -60,12 +59,12 @@ def _record_slurm_jobs(node, slurm_jobs: list) -> list:
 
 def test_the_loop_runs_on_slurm_with_the_gpu_recipe(slurm_codes, tmp_path, submit_and_await, slurm_jobs):
     """Training, sampling and relaxations of the tiny loop are Slurm jobs, with the user guide's GPU options."""
-    builder = _tiny_loop(slurm_codes, slurm_codes["relax"], tmp_path, 1)
+    builder = tiny_loop(slurm_codes, slurm_codes["relax"], tmp_path, 1)
     builder.train.train.metadata.options.custom_scheduler_commands = GPU_JOB
     builder.train.train.metadata.options.max_wallclock_seconds = 3600
     builder.sample.metadata.options.custom_scheduler_commands = GPU_JOB
     node = submit_and_await(builder, timeout=900)
-    _check_finished_loop(node, 1)
+    check_finished_loop(node, 1)
     calcjobs = _record_slurm_jobs(node, slurm_jobs)
     assert {"TrainCalculation", "SampleCalculation", "RelaxCalculation"} <= {c.process_label for c in calcjobs}
     for calcjob in calcjobs:
@@ -84,7 +83,7 @@ def test_a_training_killed_by_its_wall_time_is_restarted(slurm_codes, tmp_path, 
     builder = TrainBaseWorkChain.get_builder()
     builder.max_iterations = orm.Int(2)
     builder.train.code = slurm_codes["train"]
-    builder.train.dataset = _dataset(tmp_path)
+    builder.train.dataset = training_dataset(tmp_path)
     builder.train.config = orm.Dict(TINY_CONFIG | {"gan": {**TINY_CONFIG["gan"], "steps": 1_000_000}})
     builder.train.metadata.options.max_wallclock_seconds = 60  # Slurm's smallest limit, one minute
     node = submit(builder)

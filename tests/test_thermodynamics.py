@@ -110,8 +110,8 @@ def test_assessment_is_stored_and_queryable(aiida_profile_clean):
     """assess_relaxed on a batch with hand-set energies; the results become extras a QueryBuilder can filter."""
     from aiida import orm
 
+    from aiida_ccdcgan.calculations.functions.thermodynamics import assess
     from aiida_ccdcgan.data import StructureBatchData
-    from aiida_ccdcgan.tools.assess import assess
 
     references = {"Bi": -3.86, "Se": -3.47}
     bi2se3 = Structure.from_spacegroup(

@@ -9,10 +9,11 @@ from aiida.engine import run_get_node
 from aiida.engine.utils import instantiate_process
 from aiida.manage import get_manager
 from dataset_files import TINY_CONFIG
-from test_calculations import BIN, _dataset
+from loop_support import BIN, training_dataset
 
 from aiida_ccdcgan.calculations.train import TrainCalculation
 from aiida_ccdcgan.models.config import TrainingConfig
+from aiida_ccdcgan.scripts.contract import EXIT_NAN_LOSS, EXIT_OUT_OF_MEMORY, STDERR, ScriptError
 from aiida_ccdcgan.workflows.train import TrainBaseWorkChain
 
 
@@ -24,7 +25,7 @@ def train_code(aiida_code_installed):
 def test_protocols_give_valid_builders(train_code, tmp_path):
     assert set(TrainBaseWorkChain.get_available_protocols()) == {"fast", "paper"}
     assert TrainBaseWorkChain.get_default_protocol() == "fast"
-    dataset = _dataset(tmp_path)
+    dataset = training_dataset(tmp_path)
     paper = TrainBaseWorkChain.get_builder_from_protocol(train_code, dataset, ["Bi", "Se"], protocol="paper")
     config = TrainingConfig.from_dict(paper.train.config.get_dict())
     assert (config.representation.site_grid, config.representation.lattice_grid, config.representation.sigma) == (
@@ -52,8 +53,9 @@ def test_protocols_give_valid_builders(train_code, tmp_path):
         )
 
 
-def _failed_child(exit_code, message):
-    """A stored, finished TrainCalculation node that failed with ``exit_code`` and has a remote folder."""
+def _failed_child(exit_code, message, error: ScriptError | None = None):
+    """A stored, finished TrainCalculation node that failed with ``exit_code`` and has a remote folder, and a
+    retrieved folder whose stderr holds ``error``'s line where one is given."""
     computer = orm.Computer.collection.all()[0]
     node = orm.CalcJobNode(computer=computer, process_type="aiida.calculations:ccdcgan.train")
     node.set_process_state("finished")
@@ -63,22 +65,29 @@ def _failed_child(exit_code, message):
     remote = orm.RemoteData(remote_path="/tmp", computer=computer)
     remote.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label="remote_folder")
     remote.store()
+    if error is not None:
+        retrieved = orm.FolderData()
+        retrieved.base.repository.put_object_from_bytes(f"training…\n{error.line()}\n".encode(), STDERR)
+        retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label="retrieved")
+        retrieved.store()
     return node
 
 
 @pytest.fixture
 def workchain(train_code, tmp_path):
     """An instantiated (not running) TrainBaseWorkChain after setup."""
-    inputs = {"train": {"code": train_code, "dataset": _dataset(tmp_path), "config": orm.Dict(TINY_CONFIG)}}
+    inputs = {"train": {"code": train_code, "dataset": training_dataset(tmp_path), "config": orm.Dict(TINY_CONFIG)}}
     process = instantiate_process(get_manager().get_runner(), TrainBaseWorkChain, **inputs)
     process.setup()
     return process
 
 
 def test_nan_loss_lowers_the_failed_stage_learning_rate(workchain):
+    stated = "a loss of the constraint stage became NaN or infinite; lower the learning rate"
     node = _failed_child(
         TrainCalculation.exit_codes.ERROR_NAN_LOSS,
-        "A training loss became NaN: a loss of the constraint stage became NaN or infinite; lower the learning rate",
+        f"A training loss became NaN: {stated}",
+        ScriptError(EXIT_NAN_LOSS, stated, "constraint"),
     )
     report = workchain.handle_nan_loss(node)
     assert report.do_break and report.exit_code.status == 0
@@ -92,9 +101,11 @@ def test_nan_loss_lowers_the_failed_stage_learning_rate(workchain):
 
 
 def test_out_of_memory_halves_the_batch_and_walltime_restarts(workchain):
+    stated = "out of memory in the autoencoders stage; halve the batch size"
     node = _failed_child(
         TrainCalculation.exit_codes.ERROR_OUT_OF_MEMORY,
-        "The script ran out of memory: out of memory in the autoencoders stage; halve the batch size",
+        f"The script ran out of memory: {stated}",
+        ScriptError(EXIT_OUT_OF_MEMORY, stated, "autoencoders"),
     )
     before = copy.deepcopy(workchain.ctx.inputs.config.get_dict())
     workchain.handle_out_of_memory(node)
@@ -109,7 +120,9 @@ def test_out_of_memory_halves_the_batch_and_walltime_restarts(workchain):
         workchain.ctx.inputs.config.get_dict() == config
         and workchain.ctx.inputs.parent_folder.pk == walltime.outputs.remote_folder.pk
     )
-    unknown = _failed_child(TrainCalculation.exit_codes.ERROR_NAN_LOSS, "NaN somewhere")
+    unknown = _failed_child(  # a stated failure that names no stage cannot be mended
+        TrainCalculation.exit_codes.ERROR_NAN_LOSS, "NaN somewhere", ScriptError(EXIT_NAN_LOSS, "NaN somewhere")
+    )
     assert (
         workchain.handle_nan_loss(unknown).exit_code.status
         == TrainBaseWorkChain.exit_codes.ERROR_UNRECOVERABLE_FAILURE.status
@@ -118,7 +131,7 @@ def test_out_of_memory_halves_the_batch_and_walltime_restarts(workchain):
 
 @pytest.mark.slow
 def test_restart_reuses_finished_stages_and_the_workchain_runs(train_code, tmp_path):
-    dataset = _dataset(tmp_path)
+    dataset = training_dataset(tmp_path)
     _, first = run_get_node(
         TrainCalculation, code=train_code, config=orm.Dict(TINY_CONFIG), dataset=dataset, stage=orm.Str("autoencoders")
     )

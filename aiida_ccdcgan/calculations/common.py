@@ -1,11 +1,8 @@
-"""What the training and sampling CalcJobs share: file names, the script exit codes, config validation."""
+"""What the CalcJobs of the console scripts share: their exit codes as process exit codes, options, config validation."""
 
 from aiida.common import CalcInfo, CodeInfo
 
-from ..scripts import EXIT_BAD_INPUT, EXIT_MISSING_EXTRA, EXIT_NAN_LOSS, EXIT_OUT_OF_MEMORY
-
-MODELS_FOLDER = "models"
-STDOUT, STDERR = "stdout.txt", "stderr.txt"
+from ..scripts.contract import EXIT_BAD_INPUT, EXIT_MISSING_EXTRA, EXIT_NAN_LOSS, EXIT_OUT_OF_MEMORY, STDERR, STDOUT
 
 SCRIPT_EXIT_CODES = {
     EXIT_BAD_INPUT: (310, "ERROR_BAD_INPUT", "The script refused its input: {message}"),

@@ -7,10 +7,8 @@ from aiida import orm
 from aiida.engine import CalcJob
 
 from ..data.structures import StructureBatchData
+from ..scripts.contract import PARTIAL_FILE, RELAX_FOLDER, RELAX_INPUT, RELAX_SETTINGS_FILE, RESUME_FILE
 from .common import define_script_exit_codes, define_script_options, script_calcinfo
-
-OUTPUT_FOLDER = "relaxation"
-INPUT_FILE = "structures.extxyz"
 
 
 def validate_relax_settings(value, _):
@@ -64,17 +62,17 @@ class RelaxCalculation(CalcJob):
         from ase.io import write
         from pymatgen.io.ase import AseAtomsAdaptor
 
-        with folder.open("settings.json", "w") as handle:
+        with folder.open(RELAX_SETTINGS_FILE, "w") as handle:
             json.dump(self.inputs.settings.get_dict(), handle, indent=2)
-        with folder.open(INPUT_FILE, "w") as handle:
+        with folder.open(RELAX_INPUT, "w") as handle:
             atoms = [AseAtomsAdaptor.get_atoms(s) for s in self.inputs.structures.get_structures()]
             write(handle, atoms, format="extxyz")
-        arguments = ["settings.json", INPUT_FILE, "--output", OUTPUT_FOLDER]
-        calcinfo = script_calcinfo(self.inputs.code, arguments, [], [OUTPUT_FOLDER])
+        arguments = [RELAX_SETTINGS_FILE, RELAX_INPUT, "--output", RELAX_FOLDER]
+        calcinfo = script_calcinfo(self.inputs.code, arguments, [], [RELAX_FOLDER])
         if "parent_folder" in self.inputs:
             parent = self.inputs.parent_folder
-            partial = os.path.join(parent.get_remote_path(), OUTPUT_FOLDER, "partial.extxyz")
-            calcinfo.remote_copy_list = [(parent.computer.uuid, partial, "resume.extxyz")]
+            partial = os.path.join(parent.get_remote_path(), RELAX_FOLDER, PARTIAL_FILE)
+            calcinfo.remote_copy_list = [(parent.computer.uuid, partial, RESUME_FILE)]
             codeinfo = calcinfo.codes_info[0]
-            codeinfo.cmdline_params = [*arguments, "--resume", "resume.extxyz"]
+            codeinfo.cmdline_params = [*arguments, "--resume", RESUME_FILE]
         return calcinfo

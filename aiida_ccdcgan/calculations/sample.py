@@ -7,11 +7,8 @@ from aiida.engine import CalcJob
 
 from ..data.model import KerasModelData, ModelFileError
 from ..data.structures import StructureBatchData
-from ..scripts.sample import NEEDED as REQUIRED_MODELS
-from ..scripts.sample import screening_models
+from ..scripts.contract import CONFIG_FILE, MODELS_FOLDER, SAMPLES_FOLDER, SAMPLING_MODELS, model_file, screening_models
 from .common import define_script_exit_codes, define_script_options, script_calcinfo, validate_training_config
-
-SAMPLES_FOLDER = "samples"
 
 
 def models_refusal(models, config: dict) -> str | None:
@@ -51,9 +48,9 @@ def _validate_inputs(inputs, _):
     """Refuse missing or unfit models (another representation, an altered file), or a screening without a constraint."""
     if "config" not in inputs or "models" not in inputs:
         return None
-    missing = [role for role in REQUIRED_MODELS if role not in inputs["models"]]
+    missing = [role for role in SAMPLING_MODELS if role not in inputs["models"]]
     if missing:
-        return f"models lacks {', '.join(missing)}: sampling needs {', '.join(REQUIRED_MODELS)}."
+        return f"models lacks {', '.join(missing)}: sampling needs {', '.join(SAMPLING_MODELS)}."
     refusal = models_refusal(inputs["models"], inputs["config"].get_dict())
     if refusal:
         return refusal
@@ -118,12 +115,12 @@ class SampleCalculation(CalcJob):
         """Verify the models, copy them in, write config.json, run ``ccdcgan-sample``."""
         for model in self.inputs.models.values():
             model.verify()
-        with folder.open("config.json", "w") as handle:
+        with folder.open(CONFIG_FILE, "w") as handle:
             json.dump(self.inputs.config.get_dict(), handle, indent=2)
-        folder.get_subfolder("models", create=True)
+        folder.get_subfolder(MODELS_FOLDER, create=True)
         arguments = [
-            "config.json",
-            "models",
+            CONFIG_FILE,
+            MODELS_FOLDER,
             "--count",
             str(self.inputs.count.value),
             "--seed",
@@ -133,5 +130,8 @@ class SampleCalculation(CalcJob):
         ]
         if "max_predicted_energy" in self.inputs:
             arguments += ["--max-predicted-energy", repr(self.inputs.max_predicted_energy.value)]
-        copies = [(model.uuid, model.filename, f"models/{role}.keras") for role, model in self.inputs.models.items()]
+        copies = [
+            (model.uuid, model.filename, f"{MODELS_FOLDER}/{model_file(role)}")
+            for role, model in self.inputs.models.items()
+        ]
         return script_calcinfo(self.inputs.code, arguments, copies, [SAMPLES_FOLDER])

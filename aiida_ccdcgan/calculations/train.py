@@ -8,8 +8,15 @@ from aiida.engine import CalcJob
 
 from ..data.model import KerasModelData
 from ..models.config import TrainingConfig
-from .common import (
+from ..scripts.contract import (
+    CONFIG_FILE,
+    LEARNING_CURVES_FILE,
+    METRICS_FILE,
     MODELS_FOLDER,
+    TRAINING_DATA,
+    model_file,
+)
+from .common import (
     define_script_exit_codes,
     define_script_options,
     script_calcinfo,
@@ -75,20 +82,23 @@ class TrainCalculation(CalcJob):
         config = TrainingConfig.from_dict(self.inputs.config.get_dict())
         for model in self.inputs.get("models", {}).values():
             model.verify(config.representation.digest())
-        with folder.open("config.json", "w") as handle:
+        with folder.open(CONFIG_FILE, "w") as handle:
             json.dump(config.to_dict(), handle, indent=2)
         calcinfo = script_calcinfo(
             self.inputs.code,
-            ["config.json", "data.extxyz", "--output", MODELS_FOLDER, "--stage", self.inputs.stage.value],
+            [CONFIG_FILE, TRAINING_DATA, "--output", MODELS_FOLDER, "--stage", self.inputs.stage.value],
             [
-                (self.inputs.dataset.uuid, self.inputs.dataset.filename, "data.extxyz"),
+                (self.inputs.dataset.uuid, self.inputs.dataset.filename, TRAINING_DATA),
                 *(
-                    (model.uuid, model.filename, f"{MODELS_FOLDER}/{role}.keras")
+                    (model.uuid, model.filename, f"{MODELS_FOLDER}/{model_file(role)}")
                     for role, model in self.inputs.get("models", {}).items()
                 ),
             ],
             # the models and metrics, not a GAN checkpoint left by an interrupted run (it stays in the remote folder)
-            [(f"{MODELS_FOLDER}/{pattern}", ".", 2) for pattern in ("*.keras", "metrics.json", "learning_curves.png")],
+            [
+                (f"{MODELS_FOLDER}/{pattern}", ".", 2)
+                for pattern in (model_file("*"), METRICS_FILE, LEARNING_CURVES_FILE)
+            ],
         )
         if "parent_folder" in self.inputs:
             parent = self.inputs.parent_folder

@@ -7,28 +7,11 @@ from . import cmd_root
 
 
 def _report(loop, database, figure: str | None) -> None:
-    """Print a finished loop's round table, hull, groups and QueryBuilder lines; draw its hull figure (binary)."""
-    from ..plotting import plot_formation_energies
-    from ..tools.design import database_points, group_prefix, query_recipes, relaxed_points, round_table
+    """Print a finished loop's report (``tools.design.loop_report``)."""
+    from ..tools.design import loop_report
 
-    elements = loop.inputs.elements.get_list()
-    click.echo(f"\n{loop.process_label}<{loop.pk}> ({loop.inputs.mode.value}, {'-'.join(elements)}, "
-          f"{loop.inputs.graphs_per_round.value} graphs/round)")  # fmt: skip
-    click.echo(round_table(loop.outputs.summary.get_dict()))
-    if "hull" in loop.outputs:
-        phases = ", ".join(phase["composition"] for phase in loop.outputs.hull["stable_phases"])
-        click.echo(f"\nOn the hull now: {phases}")
-    click.echo(
-        f"Groups: {group_prefix(loop)}/round-<k>/{{candidates,relaxed,stable,distinct}}  (verdi group list -a -p ccdcgan)"
-    )
-    click.echo(f"Process tree: verdi process status {loop.pk}")
-    if figure is not None:
-        generated, highlighted = relaxed_points(loop)
-        path = plot_formation_energies(elements, database_points(database), generated, highlighted, figure)
-        click.echo(f"Figure: {path.resolve()}")
-    click.echo("\nQueryBuilder recipes (in `verdi shell`):")
-    for recipe in query_recipes(loop):
-        click.echo(f"  {recipe}")
+    for line in loop_report(loop, database, figure):
+        click.echo(line)
 
 
 @cmd_root.command("design")

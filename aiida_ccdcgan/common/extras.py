@@ -4,6 +4,8 @@ Every imported ``StructureData`` carries these extras, so QueryBuilder filters w
 ``filters={'extras.formation_energy_per_atom': {'<': -0.2}}``.
 """
 
+from ..dataset.records import ENERGY_SCALE  # noqa: F401  (a record property before it is an extra)
+
 SOURCE_ID = "source_id"
 """The crystal's id in its source: a Materials Project id, a row id, a file name."""
 
@@ -47,9 +49,6 @@ one element (aiida_ccdcgan.thermodynamics)."""
 DISTINCT = "distinct"
 """True if the crystal matches no training crystal and no earlier candidate (StructureMatcher 0.2/0.3/5°)."""
 
-ENERGY_SCALE = "energy_scale"
-"""Which engine and model the energies come from, e.g. ``sevennet:7net-0``; never compare across scales."""
-
 ENERGY_PER_ATOM = "energy_per_atom"
 """Total energy per atom of a relaxed crystal in eV/atom, on the scale ``ENERGY_SCALE``."""
 
@@ -64,3 +63,12 @@ GENERATOR = "generator"
 
 TRAINING_FILE = "ccdcgan_training_file"
 """On a SinglefileData written by ``tools.datasets.training_file``: the sha256 of its content."""
+
+
+def composition_extras(structure) -> dict:
+    """The extras every stored crystal carries from its composition alone: formula, elements, chemical system and
+    number of atoms of the pymatgen ``structure``."""
+    composition = structure.composition
+    elements = sorted(element.symbol for element in composition.elements)
+    return {FORMULA: composition.reduced_formula, ELEMENTS: elements, CHEMICAL_SYSTEM: "-".join(elements),
+            NATOMS: len(structure)}  # fmt: skip

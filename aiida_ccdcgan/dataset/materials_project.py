@@ -16,9 +16,8 @@ import warnings
 
 from pymatgen.core import Element, Structure
 
-from ..common.extras import ENERGY_SCALE
 from .checks import ImportChecks, check_structure
-from .records import CrystalRecord, DatasetError
+from .records import ENERGY_SCALE, CrystalRecord, DatasetError
 
 API_KEY_VARIABLE = "MP_API_KEY"
 """The environment variable the API key is read from."""

@@ -1,12 +1,9 @@
 """What the training and sampling parsers share: reading the script's stated failure."""
 
-import re
-
 from aiida.parsers import Parser
 
-from ..calculations.common import SCRIPT_EXIT_CODES, STDERR
-
-ERROR_PATTERN = re.compile(r"^ERROR \[code (\d+)\]: (.*)$", re.MULTILINE)
+from ..calculations.common import SCRIPT_EXIT_CODES
+from ..scripts.contract import STDERR, read_error
 
 
 class ScriptParser(Parser):
@@ -23,11 +20,10 @@ class ScriptParser(Parser):
             if STDERR in self.retrieved.base.repository.list_object_names()
             else ""
         )
-        match = ERROR_PATTERN.search(stderr)
-        if match is None:
+        error = read_error(stderr)
+        if error is None:
             status = self.node.exit_status
             return next((code for code in self.exit_codes.values() if status and code.status == status), None)
-        code, message = int(match.group(1)), match.group(2)
-        if code in SCRIPT_EXIT_CODES:
-            return self.exit_codes[SCRIPT_EXIT_CODES[code][1]].format(message=message)
-        return self.exit_codes.ERROR_SCRIPT_FAILED.format(message=message)
+        if error.code in SCRIPT_EXIT_CODES:
+            return self.exit_codes[SCRIPT_EXIT_CODES[error.code][1]].format(message=error.message)
+        return self.exit_codes.ERROR_SCRIPT_FAILED.format(message=error.message)

@@ -4,8 +4,8 @@ import json
 
 from aiida import orm
 
-from ..calculations.relax import OUTPUT_FOLDER
 from ..data.structures import StructureBatchData
+from ..scripts.contract import RELAX_FOLDER, RELAX_SUMMARY, RELAXED_FILE
 from .base import ScriptParser
 
 COLUMNS = ("status", "total_energy", "energy_per_atom", "steps", "max_force", "volume_ratio", "seconds")
@@ -25,12 +25,12 @@ class RelaxParser(ScriptParser):
         if failure is not None:
             return failure
         with self.retrieved.as_path() as root:
-            folder = root / OUTPUT_FOLDER
-            for name in ("relax.json", "relaxed.extxyz"):
+            folder = root / RELAX_FOLDER
+            for name in (RELAX_SUMMARY, RELAXED_FILE):
                 if not (folder / name).is_file():
-                    return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename=f"{OUTPUT_FOLDER}/{name}")
-            summary = json.loads((folder / "relax.json").read_text())
-            frames = read(folder / "relaxed.extxyz", index=":", format="extxyz")
+                    return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename=f"{RELAX_FOLDER}/{name}")
+            summary = json.loads((folder / RELAX_SUMMARY).read_text())
+            frames = read(folder / RELAXED_FILE, index=":", format="extxyz")
         info = {name: [frame.info[name] for frame in frames] for name in COLUMNS}
         info["exit_code"] = [Status(status).exit_code for status in info["status"]]
         info["error"] = [frame.info.get("error", "") for frame in frames]

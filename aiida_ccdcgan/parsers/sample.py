@@ -4,8 +4,8 @@ import json
 
 from aiida import orm
 
-from ..calculations.sample import SAMPLES_FOLDER
 from ..data.structures import StructureBatchData
+from ..scripts.contract import CANDIDATES_FILE, SAMPLES_FOLDER, SAMPLING_SUMMARY
 from .base import ScriptParser
 
 
@@ -22,11 +22,11 @@ class SampleParser(ScriptParser):
             return failure
         with self.retrieved.as_path() as root:
             folder = root / SAMPLES_FOLDER
-            if not (folder / "sampling.json").is_file():
-                return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename=f"{SAMPLES_FOLDER}/sampling.json")
-            summary = json.loads((folder / "sampling.json").read_text())
-            if (folder / "candidates.extxyz").is_file():
-                frames = read(folder / "candidates.extxyz", index=":", format="extxyz")
+            if not (folder / SAMPLING_SUMMARY).is_file():
+                return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename=f"{SAMPLES_FOLDER}/{SAMPLING_SUMMARY}")
+            summary = json.loads((folder / SAMPLING_SUMMARY).read_text())
+            if (folder / CANDIDATES_FILE).is_file():
+                frames = read(folder / CANDIDATES_FILE, index=":", format="extxyz")
                 info = {name: [frame.info.get(name) for frame in frames] for name in ("sample", "outcome")}
                 if all("predicted_formation_energy" in frame.info for frame in frames):
                     info["predicted_formation_energy"] = [frame.info["predicted_formation_energy"] for frame in frames]

@@ -4,8 +4,8 @@ import json
 
 from aiida import orm
 
-from ..calculations.common import MODELS_FOLDER
 from ..data.model import KerasModelData
+from ..scripts.contract import LEARNING_CURVES_FILE, METRICS_FILE, MODELS_FOLDER, model_file
 from .base import ScriptParser
 
 
@@ -19,12 +19,12 @@ class TrainParser(ScriptParser):
             return failure
         with self.retrieved.as_path() as root:
             folder = root / MODELS_FOLDER
-            if not (folder / "metrics.json").is_file():
-                return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename=f"{MODELS_FOLDER}/metrics.json")
-            metrics = json.loads((folder / "metrics.json").read_text())
-            for path in sorted(folder.glob("*.keras")):
+            if not (folder / METRICS_FILE).is_file():
+                return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename=f"{MODELS_FOLDER}/{METRICS_FILE}")
+            metrics = json.loads((folder / METRICS_FILE).read_text())
+            for path in sorted(folder.glob(model_file("*"))):
                 self.out(f"models.{path.stem}", KerasModelData.from_training_run(path, metrics))
-            if (folder / "learning_curves.png").is_file():
-                self.out("learning_curves", orm.SinglefileData(folder / "learning_curves.png"))
+            if (folder / LEARNING_CURVES_FILE).is_file():
+                self.out("learning_curves", orm.SinglefileData(folder / LEARNING_CURVES_FILE))
         self.out("metrics", orm.Dict(metrics))
         return None

@@ -1,20 +1,12 @@
-"""Console scripts that run on a compute node (``ccdcgan-train``, ``-sample``, ``-relax``) and their exit codes.
+"""Console scripts that run on a compute node (``ccdcgan-train``, ``-sample``, ``-relax``) and what they share.
 
-The AiiDA parsers map these exit codes to process exit codes; keep them in this one place.
+What the AiiDA layer may rely on — files, exit codes, the error line — is in :mod:`aiida_ccdcgan.scripts.contract`.
 """
 
 import os
 import sys
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 10
-EXIT_NAN_LOSS = 11
-EXIT_OUT_OF_MEMORY = 12
-EXIT_MISSING_EXTRA = 13
-
-
-ERROR_LINE = "ERROR [code {code}]: {message}"
-"""How a script states its failure on stderr; parsers read the code back from this line."""
+from .contract import EXIT_MISSING_EXTRA, ScriptError
 
 
 def quiet_backend() -> None:
@@ -31,7 +23,8 @@ def missing_extra(script: str) -> int | None:
     return None if refusal is None else fail(EXIT_MISSING_EXTRA, refusal)
 
 
-def fail(code: int, message: str) -> int:
-    """Print ``message`` to stderr as the script's one-line error and return ``code``."""
-    print(ERROR_LINE.format(code=code, message=message), file=sys.stderr)
+def fail(code: int, message: str, stage: str | None = None) -> int:
+    """Print the script's one error line (``code``, the training ``stage`` it failed in, ``message``) to stderr and
+    return ``code``."""
+    print(ScriptError(code, message, stage).line(), file=sys.stderr)
     return code

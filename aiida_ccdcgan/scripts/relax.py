@@ -23,9 +23,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from . import EXIT_BAD_INPUT, EXIT_OK, fail, missing_extra
-
-PARTIAL, RELAXED, SUMMARY = "partial.extxyz", "relaxed.extxyz", "relax.json"
+from . import fail, missing_extra
+from .contract import EXIT_BAD_INPUT, EXIT_OK, PARTIAL_FILE, RELAX_SUMMARY, RELAXED_FILE
 
 
 def _frame(index: int, result) -> object:
@@ -80,21 +79,21 @@ def main(argv=None) -> int:
     frames = {}
     if args.resume is not None and args.resume.is_file():
         frames = {frame.info["index"]: frame for frame in read(args.resume, index=":", format="extxyz")}
-        write(args.output / PARTIAL, list(frames.values()), format="extxyz")
+        write(args.output / PARTIAL_FILE, list(frames.values()), format="extxyz")
     todo = [i for i in range(len(structures)) if i not in frames]
     print(f"ccdcgan-relax: {len(todo)} to relax, {len(frames)} already done", flush=True)
 
     def save(position: int, result) -> None:
         frame = _frame(todo[position], result)
         frames[todo[position]] = frame
-        write(args.output / PARTIAL, frame, format="extxyz", append=True)
+        write(args.output / PARTIAL_FILE, frame, format="extxyz", append=True)
         print(f"ccdcgan-relax: {len(frames)}/{len(structures)} {frame.info['status']}", flush=True)
 
     start = time.perf_counter()
     relax_batch([structures[i] for i in todo], settings, save)
     seconds = time.perf_counter() - start
     ordered = [frames[i] for i in range(len(structures))]
-    write(args.output / RELAXED, ordered, format="extxyz")
+    write(args.output / RELAXED_FILE, ordered, format="extxyz")
     summary = {
         "engine": "mlip",
         "count": len(structures),
@@ -105,7 +104,7 @@ def main(argv=None) -> int:
         "settings": settings.to_dict(),
         "energy_scale": settings.energy_scale(),
     }
-    (args.output / SUMMARY).write_text(json.dumps(summary, indent=2))
+    (args.output / RELAX_SUMMARY).write_text(json.dumps(summary, indent=2))
     return EXIT_OK
 
 

@@ -23,20 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from . import EXIT_BAD_INPUT, EXIT_OK, fail, missing_extra, quiet_backend
-
-NEEDED = ("generator", "site_decoder", "lattice_decoder")
-SCREENING = ("constraint", "site_encoder", "lattice_encoder")
-"""The models that give a decoded crystal's formation energy with crystal energy input ``graph``: the encoders read
-it back, the constraint judges it."""
-
-
-def screening_models(config: dict) -> tuple[str, ...]:
-    """The models that give a decoded crystal's formation energy under the TrainingConfig dict ``config``:
-    :data:`SCREENING`, or ``crystal_energy`` alone where its input is ``partial_rdfs`` (it reads the crystal)."""
-    if config.get("crystal_energy", {}).get("input") == "partial_rdfs":
-        return ("crystal_energy",)
-    return SCREENING
+from . import fail, missing_extra, quiet_backend
+from .contract import (
+    CANDIDATES_FILE,
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    SAMPLING_MODELS,
+    SAMPLING_SUMMARY,
+    model_file,
+    screening_models,
+)
 
 
 def _finite_mean(values) -> float | None:
@@ -81,10 +77,10 @@ def main(argv=None) -> int:
     except (OSError, ValueError, TypeError) as exception:
         return fail(EXIT_BAD_INPUT, f"cannot use the configuration {args.config}: {exception}")
     screening = screening_models(config.to_dict())
-    needed = [*NEEDED, *(screening if args.max_predicted_energy is not None else [])]
-    missing = [name for name in needed if not (args.models / f"{name}.keras").exists()]
+    needed = [*SAMPLING_MODELS, *(screening if args.max_predicted_energy is not None else [])]
+    missing = [name for name in needed if not (args.models / model_file(name)).exists()]
     if missing:
-        return fail(EXIT_BAD_INPUT, f"{args.models} lacks {', '.join(f'{m}.keras' for m in missing)}")
+        return fail(EXIT_BAD_INPUT, f"{args.models} lacks {', '.join(model_file(m) for m in missing)}")
 
     import keras
 
@@ -93,9 +89,9 @@ def main(argv=None) -> int:
 
     seed_everything(args.seed)
     models = {
-        name: keras.saving.load_model(args.models / f"{name}.keras", safe_mode=True, compile=False)
-        for name in dict.fromkeys((*NEEDED, "constraint", *screening))
-        if (args.models / f"{name}.keras").exists()
+        name: keras.saving.load_model(args.models / model_file(name), safe_mode=True, compile=False)
+        for name in dict.fromkeys((*SAMPLING_MODELS, "constraint", *screening))
+        if (args.models / model_file(name)).exists()
     }
     graphs = sample_graphs(models["generator"], args.count, args.seed)
     predicted = models["constraint"].predict(graphs, verbose=0).ravel() if "constraint" in models else None
@@ -140,7 +136,7 @@ def main(argv=None) -> int:
         frames.append(atoms)
     args.output.mkdir(parents=True, exist_ok=True)
     if frames:
-        write(args.output / "candidates.extxyz", frames, format="extxyz")
+        write(args.output / CANDIDATES_FILE, frames, format="extxyz")
     summary = {
         "graphs": args.count,
         "seed": args.seed,
@@ -153,7 +149,7 @@ def main(argv=None) -> int:
         "predicted_formation_energy_mean": float(np.mean(predicted)) if predicted is not None else None,
         "crystal_formation_energy_mean": _finite_mean(crystal_energies.values()),
     }
-    (args.output / "sampling.json").write_text(json.dumps(summary, indent=2))
+    (args.output / SAMPLING_SUMMARY).write_text(json.dumps(summary, indent=2))
     print(f"ccdcgan-sample: {outcomes['valid']} valid of {args.count} graphs", file=sys.stderr)
     return EXIT_OK
 

@@ -7,7 +7,7 @@ or a restart with, say, a lower constraint learning rate — resumes after the l
 the gan stage a checkpoint every 500 steps (``gan_checkpoint.npz``) lets a rerun continue from the last one.
 TensorFlow (or the Keras backend named by ``KERAS_BACKEND``) is imported only here and in ``ccdcgan-sample``.
 
-Exit codes: 0 done; 10 bad input; 11 a loss became NaN; 12 out of memory (see :mod:`aiida_ccdcgan.scripts`).
+Exit codes: 0 done; 10 bad input; 11 a loss became NaN; 12 out of memory (see :mod:`aiida_ccdcgan.scripts.contract`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,17 @@ import numpy as np
 
 from ..models.config import TrainingConfig
 from ..plotting import learning_curves, plot_learning_curves
-from . import EXIT_BAD_INPUT, EXIT_NAN_LOSS, EXIT_OK, EXIT_OUT_OF_MEMORY, fail, missing_extra, quiet_backend
+from . import fail, missing_extra, quiet_backend
+from .contract import (
+    EXIT_BAD_INPUT,
+    EXIT_NAN_LOSS,
+    EXIT_OK,
+    EXIT_OUT_OF_MEMORY,
+    GAN_CHECKPOINT,
+    LEARNING_CURVES_FILE,
+    METRICS_FILE,
+    model_file,
+)
 
 STAGES = tuple(TrainingConfig.STAGE_SECTIONS)
 MODEL_FILES = {
@@ -33,8 +43,6 @@ MODEL_FILES = {
 """The models each stage writes (:func:`stage_models` adds the crystal energy network where the config has one)."""
 KINDS = ("site", "lattice")
 """The two autoencoders of the autoencoders stage."""
-GAN_CHECKPOINT = "gan_checkpoint.npz"
-"""Within the gan stage: weights, optimizer states and losses every 500 steps; a rerun continues from it."""
 
 
 def stage_models(stage: str, config) -> tuple[str, ...]:
@@ -155,7 +163,7 @@ def reconstruction(items, config, models) -> dict:
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
     from ..models.training import decode_graphs
-    from ..representation.roundtrip import MATCHER_SETTINGS
+    from ..representation.config import MATCHER_SETTINGS
 
     if not items:
         return {"n": 0, "matched": 0, "ratio": None, "failures": {}}
@@ -255,7 +263,7 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
             if config.gan.fine_tune:
                 import keras
 
-                files = [output / f"{name}.keras" for name in MODEL_FILES["gan"]]
+                files = [output / model_file(name) for name in MODEL_FILES["gan"]]
                 if not all(f.exists() for f in files):
                     raise ValueError("fine-tuning needs the generator.keras and discriminator.keras of an earlier run")
                 initial = tuple(keras.saving.load_model(f, safe_mode=True, compile=False) for f in files)
@@ -277,7 +285,7 @@ def run_stage(stage: str, items, config, output: Path, models: dict, train_graph
                 "mode": config.gan.mode,
             }
     for name in stage_models(stage, config):
-        models[name].save(output / f"{name}.keras")
+        models[name].save(output / model_file(name))
     if stage == "gan":
         (output / GAN_CHECKPOINT).unlink(missing_ok=True)
     metrics["loss_functions"] = {k: v for k, v in loss_functions(stage, config).items() if k in metrics["losses"]}
@@ -314,7 +322,7 @@ def main(argv=None) -> int:
     except (OSError, ValueError, TypeError) as exception:
         return fail(EXIT_BAD_INPUT, f"cannot use the configuration {args.config}: {exception}")
     args.output.mkdir(parents=True, exist_ok=True)
-    metrics_path = args.output / "metrics.json"
+    metrics_path = args.output / METRICS_FILE
     previous = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     metrics = {
         "config_digest": config.digest(),
@@ -341,7 +349,7 @@ def main(argv=None) -> int:
     metrics.update(keras_version=keras.__version__, backend=keras.backend.backend())
     models, train_graphs = {}, {}
     for stage in STAGES if args.stage == "all" else (args.stage,):
-        files = [args.output / f"{name}.keras" for name in stage_models(stage, config)]
+        files = [args.output / model_file(name) for name in stage_models(stage, config)]
         done = metrics["stages"].get(stage, {}).get("digest") == config.stage_digest(stage)
         if done and all(f.exists() for f in files):
             models.update({f.stem: keras.saving.load_model(f, safe_mode=True, compile=False) for f in files})
@@ -354,12 +362,14 @@ def main(argv=None) -> int:
             for name in MODEL_FILES[done]
             if not (name == "constraint" and config.gan.mode == "dcgan")
         ]
-        missing = [name for name in earlier if name not in models and not (args.output / f"{name}.keras").exists()]
+        missing = [name for name in earlier if name not in models and not (args.output / model_file(name)).exists()]
         if missing:
-            return fail(EXIT_BAD_INPUT, f"the {stage} stage needs {', '.join(missing)}; run the earlier stages first")
+            return fail(
+                EXIT_BAD_INPUT, f"the {stage} stage needs {', '.join(missing)}; run the earlier stages first", stage
+            )
         for name in earlier:
             models.setdefault(
-                name, keras.saving.load_model(args.output / f"{name}.keras", safe_mode=True, compile=False)
+                name, keras.saving.load_model(args.output / model_file(name), safe_mode=True, compile=False)
             )
         try:
             metrics["stages"][stage] = {
@@ -367,18 +377,18 @@ def main(argv=None) -> int:
                 **run_stage(stage, items, config, args.output, models, train_graphs),
             }
         except NanLoss as exception:
-            return fail(EXIT_NAN_LOSS, str(exception))
+            return fail(EXIT_NAN_LOSS, str(exception), stage)
         except ValueError as exception:
-            return fail(EXIT_BAD_INPUT, f"cannot run the {stage} stage: {exception}")
+            return fail(EXIT_BAD_INPUT, f"cannot run the {stage} stage: {exception}", stage)
         except Exception as exception:
             if _out_of_memory(exception):
                 return fail(
-                    EXIT_OUT_OF_MEMORY, f"out of memory in the {stage} stage; halve the batch size ({exception})"
+                    EXIT_OUT_OF_MEMORY, f"out of memory in the {stage} stage; halve the batch size ({exception})", stage
                 )
             raise
         metrics_path.write_text(json.dumps(metrics, indent=2))
         print(f"ccdcgan-train: {stage} done in {metrics['stages'][stage]['seconds']} s", file=sys.stderr)
-    plot_learning_curves(learning_curves(metrics), args.output / "learning_curves.png")
+    plot_learning_curves(learning_curves(metrics), args.output / LEARNING_CURVES_FILE)
     metrics_path.write_text(json.dumps(metrics, indent=2))
     return EXIT_OK
 

@@ -49,14 +49,9 @@ class ImportReport:
 def structure_node(record: CrystalRecord) -> orm.StructureData:
     """Return an unstored StructureData for ``record`` with its queryable extras set."""
     node = orm.StructureData(pymatgen=record.structure)
-    composition = record.structure.composition
-    elements = sorted(element.symbol for element in composition.elements)
     values: dict[str, Any] = {
         extras.SOURCE_ID: record.source_id,
-        extras.FORMULA: composition.reduced_formula,
-        extras.ELEMENTS: elements,
-        extras.CHEMICAL_SYSTEM: "-".join(elements),
-        extras.NATOMS: len(record.structure),
+        **extras.composition_extras(record.structure),
         extras.PROPERTIES: record.properties,
     }
     if record.formation_energy is not None:

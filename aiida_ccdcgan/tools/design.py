@@ -189,3 +189,36 @@ def query_recipes(node: orm.WorkflowNode) -> list[str]:
         ".append(Data, with_incoming='loop', edge_filters={'label': {'like': 'models__%'}}, "
         "project=['attributes.role', 'uuid']).all()",
     ]
+
+
+def loop_report(
+    node: orm.WorkflowNode,
+    database: orm.Group | None = None,
+    figure: str | Path | None = None,
+    hull: dict | None = None,
+) -> list[str]:
+    """What a finished loop tells its user, as lines to print: the round table, the hull after it (``hull``, e.g. the
+    database's, where the loop relaxed nothing), where its crystals are, its figure of formation energies against
+    composition (a binary system, with ``database`` and ``figure``: written there) and QueryBuilder lines."""
+    from ..plotting import plot_formation_energies
+
+    elements = node.inputs.elements.get_list()
+    lines = [
+        f"\n{node.process_label}<{node.pk}> ({node.inputs.mode.value}, {'-'.join(elements)}, "
+        f"{node.inputs.graphs_per_round.value} graphs/round)",
+        round_table(node.outputs.summary.get_dict()),
+    ]
+    hull = node.outputs.hull if "hull" in node.outputs else hull
+    if hull is not None:
+        lines.append(f"\nOn the hull now: {', '.join(phase['composition'] for phase in hull['stable_phases'])}")
+    lines.append(
+        f"Groups: {group_prefix(node)}/round-<k>/{{candidates,relaxed,stable,distinct}}  (verdi group list -a -p ccdcgan)"
+    )
+    lines.append(f"Process tree: verdi process status {node.pk}")
+    if figure is not None and database is not None and len(elements) == 2:
+        generated, highlighted = relaxed_points(node)
+        path = plot_formation_energies(elements, database_points(database), generated, highlighted, figure)
+        lines.append(f"Figure: {path.resolve()}")
+    lines.append("\nQueryBuilder recipes (in `verdi shell`):")
+    lines.extend(f"  {recipe}" for recipe in query_recipes(node))
+    return lines

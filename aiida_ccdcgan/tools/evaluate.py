@@ -13,6 +13,7 @@ from aiida.engine import run_get_node
 from aiida.manage.caching import enable_caching
 from pymatgen.core import Structure
 
+from ..calculations.functions.thermodynamics import assess
 from ..common import extras
 from ..data.structures import StructureBatchData
 from ..dataset import CrystalRecord, DatasetError
@@ -22,7 +23,6 @@ from ..relaxation.settings import RelaxSettings
 from ..thermodynamics import shared_hull_refusal
 from ..workflows.references import ReferencesWorkChain
 from ..workflows.relax import RelaxWorkChain
-from .assess import assess
 from .codes import script_code
 from .design import finished_loop, training_records
 

@@ -21,10 +21,10 @@ from aiida.engine import ToContext, WorkChain, while_
 from aiida.manage import get_manager
 
 from ..calculations.functions.database import batch_slice, concatenate_batches, crystals_as_given, substitute_templates
+from ..calculations.functions.thermodynamics import assess
 from ..common import extras
 from ..common.validators import validate_elements
 from ..data.structures import StructureBatchData
-from ..tools.assess import assess
 from .references import ReferencesWorkChain
 from .relax import RelaxWorkChain
 

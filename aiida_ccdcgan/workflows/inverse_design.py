@@ -26,13 +26,13 @@ from ..calculations.functions.design import (
     training_set,
     valid_candidates,
 )
-from ..calculations.sample import REQUIRED_MODELS, SampleCalculation, models_refusal
+from ..calculations.functions.thermodynamics import assess
+from ..calculations.sample import SampleCalculation, models_refusal
 from ..common import extras
 from ..common.validators import validate_elements
 from ..data.model import KerasModelData
-from ..scripts.sample import screening_models
+from ..scripts.contract import SAMPLING_MODELS, screening_models
 from ..thermodynamics import shared_hull_refusal
-from ..tools.assess import assess
 from .protocols import ProtocolMixin
 from .references import ReferencesWorkChain
 from .relax import RelaxWorkChain, relaxation_energy_scale
@@ -59,7 +59,7 @@ def _validate_inputs(inputs, _):
             return "Given models need the config they were trained with (input config)."
         config = inputs["config"].get_dict()
         screening = screening_models(config)
-        missing = [r for r in (*REQUIRED_MODELS, *screening) if r not in inputs["models"]]
+        missing = [r for r in (*SAMPLING_MODELS, *screening) if r not in inputs["models"]]
         if missing and (mode == "dcgan_constraint" or set(missing) - set(screening)):
             return f"models lacks {', '.join(missing)}; give all trained models or train inputs instead."
         return _elements_refusal(inputs["elements"].get_list(), config) or models_refusal(inputs["models"], config)
@@ -294,7 +294,7 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
         inputs = self.exposed_inputs(SampleCalculation, "sample")
         inputs["config"] = orm.Dict(self.ctx.config)
         # every candidate's predicted E_f, its decoded crystal's E_f; screening if asked
-        roles = (*REQUIRED_MODELS, "constraint", *screening_models(self.ctx.config))
+        roles = (*SAMPLING_MODELS, "constraint", *screening_models(self.ctx.config))
         inputs["models"] = {role: orm.load_node(uuid) for role, uuid in self.ctx.models.items() if role in roles}
         if self.inputs.mode.value == "dcgan_constraint":
             inputs["max_predicted_energy"] = self.inputs.screening_max_energy

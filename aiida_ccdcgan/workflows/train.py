@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import re
-
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 
 from ..calculations.train import TrainCalculation
 from ..models.config import TrainingConfig
+from ..scripts.contract import STDERR, read_error
 from .protocols import ProtocolMixin
-
-_STAGE_IN_MESSAGE = re.compile(r"\b(autoencoders|constraint|gan) stage\b")
 
 
 class TrainBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
@@ -73,7 +70,7 @@ class TrainBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
 
     def _restart_after(self, node, change: str, setting: str | None = None, factor: float | None = None):
         """Change ``setting`` of the failed stage by ``factor`` (if given), reuse the node's finished stages, report."""
-        stage = _STAGE_IN_MESSAGE.search(node.exit_message or "")
+        stage = _failed_stage(node)
         if setting is not None:
             if stage is None:
                 self.report(
@@ -81,7 +78,7 @@ class TrainBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
                 )
                 return ProcessHandlerReport(True, self.exit_codes.ERROR_UNRECOVERABLE_FAILURE)
             config = self.ctx.inputs.config.get_dict()
-            for section in TrainingConfig.STAGE_SECTIONS[stage.group(1)]:
+            for section in TrainingConfig.STAGE_SECTIONS[stage]:
                 settings = config.setdefault(section, {})
                 value = settings.get(setting, _default(section, setting)) * factor
                 settings[setting] = max(1, int(value)) if setting == "batch_size" else value
@@ -108,6 +105,15 @@ class TrainBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
     def handle_out_of_walltime(self, node):
         """Out of walltime: restart as it was, from the finished stages."""
         return self._restart_after(node, "keep the settings")
+
+
+def _failed_stage(node) -> str | None:
+    """The training stage the script of ``node`` says it failed in (its error line on stderr), or None."""
+    retrieved = node.outputs.retrieved if "retrieved" in node.outputs else None
+    if retrieved is None or STDERR not in retrieved.base.repository.list_object_names():
+        return None
+    error = read_error(retrieved.base.repository.get_object_content(STDERR))
+    return None if error is None else error.stage
 
 
 def _default(section: str, setting: str):
