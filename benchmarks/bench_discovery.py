@@ -71,6 +71,7 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from scipy.stats import chi2
 
+from aiida_ccdcgan.dataset.readers import read_extxyz
 from aiida_ccdcgan.dataset.records import CrystalRecord
 from aiida_ccdcgan.dataset.shipped import bise_build_record, known_phases, load_bise_database
 from aiida_ccdcgan.dataset.writers import write_extxyz
@@ -233,9 +234,7 @@ def known_matches(structures: list[Structure], references: dict[str, Structure])
 
 def physical_crystals(path: Path) -> list[Structure]:
     """The crystals of a committed ``<arm><suffix>.extxyz.gz`` that are not flagged unphysical."""
-    with gzip.open(path, "rt") as handle:
-        frames = read(handle, ":", format="extxyz")
-    return [AseAtomsAdaptor.get_structure(atoms) for atoms in frames if not atoms.info["unphysical"]]
+    return [record.structure for record in read_extxyz(path) if not record.properties["unphysical"]]
 
 
 def rejudge_known_phases(output: Path) -> None:
