@@ -50,6 +50,7 @@ def main() -> None:
     os.environ.setdefault(
         "KERAS_BACKEND", inputs.get("options", {}).get("environment_variables", {}).get("KERAS_BACKEND", "tensorflow")
     )
+    from aiida_ccdcgan.models.bundle import ModelBundle
     from aiida_ccdcgan.models.training import encode_crystals, regression_metrics, train_autoencoder, train_constraint
     from aiida_ccdcgan.representation import representable_crystals
     from aiida_ccdcgan.scripts.train import reconstruction
@@ -87,7 +88,7 @@ def main() -> None:
         system = dataclasses.replace(
             config, representation=dataclasses.replace(config.representation, elements=elements)
         )
-        result = reconstruction(group, system, models)
+        result = reconstruction(group, ModelBundle(system, models))
         counts = by_elements[len(elements)]
         counts.update({"n": result["n"], "matched": result["matched"], **result["failures"]})
     seconds["reconstruction"] = round(time.perf_counter() - start, 1)

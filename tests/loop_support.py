@@ -9,7 +9,7 @@ from aiida.common.links import LinkType
 from dataset_files import QUICK_RELAX, TINY_CONFIG, make_crystals
 
 from aiida_ccdcgan.dataset import write_extxyz
-from aiida_ccdcgan.scripts.train import MODEL_FILES
+from aiida_ccdcgan.models.config import TRAINING_STAGES
 from aiida_ccdcgan.tools.design import group_prefix, query_recipes
 from aiida_ccdcgan.workflows.inverse_design import InverseDesignWorkChain
 
@@ -56,7 +56,7 @@ def check_finished_loop(node, rounds: int):
     summary = node.outputs.summary.get_dict()
     assert [row["round"] for row in summary["rounds"]] == list(range(1, rounds + 1))
     assert all(row["graphs"] == 6 for row in summary["rounds"]) and summary["total"]["graphs"] == 6 * rounds
-    assert sorted(node.outputs.models) == sorted(role for roles in MODEL_FILES.values() for role in roles)
+    assert sorted(node.outputs.models) == sorted(role for stage in TRAINING_STAGES for role in stage.models)
     samples = sorted((c for c in descendants if c.process_label == "SampleCalculation"), key=lambda c: c.pk)
     for k, sample in enumerate(samples, start=1):
         assert (

@@ -646,3 +646,55 @@ def test_spatial_gan_lays_its_latents_out_as_the_graph_and_trains(tmp_path):
         GanSettings(architecture="3d")
     with pytest.raises(ValueError, match="works on spatial latents: set the site autoencoder's latent_grid"):
         TrainingConfig(gan=GanSettings(architecture="spatial"))
+
+
+def test_the_stage_table_says_what_each_stage_configures_writes_and_needs():
+    """One table of stages: the models each writes (the crystal energy network with the constraint where its input is
+    the partial RDFs), the models it starts from (no constraint for a DCGAN), and digests that a later stage's
+    settings do not move."""
+    from aiida_ccdcgan.models.config import STAGE_NAMES, TrainingConfig, model_file, training_stage
+
+    assert STAGE_NAMES == ("autoencoders", "constraint", "gan")
+    config = TrainingConfig.from_dict({"crystal_energy": {"input": "partial_rdfs"}})
+    assert config.stage_models("constraint") == ("constraint", "crystal_energy")
+    assert TrainingConfig().stage_models("constraint") == ("constraint",)
+    assert config.needed_models("autoencoders") == ()
+    assert config.needed_models("gan") == (*training_stage("autoencoders").models, "constraint")
+    dcgan = TrainingConfig.from_dict({"gan": {"mode": "dcgan"}})
+    assert "constraint" not in dcgan.needed_models("gan")
+    assert training_stage("constraint").sections == ("constraint", "crystal_energy")
+    changed = TrainingConfig.from_dict({"constraint": {"learning_rate": 1e-5}})
+    assert changed.stage_digest("autoencoders") == TrainingConfig().stage_digest("autoencoders")
+    assert changed.stage_digest("constraint") != TrainingConfig().stage_digest("constraint")
+    assert changed.stage_digest("gan") != TrainingConfig().stage_digest("gan")
+    assert dcgan.stage_digest("gan") == TrainingConfig.from_dict(
+        {"gan": {"mode": "dcgan"}, "constraint": {"learning_rate": 1e-5}}
+    ).stage_digest("gan")
+    assert model_file("generator") == "generator.keras"
+
+
+def test_a_model_bundle_saves_loads_encodes_and_decodes(tiny_models, tmp_path):
+    """A bundle of the tiny networks: its networks saved by role load back (those present only), encode as the
+    five-argument call does, decode every graph, and judge graphs with the constraint."""
+    from aiida_ccdcgan.models.bundle import ModelBundle
+    from aiida_ccdcgan.models.config import TrainingConfig
+
+    config = TrainingConfig.from_dict(
+        {"representation": TINY.to_dict(), "site_autoencoder": {"latent": 8}, "lattice_autoencoder": {"latent": 4}}
+    )
+    (site_encoder, site_decoder, _), (lattice_encoder, lattice_decoder, _) = tiny_models["site"], tiny_models["lattice"]
+    networks = {
+        "site_encoder": site_encoder,
+        "site_decoder": site_decoder,
+        "lattice_encoder": lattice_encoder,
+        "lattice_decoder": lattice_decoder,
+        "constraint": tiny_models["constraint"],
+    }
+    ModelBundle(config, networks).save(tmp_path, networks)
+    loaded = ModelBundle.load(config, tmp_path, [*networks, "generator"])
+    assert set(loaded.networks) == set(networks) and not loaded.has(["generator"])
+    graphs = loaded.encode(tiny_models["crystals"])
+    np.testing.assert_allclose(graphs, tiny_models["graphs"], atol=1e-6)
+    assert len(loaded.decode(graphs)) == len(graphs)
+    expected = tiny_models["constraint"].predict(graphs, verbose=0).ravel()
+    np.testing.assert_allclose(loaded.predicted_energies(graphs), expected, atol=1e-6)

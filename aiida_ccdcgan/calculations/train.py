@@ -7,14 +7,13 @@ from aiida import orm
 from aiida.engine import CalcJob
 
 from ..data.model import KerasModelData
-from ..models.config import TrainingConfig
+from ..models.config import STAGE_NAMES, TrainingConfig, model_file
 from ..scripts.contract import (
     CONFIG_FILE,
     LEARNING_CURVES_FILE,
     METRICS_FILE,
     MODELS_FOLDER,
     TRAINING_DATA,
-    model_file,
 )
 from .common import (
     define_script_exit_codes,
@@ -23,7 +22,7 @@ from .common import (
     validate_training_config,
 )
 
-STAGES = (*TrainingConfig.STAGE_SECTIONS, "all")
+STAGES = (*STAGE_NAMES, "all")
 
 
 def _validate_stage(value, _):

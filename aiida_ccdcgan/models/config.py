@@ -185,6 +185,40 @@ def _typed(kind, values: dict) -> dict:
 
 
 @dataclasses.dataclass(frozen=True)
+class Stage:
+    """One training stage: the settings sections that configure it and the models (by role) it writes."""
+
+    name: str
+    sections: tuple[str, ...]
+    models: tuple[str, ...]
+
+
+TRAINING_STAGES = (
+    Stage(
+        "autoencoders",
+        ("site_autoencoder", "lattice_autoencoder"),
+        ("site_encoder", "site_decoder", "lattice_encoder", "lattice_decoder"),
+    ),
+    Stage("constraint", ("constraint", "crystal_energy"), ("constraint",)),
+    Stage("gan", ("gan",), ("generator", "discriminator")),
+)
+"""The training stages in the order they run; each starts from the models of those before it
+(:meth:`TrainingConfig.needed_models`)."""
+STAGE_NAMES = tuple(stage.name for stage in TRAINING_STAGES)
+"""The names of :data:`TRAINING_STAGES`, in order."""
+
+
+def model_file(role: str) -> str:
+    """The file name of the model of ``role`` in a models folder."""
+    return f"{role}.keras"
+
+
+def training_stage(name: str) -> Stage:
+    """The training stage called ``name``."""
+    return TRAINING_STAGES[STAGE_NAMES.index(name)]
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     """Everything one training run needs: the representation, the settings of each model, and the seed.
 
@@ -259,12 +293,21 @@ class TrainingConfig:
         """sha256 of the whole configuration."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
-    STAGE_SECTIONS = {
-        "autoencoders": ("site_autoencoder", "lattice_autoencoder"),
-        "constraint": ("constraint", "crystal_energy"),
-        "gan": ("gan",),
-    }
-    """The settings sections each training stage (in order) is configured by."""
+    def stage_models(self, name: str) -> tuple[str, ...]:
+        """The models the stage ``name`` writes under these settings: its :attr:`Stage.models`, and
+        ``crystal_energy`` with the constraint where ``crystal_energy.input`` is ``partial_rdfs``."""
+        if name == "constraint" and self.crystal_energy.input == "partial_rdfs":
+            return (*training_stage(name).models, "crystal_energy")
+        return training_stage(name).models
+
+    def needed_models(self, name: str) -> tuple[str, ...]:
+        """The models of the earlier stages that the stage ``name`` starts from (the constraint not for a DCGAN)."""
+        return tuple(
+            model
+            for earlier in TRAINING_STAGES[: STAGE_NAMES.index(name)]
+            for model in earlier.models
+            if not (model == "constraint" and self.gan.mode == "dcgan")
+        )
 
     def stage_digest(self, stage: str) -> str:
         """sha256 of what a stage's result depends on: representation, seed, its settings and the earlier stages'.
@@ -272,9 +315,8 @@ class TrainingConfig:
         A restart that changes only the constraint's settings keeps the trained autoencoders.
         """
         values = self.to_dict()
-        stages = list(self.STAGE_SECTIONS)
         sections = [
-            section for earlier in stages[: stages.index(stage) + 1] for section in self.STAGE_SECTIONS[earlier]
+            section for earlier in TRAINING_STAGES[: STAGE_NAMES.index(stage) + 1] for section in earlier.sections
         ]
         relevant = {key: values[key] for key in ("representation", "seed", *sections)}
         if stage == "gan":

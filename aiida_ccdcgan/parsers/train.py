@@ -5,7 +5,8 @@ import json
 from aiida import orm
 
 from ..data.model import KerasModelData
-from ..scripts.contract import LEARNING_CURVES_FILE, METRICS_FILE, MODELS_FOLDER, model_file
+from ..models.config import model_file
+from ..scripts.contract import LEARNING_CURVES_FILE, METRICS_FILE, MODELS_FOLDER
 from .base import ScriptParser
 
 

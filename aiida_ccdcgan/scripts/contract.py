@@ -50,11 +50,6 @@ GRAPH_SCREENING_MODELS = ("constraint", "site_encoder", "lattice_encoder")
 it back, the constraint judges it."""
 
 
-def model_file(role: str) -> str:
-    """The file name of the model of ``role`` in a models folder."""
-    return f"{role}.keras"
-
-
 def screening_models(config: dict) -> tuple[str, ...]:
     """The models that give a decoded crystal's formation energy under the TrainingConfig dict ``config``:
     :data:`GRAPH_SCREENING_MODELS`, or ``crystal_energy`` alone where its input is ``partial_rdfs``."""

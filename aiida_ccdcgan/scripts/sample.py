@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..models.config import TrainingConfig, model_file
 from . import fail, missing_extra, quiet_backend
 from .contract import (
     CANDIDATES_FILE,
@@ -30,7 +31,6 @@ from .contract import (
     EXIT_OK,
     SAMPLING_MODELS,
     SAMPLING_SUMMARY,
-    model_file,
     screening_models,
 )
 
@@ -39,6 +39,20 @@ def _finite_mean(values) -> float | None:
     """The mean of the finite ``values``, None if there are none."""
     finite = [value for value in values if np.isfinite(value)]
     return float(np.mean(finite)) if finite else None
+
+
+def _frame(candidate):
+    """A decoded candidate as an ASE frame with its sample index, outcome, detail and energies in its info."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    atoms = AseAtomsAdaptor.get_atoms(candidate.structure)
+    atoms.info = {"sample": candidate.sample, "outcome": candidate.outcome}
+    if candidate.detail:  # ASE writes an empty string as `detail=`, and reads the next key=value as its value
+        atoms.info["detail"] = candidate.detail
+    for key in ("predicted_formation_energy", "crystal_formation_energy"):
+        if getattr(candidate, key) is not None:
+            atoms.info[key] = getattr(candidate, key)
+    return atoms
 
 
 def main(argv=None) -> int:
@@ -68,8 +82,6 @@ def main(argv=None) -> int:
         return refused
     quiet_backend()
 
-    from ..models.config import TrainingConfig
-
     if args.count < 1:
         return fail(EXIT_BAD_INPUT, f"--count must be at least 1, not {args.count}")
     try:
@@ -82,60 +94,20 @@ def main(argv=None) -> int:
     if missing:
         return fail(EXIT_BAD_INPUT, f"{args.models} lacks {', '.join(model_file(m) for m in missing)}")
 
-    import keras
-
-    from ..models.training import crystal_formation_energies, decode_graphs, sample_graphs, seed_everything
-    from ..representation.validity import validity
+    from ..models.bundle import ModelBundle, sample_candidates
+    from ..models.training import seed_everything
 
     seed_everything(args.seed)
-    models = {
-        name: keras.saving.load_model(args.models / model_file(name), safe_mode=True, compile=False)
-        for name in dict.fromkeys((*SAMPLING_MODELS, "constraint", *screening))
-        if (args.models / model_file(name)).exists()
-    }
-    graphs = sample_graphs(models["generator"], args.count, args.seed)
-    predicted = models["constraint"].predict(graphs, verbose=0).ravel() if "constraint" in models else None
-    results = decode_graphs(
-        graphs, config.representation, config.layout, models["site_decoder"], models["lattice_decoder"]
-    )
-
-    from ase.io import write
-    from pymatgen.io.ase import AseAtomsAdaptor
-
-    reasons = {}
-    for index, result in enumerate(results):
-        if result.structure is not None:
-            reasons[index] = validity(result.structure, config.representation)
-    valid = [index for index, (reason, _) in reasons.items() if reason is None]
-    crystal_energies = {}
-    if all(name in models for name in screening) and valid:
-        energies = crystal_formation_energies([results[index].structure for index in valid], config, models)
-        crystal_energies = dict(zip(valid, energies.tolist()))
-
-    outcomes, frames, compounds = Counter(), [], 0
-    for index, result in enumerate(results):
-        if result.structure is None:
-            outcomes[result.failure.value] += 1
-            continue
-        reason, detail = reasons[index]
-        outcome = reason.value if reason else "valid"
-        if outcome == "valid" and args.max_predicted_energy is not None:
-            energy = crystal_energies[index]
-            if not energy <= args.max_predicted_energy:  # NaN too: a crystal the encoders cannot hold
-                outcome = "screened_out"
-        outcomes[outcome] += 1
-        compounds += outcome == "valid" and len(result.structure.composition.elements) > 1
-        atoms = AseAtomsAdaptor.get_atoms(result.structure)
-        atoms.info = {"sample": index, "outcome": outcome}
-        if detail:  # ASE writes an empty string as `detail=`, and reads the next key=value as its value
-            atoms.info["detail"] = detail
-        if predicted is not None:
-            atoms.info["predicted_formation_energy"] = float(predicted[index])
-        if np.isfinite(crystal_energies.get(index, np.nan)):
-            atoms.info["crystal_formation_energy"] = crystal_energies[index]
-        frames.append(atoms)
+    bundle = ModelBundle.load(config, args.models, (*SAMPLING_MODELS, "constraint", *screening))
+    candidates = sample_candidates(bundle, args.count, args.seed, screening, args.max_predicted_energy)
+    frames = [_frame(candidate) for candidate in candidates if candidate.structure is not None]
+    outcomes = Counter(candidate.outcome for candidate in candidates)
+    compounds = sum(c.outcome == "valid" and len(c.structure.composition.elements) > 1 for c in candidates)
+    predicted = [c.predicted_formation_energy for c in candidates if c.predicted_formation_energy is not None]
     args.output.mkdir(parents=True, exist_ok=True)
     if frames:
+        from ase.io import write
+
         write(args.output / CANDIDATES_FILE, frames, format="extxyz")
     summary = {
         "graphs": args.count,
@@ -146,8 +118,10 @@ def main(argv=None) -> int:
         "success_rate": outcomes["valid"] / args.count,
         "outcomes": dict(outcomes),
         "screening_max_predicted_energy": args.max_predicted_energy,
-        "predicted_formation_energy_mean": float(np.mean(predicted)) if predicted is not None else None,
-        "crystal_formation_energy_mean": _finite_mean(crystal_energies.values()),
+        "predicted_formation_energy_mean": float(np.mean(predicted)) if predicted else None,
+        "crystal_formation_energy_mean": _finite_mean(
+            [c.crystal_formation_energy for c in candidates if c.crystal_formation_energy is not None]
+        ),
     }
     (args.output / SAMPLING_SUMMARY).write_text(json.dumps(summary, indent=2))
     print(f"ccdcgan-sample: {outcomes['valid']} valid of {args.count} graphs", file=sys.stderr)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.config import TrainingConfig
+from ..models.config import STAGE_NAMES, TrainingConfig, model_file, training_stage
 from ..plotting import learning_curves, plot_learning_curves
 from . import fail, missing_extra, quiet_backend
 from .contract import (
@@ -31,26 +31,10 @@ from .contract import (
     GAN_CHECKPOINT,
     LEARNING_CURVES_FILE,
     METRICS_FILE,
-    model_file,
 )
 
-STAGES = tuple(TrainingConfig.STAGE_SECTIONS)
-MODEL_FILES = {
-    "autoencoders": ("site_encoder", "site_decoder", "lattice_encoder", "lattice_decoder"),
-    "constraint": ("constraint",),
-    "gan": ("generator", "discriminator"),
-}
-"""The models each stage writes (:func:`stage_models` adds the crystal energy network where the config has one)."""
 KINDS = ("site", "lattice")
 """The two autoencoders of the autoencoders stage."""
-
-
-def stage_models(stage: str, config) -> tuple[str, ...]:
-    """The models a stage writes under ``config``: :data:`MODEL_FILES`, and ``crystal_energy`` with the constraint
-    where ``config.crystal_energy.input`` is ``partial_rdfs``."""
-    if stage == "constraint" and config.crystal_energy.input == "partial_rdfs":
-        return (*MODEL_FILES[stage], "crystal_energy")
-    return MODEL_FILES[stage]
 
 
 class NanLoss(RuntimeError):
@@ -123,54 +107,43 @@ def _split_losses(histories: dict) -> dict:
     return metrics | ({"validation_losses": validation} if validation else {})
 
 
-def _graphs(items, config, models):
-    """Crystal graphs of dataset items through the trained encoders."""
-    return _crystal_graphs([item["crystal"] for item in items], config, models)
+def _graphs(items, bundle):
+    """Crystal graphs of dataset items through the bundle's encoders."""
+    return bundle.encode([item["crystal"] for item in items])
 
 
-def _crystal_graphs(crystals, config, models):
-    """Crystal graphs of canonical crystals through the trained encoders."""
-    from ..models.training import encode_crystals
-
-    return encode_crystals(
-        crystals, config.representation, config.layout, models["site_encoder"], models["lattice_encoder"]
-    )
-
-
-def constraint_validation(items, config, models) -> dict:
+def constraint_validation(items, bundle) -> dict:
     """Held-out MAE, RMSE and R²: ``validation`` for the constraint on each crystal's graph as given; with
     ``cell_orders`` > 1, ``validation_cell_orders`` for the mean of its predictions over the crystal's cell orders
     (:func:`~aiida_ccdcgan.models.training.constraint_over_cell_orders`); with the crystal energy network,
     ``validation_crystal_energy`` for it. What screening uses
     (:func:`~aiida_ccdcgan.models.training.crystal_formation_energies`) is the last of these present."""
-    from ..models.training import constraint_over_cell_orders, crystal_formation_energies, regression_metrics
+    from ..models.training import constraint_over_cell_orders, regression_metrics
+
+    config = bundle.config
 
     energies = [i["energy"] for i in items]
     structures = [i["record"].structure for i in items]
-    predicted = models["constraint"].predict(_graphs(items, config, models), verbose=0)
+    predicted = bundle.predicted_energies(_graphs(items, bundle))
     metrics = {"validation": regression_metrics(predicted, energies)}
     if config.constraint.cell_orders > 1:
-        mean = constraint_over_cell_orders(structures, config, models)
+        mean = constraint_over_cell_orders(structures, config, bundle.networks)
         metrics["validation_cell_orders"] = regression_metrics(mean, energies)
     if config.crystal_energy.input == "partial_rdfs":
-        crystal = crystal_formation_energies(structures, config, models)
+        crystal = bundle.formation_energies(structures)
         metrics["validation_crystal_energy"] = regression_metrics(crystal, energies)
     return metrics
 
 
-def reconstruction(items, config, models) -> dict:
+def reconstruction(items, bundle) -> dict:
     """Encode → decode held-out crystals through the autoencoders and count StructureMatcher matches."""
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
-    from ..models.training import decode_graphs
     from ..representation.config import MATCHER_SETTINGS
 
     if not items:
         return {"n": 0, "matched": 0, "ratio": None, "failures": {}}
-    graphs = _graphs(items, config, models)
-    results = decode_graphs(
-        graphs, config.representation, config.layout, models["site_decoder"], models["lattice_decoder"]
-    )
+    results = bundle.decode(_graphs(items, bundle))
     matcher, matched, failures = StructureMatcher(**MATCHER_SETTINGS), 0, {}
     for item, result in zip(items, results):
         reason = (
@@ -185,110 +158,138 @@ def reconstruction(items, config, models) -> dict:
     return {"n": len(items), "matched": matched, "ratio": matched / len(items), "failures": failures}
 
 
-def run_stage(stage: str, items, config, output: Path, models: dict, train_graphs: dict) -> dict:
-    """Train one stage, save its models into ``models`` and ``output``, and return its metrics.
+def train_autoencoders(items, bundle, output: Path, train_graphs: dict) -> dict:
+    """The autoencoders stage: the site and lattice autoencoders on the training crystals (from the pretrained ones
+    where the configuration names them), their losses and held-out reconstruction."""
+    from ..models.pretrained import pretrained_record
+    from ..models.training import train_autoencoder
+
+    config, models = bundle.config, bundle.networks
+    train, validation = _part(items, "train"), _part(items, "validation")
+    crystals, held_out = [i["crystal"] for i in train], [i["crystal"] for i in validation]
+    histories = {}
+    for kind in KINDS:
+        models[f"{kind}_encoder"], models[f"{kind}_decoder"], histories[f"{kind}_autoencoder"] = train_autoencoder(
+            crystals, config.representation, kind, getattr(config, f"{kind}_autoencoder"), config.seed, held_out
+        )
+    metrics = _split_losses(histories)
+    _check_finite("autoencoders", metrics["losses"])
+    metrics["reconstruction_validation"] = reconstruction(validation, bundle)
+    for kind in KINDS:
+        name = getattr(config, f"{kind}_autoencoder").pretrained
+        if name is not None:
+            files = pretrained_record(name)["sha256"]
+            metrics.setdefault("pretrained", {})[kind] = {
+                "name": name,
+                "sha256": {file: digest for file, digest in files.items() if file.startswith(kind)},
+            }
+    return metrics
+
+
+def _training_graphs(items, bundle, train_graphs: dict):
+    """The training crystals' graphs, encoded once per run with this run's autoencoders (kept in ``train_graphs``)."""
+    if "train" not in train_graphs:
+        train_graphs["train"] = _graphs(_part(items, "train"), bundle)
+    return train_graphs["train"]
+
+
+def train_constraint_stage(items, bundle, output: Path, train_graphs: dict) -> dict:
+    """The constraint stage: the constraint on the training graphs (and their other cell orders) and, where the
+    configuration has one, the crystal energy network; their losses and held-out errors."""
+    from ..models.training import cell_order_graphs, crystal_rdf_features, train_constraint, train_crystal_energy
+
+    config, models = bundle.config, bundle.networks
+    train, validation = _part(items, "train"), _part(items, "validation")
+    graphs = _training_graphs(items, bundle, train_graphs)
+    energies = [i["energy"] for i in train]
+    if any(e is None for e in energies):
+        raise ValueError("the constraint needs a formation_energy in every training frame")
+    if config.constraint.cell_orders > 1:
+        more_graphs, owners = cell_order_graphs(
+            [i["record"].structure for i in train],
+            config.representation,
+            config.layout,
+            models["site_encoder"],
+            models["lattice_encoder"],
+            config.constraint.cell_orders,
+            given=False,
+        )
+        graphs, energies = np.concatenate([graphs, more_graphs]), energies + [energies[i] for i in owners]
+    scored = bool(validation) and all(i["energy"] is not None for i in validation)
+    held_out = (_graphs(validation, bundle), [i["energy"] for i in validation]) if scored else None
+    models["constraint"], history = train_constraint(
+        graphs, energies, config.constraint, config.seed, validation=held_out
+    )
+    metrics = _split_losses({"constraint": history}) | {"training_graphs": len(graphs)}
+    if config.crystal_energy.input == "partial_rdfs":
+        features = crystal_rdf_features([i["record"].structure for i in train], config)
+        models["crystal_energy"], history = train_crystal_energy(
+            features, [i["energy"] for i in train], config.crystal_energy, config.seed
+        )
+        metrics["losses"]["crystal_energy"] = history["loss"]
+    _check_finite("constraint", metrics["losses"])
+    if scored:
+        metrics.update(constraint_validation(validation, bundle))
+    return metrics
+
+
+def train_gan_stage(items, bundle, output: Path, train_graphs: dict) -> dict:
+    """The gan stage: the generator and discriminator on the training graphs (with their element-permuted twins
+    where configured; against the constraint for CCDCGAN), from a checkpoint or an earlier run's networks
+    (``gan.fine_tune``) where there is one."""
+    from ..models.training import train_gan
+
+    config, models = bundle.config, bundle.networks
+    graphs = _training_graphs(items, bundle, train_graphs)
+    if config.gan.permute_elements:
+        graphs = config.layout.with_elements_permuted(graphs)
+    constraint = models.get("constraint") if config.gan.mode == "ccdcgan" else None
+    initial = None
+    if config.gan.fine_tune:
+        from ..models.bundle import ModelBundle
+
+        roles = training_stage("gan").models
+        earlier = ModelBundle.load(config, output, roles)
+        if not earlier.has(roles):
+            raise ValueError("fine-tuning needs the generator.keras and discriminator.keras of an earlier run")
+        initial = tuple(earlier.networks[role] for role in roles)
+    models["generator"], models["discriminator"], losses = train_gan(
+        graphs,
+        config.gan,
+        constraint,
+        config.seed,
+        checkpoint=output / GAN_CHECKPOINT,
+        checkpoint_key=config.stage_digest("gan"),
+        initial=initial,
+        layout=config.layout,
+    )
+    _check_finite("gan", losses)
+    return {
+        "losses": {k: v.tolist() for k, v in losses.items()},
+        "training_graphs": len(graphs),
+        "steps": config.gan.steps,
+        "mode": config.gan.mode,
+    }
+
+
+STAGE_TRAINERS = {"autoencoders": train_autoencoders, "constraint": train_constraint_stage, "gan": train_gan_stage}
+"""The function that trains each stage of :data:`~aiida_ccdcgan.models.config.TRAINING_STAGES`."""
+
+
+def run_stage(stage: str, items, bundle, output: Path, train_graphs: dict) -> dict:
+    """Train one stage (:data:`STAGE_TRAINERS`), put its networks into ``bundle`` and save them into ``output``,
+    return its metrics.
 
     ``train_graphs`` keeps the training crystals' graphs (key ``"train"``) between the constraint and gan stages,
     encoded once with the autoencoders of this run.
     """
-    from ..models.pretrained import pretrained_record
-    from ..models.training import (
-        cell_order_graphs,
-        crystal_rdf_features,
-        train_autoencoder,
-        train_constraint,
-        train_crystal_energy,
-        train_gan,
-    )
-
-    train, validation = _part(items, "train"), _part(items, "validation")
     start = time.perf_counter()
-    if stage == "autoencoders":
-        crystals, held_out = [i["crystal"] for i in train], [i["crystal"] for i in validation]
-        histories = {}
-        for kind in KINDS:
-            models[f"{kind}_encoder"], models[f"{kind}_decoder"], histories[f"{kind}_autoencoder"] = train_autoencoder(
-                crystals, config.representation, kind, getattr(config, f"{kind}_autoencoder"), config.seed, held_out
-            )
-        metrics = _split_losses(histories)
-        _check_finite(stage, metrics["losses"])
-        metrics["reconstruction_validation"] = reconstruction(validation, config, models)
-        for kind in KINDS:
-            name = getattr(config, f"{kind}_autoencoder").pretrained
-            if name is not None:
-                files = pretrained_record(name)["sha256"]
-                metrics.setdefault("pretrained", {})[kind] = {
-                    "name": name,
-                    "sha256": {file: digest for file, digest in files.items() if file.startswith(kind)},
-                }
-    else:
-        if "train" not in train_graphs:
-            train_graphs["train"] = _graphs(train, config, models)
-        graphs = train_graphs["train"]
-        if stage == "constraint":
-            energies = [i["energy"] for i in train]
-            if any(e is None for e in energies):
-                raise ValueError("the constraint needs a formation_energy in every training frame")
-            if config.constraint.cell_orders > 1:
-                more_graphs, owners = cell_order_graphs(
-                    [i["record"].structure for i in train],
-                    config.representation,
-                    config.layout,
-                    models["site_encoder"],
-                    models["lattice_encoder"],
-                    config.constraint.cell_orders,
-                    given=False,
-                )
-                graphs, energies = np.concatenate([graphs, more_graphs]), energies + [energies[i] for i in owners]
-            scored = bool(validation) and all(i["energy"] is not None for i in validation)
-            held_out = (_graphs(validation, config, models), [i["energy"] for i in validation]) if scored else None
-            models["constraint"], history = train_constraint(
-                graphs, energies, config.constraint, config.seed, validation=held_out
-            )
-            metrics = _split_losses({"constraint": history}) | {"training_graphs": len(graphs)}
-            if config.crystal_energy.input == "partial_rdfs":
-                features = crystal_rdf_features([i["record"].structure for i in train], config)
-                models["crystal_energy"], history = train_crystal_energy(
-                    features, [i["energy"] for i in train], config.crystal_energy, config.seed
-                )
-                metrics["losses"]["crystal_energy"] = history["loss"]
-            _check_finite(stage, metrics["losses"])
-            if scored:
-                metrics.update(constraint_validation(validation, config, models))
-        else:
-            if config.gan.permute_elements:
-                graphs = config.layout.with_elements_permuted(graphs)
-            constraint = models.get("constraint") if config.gan.mode == "ccdcgan" else None
-            initial = None
-            if config.gan.fine_tune:
-                import keras
-
-                files = [output / model_file(name) for name in MODEL_FILES["gan"]]
-                if not all(f.exists() for f in files):
-                    raise ValueError("fine-tuning needs the generator.keras and discriminator.keras of an earlier run")
-                initial = tuple(keras.saving.load_model(f, safe_mode=True, compile=False) for f in files)
-            models["generator"], models["discriminator"], losses = train_gan(
-                graphs,
-                config.gan,
-                constraint,
-                config.seed,
-                checkpoint=output / GAN_CHECKPOINT,
-                checkpoint_key=config.stage_digest("gan"),
-                initial=initial,
-                layout=config.layout,
-            )
-            _check_finite(stage, losses)
-            metrics = {
-                "losses": {k: v.tolist() for k, v in losses.items()},
-                "training_graphs": len(graphs),
-                "steps": config.gan.steps,
-                "mode": config.gan.mode,
-            }
-    for name in stage_models(stage, config):
-        models[name].save(output / model_file(name))
-    if stage == "gan":
+    metrics = STAGE_TRAINERS[stage](items, bundle, output, train_graphs)
+    bundle.save(output, bundle.config.stage_models(stage))
+    if stage == "gan":  # finished: the next run starts afresh
         (output / GAN_CHECKPOINT).unlink(missing_ok=True)
-    metrics["loss_functions"] = {k: v for k, v in loss_functions(stage, config).items() if k in metrics["losses"]}
+    functions = loss_functions(stage, bundle.config)
+    metrics["loss_functions"] = {k: v for k, v in functions.items() if k in metrics["losses"]}
     metrics["seconds"] = round(time.perf_counter() - start, 2)
     return metrics
 
@@ -312,7 +313,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--output", type=Path, default=Path("."), help="Folder for models, metrics.json, learning_curves.png."
     )
-    parser.add_argument("--stage", choices=(*STAGES, "all"), default="all")
+    parser.add_argument("--stage", choices=(*STAGE_NAMES, "all"), default="all")
     args = parser.parse_args(argv)
     if (refused := missing_extra("ccdcgan-train")) is not None:
         return refused
@@ -347,34 +348,30 @@ def main(argv=None) -> int:
     import keras
 
     metrics.update(keras_version=keras.__version__, backend=keras.backend.backend())
-    models, train_graphs = {}, {}
-    for stage in STAGES if args.stage == "all" else (args.stage,):
-        files = [args.output / model_file(name) for name in stage_models(stage, config)]
+    from ..models.bundle import ModelBundle
+
+    bundle, train_graphs = ModelBundle(config), {}
+    for stage in STAGE_NAMES if args.stage == "all" else (args.stage,):
+        roles = config.stage_models(stage)
         done = metrics["stages"].get(stage, {}).get("digest") == config.stage_digest(stage)
-        if done and all(f.exists() for f in files):
-            models.update({f.stem: keras.saving.load_model(f, safe_mode=True, compile=False) for f in files})
+        if done and all((args.output / model_file(role)).exists() for role in roles):
+            bundle.networks.update(ModelBundle.load(config, args.output, roles).networks)
             print(f"ccdcgan-train: {stage} already done for this configuration; resuming after it", file=sys.stderr)
             continue
-        metrics["stages"] = {k: v for k, v in metrics["stages"].items() if STAGES.index(k) < STAGES.index(stage)}
-        earlier = [
-            name
-            for done in STAGES[: STAGES.index(stage)]
-            for name in MODEL_FILES[done]
-            if not (name == "constraint" and config.gan.mode == "dcgan")
-        ]
-        missing = [name for name in earlier if name not in models and not (args.output / model_file(name)).exists()]
+        metrics["stages"] = {
+            k: v for k, v in metrics["stages"].items() if STAGE_NAMES.index(k) < STAGE_NAMES.index(stage)
+        }
+        earlier = [role for role in config.needed_models(stage) if role not in bundle.networks]
+        missing = [role for role in earlier if not (args.output / model_file(role)).exists()]
         if missing:
             return fail(
                 EXIT_BAD_INPUT, f"the {stage} stage needs {', '.join(missing)}; run the earlier stages first", stage
             )
-        for name in earlier:
-            models.setdefault(
-                name, keras.saving.load_model(args.output / model_file(name), safe_mode=True, compile=False)
-            )
+        bundle.networks.update(ModelBundle.load(config, args.output, earlier).networks)
         try:
             metrics["stages"][stage] = {
                 "digest": config.stage_digest(stage),
-                **run_stage(stage, items, config, args.output, models, train_graphs),
+                **run_stage(stage, items, bundle, args.output, train_graphs),
             }
         except NanLoss as exception:
             return fail(EXIT_NAN_LOSS, str(exception), stage)

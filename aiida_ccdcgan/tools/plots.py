@@ -25,20 +25,16 @@ def crystal_graphs(node: orm.WorkflowNode, records: list[CrystalRecord], count: 
     """Name → (graphs, energies) for the map: the training crystals through the loop's encoders (with their
     formation energies) and ``count`` graphs of its final generator (seeded with the loop's seed, with the
     constraint's predicted energies). Imports Keras."""
+    from ..models.bundle import ModelBundle
     from ..models.config import TrainingConfig
-    from ..models.training import encode_structures_to_graphs, sample_graphs
 
-    config = TrainingConfig.from_dict(training_config(node))
-    models = {role: node.outputs.models[role].load() for role in GRAPH_MAP_MODELS}
-    graphs, kept = encode_structures_to_graphs(
-        [record.structure for record in records],
-        config.representation,
-        config.layout,
-        models["site_encoder"],
-        models["lattice_encoder"],
+    bundle = ModelBundle(
+        TrainingConfig.from_dict(training_config(node)),
+        {role: node.outputs.models[role].load() for role in GRAPH_MAP_MODELS},
     )
-    generated = sample_graphs(models["generator"], count, node.inputs.seed.value)
-    predicted = models["constraint"].predict(generated, verbose=0).ravel()
+    graphs, kept = bundle.encode_structures([record.structure for record in records])
+    generated = bundle.sample(count, node.inputs.seed.value)
+    predicted = bundle.predicted_energies(generated)
     return {
         "training set": (graphs, [records[index].formation_energy for index in kept]),
         "generated (predicted E_f)": (generated, predicted.tolist()),

@@ -7,7 +7,7 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 
 from ..calculations.train import TrainCalculation
-from ..models.config import TrainingConfig
+from ..models.config import TrainingConfig, training_stage
 from ..scripts.contract import STDERR, read_error
 from .protocols import ProtocolMixin
 
@@ -78,7 +78,7 @@ class TrainBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
                 )
                 return ProcessHandlerReport(True, self.exit_codes.ERROR_UNRECOVERABLE_FAILURE)
             config = self.ctx.inputs.config.get_dict()
-            for section in TrainingConfig.STAGE_SECTIONS[stage]:
+            for section in training_stage(stage).sections:
                 settings = config.setdefault(section, {})
                 value = settings.get(setting, _default(section, setting)) * factor
                 settings[setting] = max(1, int(value)) if setting == "batch_size" else value
