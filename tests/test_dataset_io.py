@@ -18,7 +18,6 @@ from pymatgen.core import Lattice, Structure
 from aiida_ccdcgan.dataset import (
     CDVAE_CSV,
     VO_CSV,
-    DatasetError,
     ImportChecks,
     check_structure,
     read_ase_db,
@@ -29,6 +28,7 @@ from aiida_ccdcgan.dataset import (
     write_extxyz,
     write_summary_csv,
 )
+from aiida_ccdcgan.errors import DatasetError
 
 
 def test_cdvae_csv_reads_structures_energies_and_properties(crystals, tmp_path):

@@ -14,7 +14,8 @@ from dataset_files import (
 )
 
 from aiida_ccdcgan.common import extras
-from aiida_ccdcgan.dataset import DatasetError, read_extxyz
+from aiida_ccdcgan.dataset import read_extxyz
+from aiida_ccdcgan.errors import DatasetError
 from aiida_ccdcgan.tools.datasets import (
     crystal_record,
     dataset_summary,

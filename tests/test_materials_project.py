@@ -14,8 +14,8 @@ import pytest
 import responses
 from click.testing import CliRunner
 
-from aiida_ccdcgan.dataset import DatasetError
 from aiida_ccdcgan.dataset.materials_project import MaterialsProjectQuery, fetch_materials_project
+from aiida_ccdcgan.errors import DatasetError
 
 RECORDING = json.loads((Path(__file__).parent / "data" / "mp_li_co_o.json").read_text())
 API_KEY = "k" * 32

@@ -83,7 +83,7 @@ def test_pure_layers_know_nothing_of_aiida():
 
 
 LAYERS = (
-    ("dataset", "representation", "dependencies", "resources"),
+    ("errors", "dataset", "representation", "dependencies", "resources"),
     ("relaxation", "thermodynamics", "plotting"),
     ("evaluation",),
     ("models",),

@@ -7,7 +7,8 @@ import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
-from aiida_ccdcgan.dataset import DatasetError, read_dataset
+from aiida_ccdcgan.dataset import read_dataset
+from aiida_ccdcgan.errors import RepresentationError
 from aiida_ccdcgan.representation import (
     DecodeFailure,
     VoxelConfig,
@@ -170,7 +171,7 @@ def test_a_supercell_is_encoded_as_its_primitive_cell():
     as_given = dataclasses.replace(config, primitive_tolerance=None)
     assert len(canonical_crystal(rock_salt, as_given).channels) == 8
     assert as_given.digest() != config.digest()
-    with pytest.raises(DatasetError, match="primitive_tolerance must be positive"):
+    with pytest.raises(RepresentationError, match="primitive_tolerance must be positive"):
         VoxelConfig(primitive_tolerance=0.0)
 
 
@@ -258,23 +259,23 @@ def test_duplicate_peaks_merge_into_one_atom():
 
 
 def test_bad_input_gives_clear_errors():
-    with pytest.raises(DatasetError, match="no atoms"):
+    with pytest.raises(RepresentationError, match="no atoms"):
         encode_structures([Structure(Lattice.cubic(4.0), [], [])], BISE)
-    with pytest.raises(DatasetError, match="Te is not one of the representation's elements \\(Bi, Se\\)"):
+    with pytest.raises(RepresentationError, match="Te is not one of the representation's elements \\(Bi, Se\\)"):
         encode_structures([Structure(Lattice.cubic(4.0), ["Te"], [[0, 0, 0]])], BISE)
-    with pytest.raises(DatasetError, match="NaN"):
+    with pytest.raises(RepresentationError, match="NaN"):
         encode_structures([Structure(Lattice.cubic(4.0), ["Bi"], [[np.nan, 0, 0]])], BISE)
-    with pytest.raises(DatasetError, match=r"shape \(N, G, G, G, C\)"):
+    with pytest.raises(RepresentationError, match=r"shape \(N, G, G, G, C\)"):
         decode_batch(np.zeros((2, 64, 64, 64)), np.zeros((2, 32, 32, 32)), BISE)
-    with pytest.raises(DatasetError, match=r"Site voxels must have shape \(64, 64, 64, 2\)"):
+    with pytest.raises(RepresentationError, match=r"Site voxels must have shape \(64, 64, 64, 2\)"):
         decode_crystal(np.zeros((64, 64, 64, 3)), np.zeros((32, 32, 32)), BISE)
-    with pytest.raises(DatasetError, match="lattice voxel must have shape"):
+    with pytest.raises(RepresentationError, match="lattice voxel must have shape"):
         decode_lattice(np.zeros((16, 16, 16)), BISE)
-    with pytest.raises(DatasetError, match="repeats an element"):
+    with pytest.raises(RepresentationError, match="repeats an element"):
         VoxelConfig(elements=("Te", "Bi", "Te"))
-    with pytest.raises(DatasetError, match="'Xx' is not an element symbol"):
+    with pytest.raises(RepresentationError, match="'Xx' is not an element symbol"):
         VoxelConfig(elements=("Xx",))
-    with pytest.raises(DatasetError, match="Unknown representation setting"):
+    with pytest.raises(RepresentationError, match="Unknown representation setting"):
         VoxelConfig.from_dict({"elements": ["Bi"], "sigma_typo": 1})
 
 

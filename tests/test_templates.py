@@ -3,7 +3,7 @@
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from aiida_ccdcgan.dataset import DatasetError, read_dataset
+from aiida_ccdcgan.dataset import read_dataset
 from aiida_ccdcgan.dataset.records import CrystalRecord
 from aiida_ccdcgan.dataset.templates import (
     TemplateFilter,
@@ -13,6 +13,7 @@ from aiida_ccdcgan.dataset.templates import (
     substitute,
     substituted_records,
 )
+from aiida_ccdcgan.errors import DatasetError
 
 BI_SE_BOND = 1.60 + 1.15  # pymatgen atomic radii of Bi and Se (Å)
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 from aiida.cmdline.utils import echo
 
+from ..errors import DatasetError, UserInputError
 from . import cmd_root
 from .utils import clear_errors, input_format, load_node, progress_bar
 
@@ -91,25 +92,24 @@ def cmd_evaluate(structures, elements, reference, reference_on_hull, relax, pote
 
 def _files(path, elements, reference, reference_on_hull, relax, potential, protocol):
     """Generated crystals from files, the reference, the elements and (if ``relax``) their relaxation."""
-    from ..dataset import DatasetError
     from ..dataset.shipped import load_bise_database
     from ..evaluation import structural_invalidity
     from ..tools.evaluate import relax_and_assess
 
     symbols = [symbol.strip() for symbol in (elements or "").split(",") if symbol.strip()]
     if not symbols:
-        raise DatasetError("--elements is needed for files: give the system's elements, e.g. --elements Bi,Se.")
+        raise UserInputError("--elements is needed for files: give the system's elements, e.g. --elements Bi,Se.")
     generated = _read(path, with_energies=False)
     if not generated:
         raise DatasetError(f"{path}: no structures to evaluate.")
     shipped = reference is None and sorted(symbols) == ["Bi", "Se"]
     if reference is None and not shipped:
-        raise DatasetError("--reference is needed for a system other than Bi–Se (novelty and the hull need it).")
+        raise UserInputError("--reference is needed for a system other than Bi–Se (novelty and the hull need it).")
     known = load_bise_database() if shipped else _read(reference, with_energies=True)
     if reference_on_hull is None:
         reference_on_hull = shipped and potential == "sevennet"
     if reference_on_hull and any(record.formation_energy is None for record in known):
-        raise DatasetError("--reference-on-hull needs a formation energy for every reference crystal.")
+        raise UserInputError("--reference-on-hull needs a formation energy for every reference crystal.")
     to_relax = {
         index: record.structure
         for index, record in enumerate(generated)

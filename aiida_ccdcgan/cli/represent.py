@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import DatasetError, UserInputError
 from . import cmd_root
 from .utils import clear_errors, input_format, progress_bar
 
@@ -32,7 +33,7 @@ def represent_roundtrip(path, elements, limit, max_elements, batch_size, as_json
     Structures beyond the representation's limits (atoms per cell, site box, lattice grid) are counted by
     reason and left out of the match rate.
     """
-    from ..dataset import DatasetError, read_dataset
+    from ..dataset import read_dataset
     from ..representation.roundtrip import roundtrip
 
     with clear_errors():
@@ -40,7 +41,7 @@ def represent_roundtrip(path, elements, limit, max_elements, batch_size, as_json
             None if elements.strip().lower() == "auto" else tuple(s.strip() for s in elements.split(",") if s.strip())
         )
         if symbols == ():
-            raise DatasetError("--elements is empty; give e.g. Bi,Se or auto.")
+            raise UserInputError("--elements is empty; give e.g. Bi,Se or auto.")
         fmt, options = input_format(path)
         structures = [
             record.structure for record in read_dataset(fmt, path, progress=progress_bar("reading"), **options)

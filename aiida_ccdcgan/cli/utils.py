@@ -8,15 +8,16 @@ from pathlib import Path
 import click
 from aiida.cmdline.utils import echo
 
-from ..dataset import DatasetError
+from ..errors import DatasetError, UserInputError
 
 
 @contextlib.contextmanager
 def clear_errors():
-    """Turn a :class:`DatasetError` into a one-line critical message and exit code 1."""
+    """Turn a :class:`~aiida_ccdcgan.errors.UserInputError` (a dataset's, the representation's, an option's) into a
+    one-line critical message and exit code 1."""
     try:
         yield
-    except DatasetError as exception:
+    except UserInputError as exception:
         echo.echo_critical(str(exception))
 
 
@@ -41,14 +42,14 @@ def input_format(path: Path) -> tuple[str, dict]:
 
 
 def load_node(identifier: str, otherwise: str = "not the pk or uuid of a node in this profile"):
-    """The node of a pk or uuid; else a DatasetError: ``'<identifier>' is <otherwise>.``"""
+    """The node of a pk or uuid; else a UserInputError: ``'<identifier>' is <otherwise>.``"""
     from aiida import orm
     from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
     try:
         return orm.load_node(int(identifier) if identifier.isdigit() else identifier)
     except (NotExistent, MultipleObjectsError, ValueError):
-        raise DatasetError(f"{identifier!r} is {otherwise}.") from None
+        raise UserInputError(f"{identifier!r} is {otherwise}.") from None
 
 
 def progress_bar(description: str):

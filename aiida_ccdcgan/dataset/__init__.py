@@ -14,7 +14,7 @@ from .readers import (
     read_structure_folder,
     source_digest,
 )
-from .records import CrystalRecord, DatasetError
+from .records import CrystalRecord
 from .split import SPLIT_NAMES, group_split
 from .writers import write_cif_folder, write_extxyz, write_summary_csv
 
@@ -26,7 +26,6 @@ __all__ = (
     "VO_CSV",
     "CrystalRecord",
     "CsvLayout",
-    "DatasetError",
     "ImportChecks",
     "check_structure",
     "group_split",

@@ -8,7 +8,7 @@ import numpy as np
 from pymatgen.core import Structure
 from pymatgen.core.periodic_table import DummySpecies
 
-from .records import DatasetError
+from ..errors import DatasetError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,8 +16,9 @@ import warnings
 
 from pymatgen.core import Element, Structure
 
+from ..errors import DatasetError
 from .checks import ImportChecks, check_structure
-from .records import ENERGY_SCALE, CrystalRecord, DatasetError
+from .records import ENERGY_SCALE, CrystalRecord
 
 API_KEY_VARIABLE = "MP_API_KEY"
 """The environment variable the API key is read from."""

@@ -19,8 +19,9 @@ from pathlib import Path
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from ..errors import DatasetError
 from .checks import ImportChecks, check_structure
-from .records import CrystalRecord, DatasetError, parse_energy, sanitise_key, scalar_property
+from .records import CrystalRecord, parse_energy, sanitise_key, scalar_property
 
 STRUCTURE_FILE_PATTERNS = ("*.cif", "*.vasp", "*.poscar", "POSCAR*", "CONTCAR*")
 """File names :func:`read_structure_folder` treats as structures."""

@@ -9,13 +9,11 @@ from typing import Any
 
 from pymatgen.core import Structure
 
+from ..errors import DatasetError
+
 ENERGY_SCALE = "energy_scale"
 """The property (and, once stored, the extra) naming which engine and model a record's energies come from, e.g.
 ``sevennet:7net-0``; never compare energies across scales."""
-
-
-class DatasetError(ValueError):
-    """Bad dataset input: the message names what is wrong, where, and what to do."""
 
 
 @dataclasses.dataclass

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .records import DatasetError
+from ..errors import DatasetError
 
 SPLIT_NAMES = ("train", "validation", "test")
 

@@ -25,7 +25,8 @@ import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Element, Structure
 
-from .records import CrystalRecord, DatasetError
+from ..errors import DatasetError
+from .records import CrystalRecord
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,7 @@ import math
 
 from pymatgen.core import Element
 
-from ..dataset import DatasetError
+from ..errors import RepresentationError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,22 +49,24 @@ class VoxelConfig:
 
     def __post_init__(self):
         if not self.elements:
-            raise DatasetError("The representation needs at least one element.")
+            raise RepresentationError("The representation needs at least one element.")
         if len(set(self.elements)) != len(self.elements):
-            raise DatasetError(f"The element list {list(self.elements)} repeats an element; each needs one channel.")
+            raise RepresentationError(
+                f"The element list {list(self.elements)} repeats an element; each needs one channel."
+            )
         for symbol in self.elements:
             if not Element.is_valid_symbol(symbol):
-                raise DatasetError(f"{symbol!r} is not an element symbol.")
+                raise RepresentationError(f"{symbol!r} is not an element symbol.")
         if self.site_grid < 8 or self.lattice_grid < 8 or self.site_grid % 2 or self.lattice_grid % 2:
-            raise DatasetError("Grid sizes must be even and at least 8.")
+            raise RepresentationError("Grid sizes must be even and at least 8.")
         if not (0 < self.threshold < self.peak_threshold < 1):
-            raise DatasetError("Need 0 < threshold < peak_threshold < 1.")
+            raise RepresentationError("Need 0 < threshold < peak_threshold < 1.")
         if not (self.threshold <= self.lattice_fit_threshold < 1):
-            raise DatasetError("Need threshold ≤ lattice_fit_threshold < 1.")
+            raise RepresentationError("Need threshold ≤ lattice_fit_threshold < 1.")
         if self.sigma <= 0 or self.box_length <= 0:
-            raise DatasetError("sigma and box_length must be positive.")
+            raise RepresentationError("sigma and box_length must be positive.")
         if self.primitive_tolerance is not None and self.primitive_tolerance <= 0:
-            raise DatasetError("primitive_tolerance must be positive, or null to keep every cell as given.")
+            raise RepresentationError("primitive_tolerance must be positive, or null to keep every cell as given.")
 
     @property
     def cutoff(self) -> float:
@@ -81,7 +83,7 @@ class VoxelConfig:
         try:
             return self.elements.index(symbol)
         except ValueError:
-            raise DatasetError(
+            raise RepresentationError(
                 f"{symbol} is not one of the representation's elements ({', '.join(self.elements)}); "
                 "choose an element list that contains every element of the data."
             ) from None
@@ -100,7 +102,7 @@ class VoxelConfig:
         """
         unknown = set(values) - {field.name for field in dataclasses.fields(cls)}
         if unknown:
-            raise DatasetError(f"Unknown representation setting(s): {', '.join(sorted(unknown))}.")
+            raise RepresentationError(f"Unknown representation setting(s): {', '.join(sorted(unknown))}.")
         floats = {f.name for f in dataclasses.fields(cls) if f.type in ("float", "float | None")}
         values = {key: float(value) if key in floats and value is not None else value for key, value in values.items()}
         if "elements" in values:

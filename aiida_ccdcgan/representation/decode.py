@@ -8,7 +8,7 @@ import enum
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
-from ..dataset import DatasetError
+from ..errors import RepresentationError
 from .config import VoxelConfig
 
 
@@ -44,7 +44,7 @@ def decode_lattice(voxel: np.ndarray, config: VoxelConfig) -> np.ndarray:
     """
     size = config.lattice_grid
     if voxel.shape != (size, size, size):
-        raise DatasetError(f"A lattice voxel must have shape {(size,) * 3}, not {voxel.shape}.")
+        raise RepresentationError(f"A lattice voxel must have shape {(size,) * 3}, not {voxel.shape}.")
     values = np.asarray(voxel, dtype=np.float64)
     if not np.all(np.isfinite(values)):
         raise LatticeDecodeError("the lattice voxel contains NaN or infinite values")
@@ -131,7 +131,7 @@ def decode_crystal(sites: np.ndarray, lattice: np.ndarray, config: VoxelConfig) 
     """
     grid, channels = config.site_grid, len(config.elements)
     if sites.shape != (grid, grid, grid, channels):
-        raise DatasetError(f"Site voxels must have shape {(grid, grid, grid, channels)}, not {sites.shape}.")
+        raise RepresentationError(f"Site voxels must have shape {(grid, grid, grid, channels)}, not {sites.shape}.")
     try:
         cell = decode_lattice(lattice, config)
     except LatticeDecodeError as exception:
@@ -172,7 +172,7 @@ def decode_batch(sites: np.ndarray, lattices: np.ndarray, config: VoxelConfig) -
     """Decode a batch: site voxels ``(N, G, G, G, C)`` and lattice voxels ``(N, L, L, L)``."""
     sites, lattices = np.asarray(sites), np.asarray(lattices)
     if sites.ndim != 5 or lattices.ndim != 4 or len(sites) != len(lattices):
-        raise DatasetError(
+        raise RepresentationError(
             f"Decoding needs site voxels of shape (N, G, G, G, C) and lattice voxels of shape (N, L, L, L) with the "
             f"same N, not {sites.shape} and {lattices.shape}."
         )

@@ -17,11 +17,11 @@ import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
-from ..dataset import DatasetError
+from ..errors import RepresentationError
 from .config import MATCHER_SETTINGS, VoxelConfig
 
 
-class OutsideLimits(DatasetError):
+class OutsideLimits(RepresentationError):
     """The crystal is valid but beyond the representation's documented limits; ``reason`` says which."""
 
     def __init__(self, reason: str, message: str):
@@ -72,17 +72,19 @@ def primitive_cell(structure: Structure, config: VoxelConfig) -> Structure:
 
 
 def canonical_crystal(structure: Structure, config: VoxelConfig) -> CanonicalCrystal:
-    """Return ``structure`` in the representation's frame, or raise a :class:`DatasetError` saying why it cannot be."""
+    """Return ``structure`` in the representation's frame, or raise a :class:`RepresentationError` saying why it cannot be."""
     if len(structure) == 0:
-        raise DatasetError("The structure has no atoms.")
+        raise RepresentationError("The structure has no atoms.")
     if not structure.is_ordered:
-        raise DatasetError("The structure has partially occupied sites; only ordered crystals can be represented.")
+        raise RepresentationError(
+            "The structure has partially occupied sites; only ordered crystals can be represented."
+        )
     matrix = structure.lattice.matrix
     fractional = structure.frac_coords
     if not (np.all(np.isfinite(matrix)) and np.all(np.isfinite(fractional))):
-        raise DatasetError("The cell or the coordinates contain NaN or infinite numbers.")
+        raise RepresentationError("The cell or the coordinates contain NaN or infinite numbers.")
     if abs(np.linalg.det(matrix)) < 1e-6:
-        raise DatasetError("The cell has zero volume.")
+        raise RepresentationError("The cell has zero volume.")
     # The same crystal in its primitive cell (the paper's data are primitive cells): fewer atoms, and the decoded
     # crystal then reduces to the same primitive cell as the input when StructureMatcher compares them.
     structure = primitive_cell(structure, config)
@@ -259,7 +261,7 @@ def _quadratic_basis(size: int) -> np.ndarray:
 def encode_structures(structures: Sequence[Structure], config: VoxelConfig) -> tuple[np.ndarray, np.ndarray]:
     """Encode a batch of structures into ``(site voxels (N,G,G,G,C), lattice voxels (N,L,L,L))``.
 
-    Raises a :class:`DatasetError` naming the structure's index if one cannot be represented.
+    Raises a :class:`RepresentationError` naming the structure's index if one cannot be represented.
     """
     crystals = []
     for index, structure in enumerate(structures):
@@ -270,8 +272,8 @@ def encode_structures(structures: Sequence[Structure], config: VoxelConfig) -> t
             raise OutsideLimits(
                 exception.reason, f"Structure {index} ({structure.composition.reduced_formula}): {exception}"
             ) from None
-        except DatasetError as exception:
-            raise DatasetError(
+        except RepresentationError as exception:
+            raise RepresentationError(
                 f"Structure {index} ({structure.composition.reduced_formula if len(structure) else 'empty'}): {exception}"
             ) from None
         crystals.append(crystal)

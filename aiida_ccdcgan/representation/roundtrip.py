@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
-from ..dataset import DatasetError
+from ..errors import RepresentationError
 from .config import MATCHER_SETTINGS, VoxelConfig, own_elements
 from .decode import decode_batch
 from .encode import OutsideLimits, canonical_crystal, check_representable, lattice_voxels, site_voxels
@@ -47,8 +47,10 @@ def roundtrip(
         except OutsideLimits as exception:
             outside[exception.reason] += 1
             continue
-        except DatasetError as exception:
-            raise DatasetError(f"Structure {index} ({structure.composition.reduced_formula}): {exception}") from None
+        except RepresentationError as exception:
+            raise RepresentationError(
+                f"Structure {index} ({structure.composition.reduced_formula}): {exception}"
+            ) from None
         finally:
             encode_seconds += time.perf_counter() - start
         canonical[index] = crystal

@@ -24,7 +24,6 @@ from .. import __version__
 from ..common import extras
 from ..dataset import (
     CrystalRecord,
-    DatasetError,
     ImportChecks,
     read_dataset,
     source_digest,
@@ -33,6 +32,7 @@ from ..dataset import (
     write_summary_csv,
 )
 from ..dataset.materials_project import MaterialsProjectQuery, fetch_materials_project
+from ..errors import DatasetError
 
 
 @dataclasses.dataclass

@@ -10,7 +10,8 @@ from aiida.common.exceptions import NotExistent
 
 from ..calculations.functions.design import ROUND_COLUMNS
 from ..common import extras
-from ..dataset import CrystalRecord, DatasetError, read_dataset
+from ..dataset import CrystalRecord, read_dataset
+from ..errors import UserInputError
 
 HEADERS = {
     "graphs": "graphs",
@@ -33,10 +34,10 @@ HEADERS = {
 
 
 def finished_loop(node: orm.Node) -> orm.WorkflowNode:
-    """``node`` if it is a finished ``ccdcgan.inverse_design`` loop, else a DatasetError that says so."""
+    """``node`` if it is a finished ``ccdcgan.inverse_design`` loop, else a UserInputError that says so."""
     if getattr(node, "process_type", None) != "aiida.workflows:ccdcgan.inverse_design" or not node.is_finished_ok:
         label = getattr(node, "process_label", None) or type(node).__name__
-        raise DatasetError(f"{label}<{node.pk}> is not a finished ccdcgan.inverse_design loop.")
+        raise UserInputError(f"{label}<{node.pk}> is not a finished ccdcgan.inverse_design loop.")
     return node
 
 
@@ -61,7 +62,7 @@ def launch_refusal(
             finished_loop(orm.load_node(report))
         except NotExistent:
             return f"--report {report}: no node has this pk here; `verdi process list -a` lists the loops"
-        except DatasetError as exception:
+        except UserInputError as exception:
             return f"--report {report}: {exception}"
     else:
         counts = {"--rounds": rounds, "--graphs": graphs, "--gan-steps": gan_steps}

@@ -16,8 +16,9 @@ from pymatgen.core import Structure
 from ..calculations.functions.thermodynamics import assess
 from ..common import extras
 from ..data.structures import StructureBatchData
-from ..dataset import CrystalRecord, DatasetError
+from ..dataset import CrystalRecord
 from ..dataset.shipped import known_phases
+from ..errors import DatasetError
 from ..evaluation import EvaluationSettings, evaluate, summarize
 from ..relaxation.settings import RelaxSettings
 from ..thermodynamics import shared_hull_refusal

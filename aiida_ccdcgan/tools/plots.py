@@ -7,7 +7,8 @@ from pathlib import Path
 
 from aiida import orm
 
-from ..dataset import CrystalRecord, DatasetError
+from ..dataset import CrystalRecord
+from ..errors import UserInputError
 from ..plotting import (
     learning_curves,
     plot_energy_distributions,
@@ -77,5 +78,5 @@ def loop_figures(node: orm.Node, output: Path, kinds: Sequence[str], suffix: str
                 else plot_graph_map(crystal_graphs(node, records, count), path)
             )
         else:
-            raise DatasetError(f"Unknown figure {kind!r}: choose from hull, energies, curves, graphs.")
+            raise UserInputError(f"Unknown figure {kind!r}: choose from hull, energies, curves, graphs.")
     return written
