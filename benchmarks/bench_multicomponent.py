@@ -50,10 +50,10 @@ def main() -> None:
     os.environ.setdefault(
         "KERAS_BACKEND", inputs.get("options", {}).get("environment_variables", {}).get("KERAS_BACKEND", "tensorflow")
     )
+    from aiida_ccdcgan.jobs.train import reconstruction
     from aiida_ccdcgan.models.bundle import ModelBundle
     from aiida_ccdcgan.models.training import encode_crystals, regression_metrics, train_autoencoder, train_constraint
     from aiida_ccdcgan.representation import representable_crystals
-    from aiida_ccdcgan.scripts.train import reconstruction
 
     config = TrainingConfig.from_dict(inputs["config"])
     records = read_dataset("cdvae-csv", DATA)

@@ -28,7 +28,7 @@ from aiida_ccdcgan.calculations.functions.design import (
 from aiida_ccdcgan.data.model import KerasModelData
 from aiida_ccdcgan.data.structures import StructureBatchData
 from aiida_ccdcgan.dataset.writers import write_extxyz
-from aiida_ccdcgan.scripts.contract import EXIT_BAD_INPUT
+from aiida_ccdcgan.jobs.contract import EXIT_BAD_INPUT
 from aiida_ccdcgan.tools.design import group_prefix, round_table, training_records, trainings
 from aiida_ccdcgan.tools.plots import crystal_graphs, loop_figures
 from aiida_ccdcgan.workflows.inverse_design import InverseDesignWorkChain

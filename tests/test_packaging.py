@@ -87,7 +87,7 @@ LAYERS = (
     ("relaxation", "thermodynamics", "plotting"),
     ("evaluation",),
     ("models",),
-    ("scripts",),
+    ("jobs",),
     ("common", "data"),
     ("calculations", "parsers"),
     ("workflows",),
@@ -126,8 +126,8 @@ def test_data_flows_one_way_through_the_layers():
         source, imported = module.split(".")[1], target.split(".")[1]
         if imported in rank and source in rank and rank[imported] > rank[source]:
             upward.append((module, target))
-        if rank.get(source, 0) > rank["scripts"] and target.startswith("aiida_ccdcgan.scripts."):
-            if not target.startswith("aiida_ccdcgan.scripts.contract"):
+        if rank.get(source, 0) > rank["jobs"] and target.startswith("aiida_ccdcgan.jobs."):
+            if not target.startswith("aiida_ccdcgan.jobs.contract"):
                 contract.append((module, target))
         if source == "workflows" and imported in ("tools", "cli"):
             helpers.append((module, target))

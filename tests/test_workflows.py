@@ -12,8 +12,8 @@ from dataset_files import TINY_CONFIG
 from loop_support import BIN, training_dataset
 
 from aiida_ccdcgan.calculations.train import TrainCalculation
+from aiida_ccdcgan.jobs.contract import EXIT_NAN_LOSS, EXIT_OUT_OF_MEMORY, STDERR, ScriptError
 from aiida_ccdcgan.models.config import TrainingConfig
-from aiida_ccdcgan.scripts.contract import EXIT_NAN_LOSS, EXIT_OUT_OF_MEMORY, STDERR, ScriptError
 from aiida_ccdcgan.workflows.train import TrainBaseWorkChain
 
 

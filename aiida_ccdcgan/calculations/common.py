@@ -2,7 +2,7 @@
 
 from aiida.common import CalcInfo, CodeInfo
 
-from ..scripts.contract import EXIT_BAD_INPUT, EXIT_MISSING_EXTRA, EXIT_NAN_LOSS, EXIT_OUT_OF_MEMORY, STDERR, STDOUT
+from ..jobs.contract import EXIT_BAD_INPUT, EXIT_MISSING_EXTRA, EXIT_NAN_LOSS, EXIT_OUT_OF_MEMORY, STDERR, STDOUT
 
 SCRIPT_EXIT_CODES = {
     EXIT_BAD_INPUT: (310, "ERROR_BAD_INPUT", "The script refused its input: {message}"),

@@ -7,7 +7,7 @@ from aiida import orm
 from aiida.engine import CalcJob
 
 from ..data.structures import StructureBatchData
-from ..scripts.contract import PARTIAL_FILE, RELAX_FOLDER, RELAX_INPUT, RELAX_SETTINGS_FILE, RESUME_FILE
+from ..jobs.contract import PARTIAL_FILE, RELAX_FOLDER, RELAX_INPUT, RELAX_SETTINGS_FILE, RESUME_FILE
 from .common import define_script_exit_codes, define_script_options, script_calcinfo
 
 

@@ -7,8 +7,8 @@ from aiida.engine import CalcJob
 
 from ..data.model import KerasModelData, ModelFileError
 from ..data.structures import StructureBatchData
+from ..jobs.contract import CONFIG_FILE, MODELS_FOLDER, SAMPLES_FOLDER, SAMPLING_MODELS, screening_models
 from ..models.config import model_file
-from ..scripts.contract import CONFIG_FILE, MODELS_FOLDER, SAMPLES_FOLDER, SAMPLING_MODELS, screening_models
 from .common import define_script_exit_codes, define_script_options, script_calcinfo, validate_training_config
 
 

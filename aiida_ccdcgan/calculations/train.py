@@ -7,14 +7,14 @@ from aiida import orm
 from aiida.engine import CalcJob
 
 from ..data.model import KerasModelData
-from ..models.config import STAGE_NAMES, TrainingConfig, model_file
-from ..scripts.contract import (
+from ..jobs.contract import (
     CONFIG_FILE,
     LEARNING_CURVES_FILE,
     METRICS_FILE,
     MODELS_FOLDER,
     TRAINING_DATA,
 )
+from ..models.config import STAGE_NAMES, TrainingConfig, model_file
 from .common import (
     define_script_exit_codes,
     define_script_options,

@@ -3,7 +3,7 @@
 from aiida.parsers import Parser
 
 from ..calculations.common import SCRIPT_EXIT_CODES
-from ..scripts.contract import STDERR, read_error
+from ..jobs.contract import STDERR, read_error
 
 
 class ScriptParser(Parser):

@@ -5,7 +5,7 @@ import json
 from aiida import orm
 
 from ..data.structures import StructureBatchData
-from ..scripts.contract import RELAX_FOLDER, RELAX_SUMMARY, RELAXED_FILE
+from ..jobs.contract import RELAX_FOLDER, RELAX_SUMMARY, RELAXED_FILE
 from .base import ScriptParser
 
 COLUMNS = ("status", "total_energy", "energy_per_atom", "steps", "max_force", "volume_ratio", "seconds")

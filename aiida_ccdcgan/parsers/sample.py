@@ -5,7 +5,7 @@ import json
 from aiida import orm
 
 from ..data.structures import StructureBatchData
-from ..scripts.contract import CANDIDATES_FILE, SAMPLES_FOLDER, SAMPLING_SUMMARY
+from ..jobs.contract import CANDIDATES_FILE, SAMPLES_FOLDER, SAMPLING_SUMMARY
 from .base import ScriptParser
 
 

@@ -5,8 +5,8 @@ import json
 from aiida import orm
 
 from ..data.model import KerasModelData
+from ..jobs.contract import LEARNING_CURVES_FILE, METRICS_FILE, MODELS_FOLDER
 from ..models.config import model_file
-from ..scripts.contract import LEARNING_CURVES_FILE, METRICS_FILE, MODELS_FOLDER
 from .base import ScriptParser
 
 

@@ -31,7 +31,7 @@ from ..calculations.sample import SampleCalculation, models_refusal
 from ..common import extras
 from ..common.validators import validate_elements
 from ..data.model import KerasModelData
-from ..scripts.contract import SAMPLING_MODELS, screening_models
+from ..jobs.contract import SAMPLING_MODELS, screening_models
 from ..thermodynamics import shared_hull_refusal
 from .protocols import ProtocolMixin
 from .references import ReferencesWorkChain

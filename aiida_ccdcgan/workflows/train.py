@@ -7,8 +7,8 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 
 from ..calculations.train import TrainCalculation
+from ..jobs.contract import STDERR, read_error
 from ..models.config import TrainingConfig, training_stage
-from ..scripts.contract import STDERR, read_error
 from .protocols import ProtocolMixin
 
 

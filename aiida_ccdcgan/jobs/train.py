@@ -7,7 +7,7 @@ or a restart with, say, a lower constraint learning rate — resumes after the l
 the gan stage a checkpoint every 500 steps (``gan_checkpoint.npz``) lets a rerun continue from the last one.
 TensorFlow (or the Keras backend named by ``KERAS_BACKEND``) is imported only here and in ``ccdcgan-sample``.
 
-Exit codes: 0 done; 10 bad input; 11 a loss became NaN; 12 out of memory (see :mod:`aiida_ccdcgan.scripts.contract`).
+Exit codes: 0 done; 10 bad input; 11 a loss became NaN; 12 out of memory (see :mod:`aiida_ccdcgan.jobs.contract`).
 """
 
 from __future__ import annotations

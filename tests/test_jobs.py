@@ -10,7 +10,7 @@ import pytest
 from dataset_files import TINY_CONFIG, make_crystals
 
 from aiida_ccdcgan.dataset import write_extxyz
-from aiida_ccdcgan.scripts.contract import EXIT_BAD_INPUT, EXIT_NAN_LOSS, ScriptError, read_error
+from aiida_ccdcgan.jobs.contract import EXIT_BAD_INPUT, EXIT_NAN_LOSS, ScriptError, read_error
 
 BIN = Path(sys.executable).parent
 

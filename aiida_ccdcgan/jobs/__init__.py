@@ -1,6 +1,6 @@
 """Console scripts that run on a compute node (``ccdcgan-train``, ``-sample``, ``-relax``) and what they share.
 
-What the AiiDA layer may rely on — files, exit codes, the error line — is in :mod:`aiida_ccdcgan.scripts.contract`.
+What the AiiDA layer may rely on — files, exit codes, the error line — is in :mod:`aiida_ccdcgan.jobs.contract`.
 """
 
 import os
