@@ -89,6 +89,20 @@ def formation_energy_per_atom(
     return float(energy_per_atom - sum(fractions[el] * references[str(el)] for el in composition.elements))
 
 
+def implied_elemental_energies(
+    phases: Sequence[tuple[Composition | str, float, float]], elements: Sequence[str]
+) -> dict[str, float]:
+    """The elemental energies per atom that a database's (composition, energy per atom, formation energy) triples
+    imply: the least-squares solution of E/atom − E_f = Σ xᵢ·μᵢ over its crystals. For judging new crystals on the
+    database's own scale when its elemental references are not at hand."""
+    import numpy as np
+
+    fractions = np.array([[Composition(c).get_atomic_fraction(e) for e in elements] for c, _, _ in phases])
+    offsets = np.array([energy - formation for _, energy, formation in phases])
+    solution, *_ = np.linalg.lstsq(fractions, offsets, rcond=None)
+    return dict(zip(elements, solution.tolist()))
+
+
 @functools.cache
 def _mp2020():
     """pymatgen's MP2020 scheme, without the POTCAR check (an MLIP has no POTCARs)."""

@@ -82,6 +82,7 @@ from aiida_ccdcgan.thermodynamics import (
     earlier_matches,
     energies_above_hull,
     formation_energy_per_atom,
+    implied_elemental_energies,
     unphysical_flags,
 )
 from aiida_ccdcgan.workflows.inverse_design import MODES, InverseDesignWorkChain
@@ -201,10 +202,8 @@ def generate(
 
 def elemental_energies(records: list[CrystalRecord]) -> dict[str, float]:
     """The elemental energies per atom the database's formation energies imply (least squares over its crystals)."""
-    fractions = np.array([[r.structure.composition.get_atomic_fraction(e) for e in ELEMENTS] for r in records])
-    offsets = np.array([r.properties["energy_per_atom"] - r.formation_energy for r in records])
-    solution, *_ = np.linalg.lstsq(fractions, offsets, rcond=None)
-    return dict(zip(ELEMENTS, solution.tolist()))
+    phases = [(r.structure.composition, r.properties["energy_per_atom"], r.formation_energy) for r in records]
+    return implied_elemental_energies(phases, ELEMENTS)
 
 
 def poisson_interval(count: int) -> list[float]:

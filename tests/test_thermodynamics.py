@@ -13,6 +13,7 @@ from aiida_ccdcgan.thermodynamics import (
     energies_above_hull,
     energy_correction,
     formation_energy_per_atom,
+    implied_elemental_energies,
     mp2020_corrections,
     phase_diagram,
     reference_structure,
@@ -213,3 +214,17 @@ def test_earlier_matches_name_the_crystal_a_copy_repeats():
         None,
     ]
     assert distinct_flags(crystals, []) == [True, True, False, False]
+
+
+def test_implied_elemental_energies_recover_the_references_a_database_was_built_with():
+    """Energies made from formation energies with μ(Bi) = −3.86, μ(Se) = −3.47 eV/atom give those μ back, and
+    formation energies computed with them agree with the database's."""
+    references = {"Bi": -3.86, "Se": -3.47}
+    formations = {"Bi": 0.0, "Se": 0.0, "Bi2Se3": -0.41, "BiSe": -0.30, "Bi4Se3": -0.28}
+    phases = [
+        (formula, formation + (-formation_energy_per_atom(formula, 0.0, references)), formation)
+        for formula, formation in formations.items()
+    ]  # E/atom = E_f + Σ xᵢ·μᵢ
+    implied = implied_elemental_energies(phases, ["Bi", "Se"])
+    assert implied == pytest.approx(references, abs=1e-9)
+    assert formation_energy_per_atom("Bi2Se3", phases[2][1], implied) == pytest.approx(-0.41, abs=1e-9)
