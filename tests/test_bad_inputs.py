@@ -225,6 +225,14 @@ CASES = {
         "Invalid training configuration: Unknown training setting",
     ),
     "train: unknown stage": (lambda k: k.train(stage=orm.Str("everything")), "stage must be one of"),
+    "train: fine-tuning another stage": (
+        lambda k: k.train(fine_tune=orm.Bool(True), models=k.models),
+        "fine_tune continues the gan stage; set stage to gan, not 'all'",
+    ),
+    "train: fine-tuning without the networks": (
+        lambda k: k.train(fine_tune=orm.Bool(True), stage=orm.Str("gan")),
+        "fine_tune needs the networks to continue from: give generator, discriminator in models",
+    ),
     "train: unknown pretrained set": (
         lambda k: k.train(_pretrained("lattice_autoencoder", "vo-slow")),
         "No pretrained autoencoders named 'vo-slow'; available: vo-fast",

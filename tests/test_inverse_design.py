@@ -399,7 +399,7 @@ def test_the_loop_finishes_after_a_daemon_restart(
     )
     added = read_extxyz_records(fine_tuning.inputs.train.dataset)
     assert len(added) > 4 and added[-1].source_id.startswith("round_001/")  # the 4 training crystals + round 1's
-    assert fine_tuning.inputs.train.config["gan"]["fine_tune"] and fine_tuning.inputs.train.stage.value == "gan"
+    assert fine_tuning.inputs.train.fine_tune.value and fine_tuning.inputs.train.stage.value == "gan"
     second = next(c for c in node.called_descendants if c.process_label == "SampleCalculation" and c.inputs.seed == 2)
     assert second.inputs.models.generator.uuid == fine_tuning.outputs.models.generator.uuid
 

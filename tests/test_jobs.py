@@ -128,6 +128,14 @@ def test_train_bad_input(tmp_path):
     assert result.returncode == EXIT_BAD_INPUT and "missing.extxyz: no such file" in result.stderr
     result = _run("ccdcgan-train", "config.json", "data.extxyz", "--stage", "gan", "--output", "empty", cwd=folder)
     assert result.returncode == EXIT_BAD_INPUT and "run the earlier stages first" in result.stderr
+    result = _run("ccdcgan-train", "config.json", "data.extxyz", "--fine-tune", cwd=folder)
+    assert (
+        result.returncode == EXIT_BAD_INPUT and "--fine-tune continues the gan stage; give --stage gan" in result.stderr
+    )
+    result = _run(
+        "ccdcgan-train", "config.json", "data.extxyz", "--stage", "gan", "--fine-tune", "--output", "e", cwd=folder
+    )
+    assert result.returncode == EXIT_BAD_INPUT and "run the earlier stages first" in result.stderr
 
 
 def test_train_and_sample_with_the_spatial_gan(tmp_path):

@@ -489,7 +489,7 @@ def test_anchored_gan_steps_within_its_radius_around_every_training_graph(tiny_m
     np.testing.assert_allclose(sample_graphs(reloaded, 5, seed=1), generated[:5], atol=1e-6)
 
     more = np.concatenate([graphs, graphs[:1] - 0.3])  # the loop's retraining: one crystal more
-    tuned = dataclasses.replace(settings, steps=1, fine_tune=True)
+    tuned = dataclasses.replace(settings, steps=1)
     retrained = train_gan(more, tuned, tiny_models["constraint"], seed=1, initial=(generator, discriminator))[0]
     steps = np.abs(sample_graphs(retrained, 400, seed=1)[:, None] - more[None]).max(axis=(2, 3, 4))
     assert steps.min(axis=1).max() <= 0.05 + 1e-6 and np.bincount(steps.argmin(axis=1), minlength=5).min() > 40
@@ -507,7 +507,7 @@ def test_train_gan_fine_tunes_the_networks_it_is_given(tiny_models):
     settings = GanSettings(mode="dcgan", noise_dim=16, batch_size=4, steps=2)
     generator, discriminator, _ = train_gan(tiny_models["graphs"], settings, seed=2)
     before = [weights.copy() for weights in generator.get_weights()]
-    tuned = GanSettings(mode="dcgan", noise_dim=16, batch_size=4, steps=3, fine_tune=True)
+    tuned = GanSettings(mode="dcgan", noise_dim=16, batch_size=4, steps=3)
     generator_after, discriminator_after, losses = train_gan(
         tiny_models["graphs"], tuned, seed=3, initial=(generator, discriminator)
     )

@@ -14,7 +14,7 @@ from ..jobs.contract import (
     MODELS_FOLDER,
     TRAINING_DATA,
 )
-from ..models.config import STAGE_NAMES, TrainingConfig, model_file
+from ..models.config import STAGE_NAMES, TrainingConfig, model_file, training_stage
 from .common import (
     define_script_exit_codes,
     define_script_options,
@@ -29,6 +29,19 @@ def _validate_stage(value, _):
     """Refuse an unknown stage."""
     if value is not None and value.value not in STAGES:
         return f"stage must be one of {', '.join(STAGES)}, not {value.value!r}."
+    return None
+
+
+def _validate_fine_tuning(inputs, _):
+    """Refuse fine-tuning without the gan stage or without the networks to continue from."""
+    if "fine_tune" not in inputs or not inputs["fine_tune"].value:
+        return None
+    stage = inputs["stage"].value if "stage" in inputs else "all"
+    if stage != "gan":
+        return f"fine_tune continues the gan stage; set stage to gan, not {stage!r}."
+    missing = [role for role in training_stage("gan").models if role not in inputs.get("models", {})]
+    if missing:
+        return f"fine_tune needs the networks to continue from: give {', '.join(missing)} in models."
     return None
 
 
@@ -70,6 +83,14 @@ class TrainCalculation(CalcJob):
             validator=_validate_stage,
             help="Which stage to train: autoencoders, constraint, gan or all.",
         )
+        spec.input(
+            "fine_tune",
+            valid_type=orm.Bool,
+            default=lambda: orm.Bool(False),
+            help="Continue the GAN from the generator and discriminator given in `models` for the configuration's "
+            "gan.steps (stage gan): the inverse-design loop's fine-tuning.",
+        )
+        spec.inputs.validator = _validate_fine_tuning
         define_script_options(spec, "ccdcgan.train")
         spec.output_namespace("models", valid_type=KerasModelData, dynamic=True, help="The trained networks, by role.")
         spec.output("metrics", valid_type=orm.Dict, help="metrics.json: dataset counts, losses, held-out quality.")
@@ -85,7 +106,15 @@ class TrainCalculation(CalcJob):
             json.dump(config.to_dict(), handle, indent=2)
         calcinfo = script_calcinfo(
             self.inputs.code,
-            [CONFIG_FILE, TRAINING_DATA, "--output", MODELS_FOLDER, "--stage", self.inputs.stage.value],
+            [
+                CONFIG_FILE,
+                TRAINING_DATA,
+                "--output",
+                MODELS_FOLDER,
+                "--stage",
+                self.inputs.stage.value,
+                *(["--fine-tune"] if self.inputs.fine_tune.value else []),
+            ],
             [
                 (self.inputs.dataset.uuid, self.inputs.dataset.filename, TRAINING_DATA),
                 *(

@@ -13,6 +13,7 @@ Exit codes: 0 done; 10 bad input; 11 a loss became NaN; 12 out of memory (see :m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -158,7 +159,18 @@ def reconstruction(items, bundle) -> dict:
     return {"n": len(items), "matched": matched, "ratio": matched / len(items), "failures": failures}
 
 
-def train_autoencoders(items, bundle, output: Path, train_graphs: dict) -> dict:
+@dataclasses.dataclass
+class TrainingRun:
+    """What the stages of one ``ccdcgan-train`` run share: the output folder, whether the gan stage continues from
+    the generator and discriminator in it (``--fine-tune``, the loop's fine-tuning), and the training crystals'
+    graphs, encoded once with this run's autoencoders."""
+
+    output: Path
+    fine_tune: bool = False
+    training_graphs: np.ndarray | None = None
+
+
+def train_autoencoders(items, bundle, run: TrainingRun) -> dict:
     """The autoencoders stage: the site and lattice autoencoders on the training crystals (from the pretrained ones
     where the configuration names them), their losses and held-out reconstruction."""
     from ..models.pretrained import pretrained_record
@@ -186,21 +198,21 @@ def train_autoencoders(items, bundle, output: Path, train_graphs: dict) -> dict:
     return metrics
 
 
-def _training_graphs(items, bundle, train_graphs: dict):
-    """The training crystals' graphs, encoded once per run with this run's autoencoders (kept in ``train_graphs``)."""
-    if "train" not in train_graphs:
-        train_graphs["train"] = _graphs(_part(items, "train"), bundle)
-    return train_graphs["train"]
+def _training_graphs(items, bundle, run: TrainingRun):
+    """The training crystals' graphs, encoded once per run with this run's autoencoders."""
+    if run.training_graphs is None:
+        run.training_graphs = _graphs(_part(items, "train"), bundle)
+    return run.training_graphs
 
 
-def train_constraint_stage(items, bundle, output: Path, train_graphs: dict) -> dict:
+def train_constraint_stage(items, bundle, run: TrainingRun) -> dict:
     """The constraint stage: the constraint on the training graphs (and their other cell orders) and, where the
     configuration has one, the crystal energy network; their losses and held-out errors."""
     from ..models.training import cell_order_graphs, crystal_rdf_features, train_constraint, train_crystal_energy
 
     config, models = bundle.config, bundle.networks
     train, validation = _part(items, "train"), _part(items, "validation")
-    graphs = _training_graphs(items, bundle, train_graphs)
+    graphs = _training_graphs(items, bundle, run)
     energies = [i["energy"] for i in train]
     if any(e is None for e in energies):
         raise ValueError("the constraint needs a formation_energy in every training frame")
@@ -233,23 +245,23 @@ def train_constraint_stage(items, bundle, output: Path, train_graphs: dict) -> d
     return metrics
 
 
-def train_gan_stage(items, bundle, output: Path, train_graphs: dict) -> dict:
+def train_gan_stage(items, bundle, run: TrainingRun) -> dict:
     """The gan stage: the generator and discriminator on the training graphs (with their element-permuted twins
     where configured; against the constraint for CCDCGAN), from a checkpoint or an earlier run's networks
-    (``gan.fine_tune``) where there is one."""
+    (``--fine-tune``) where there is one."""
     from ..models.training import train_gan
 
     config, models = bundle.config, bundle.networks
-    graphs = _training_graphs(items, bundle, train_graphs)
+    graphs = _training_graphs(items, bundle, run)
     if config.gan.permute_elements:
         graphs = config.layout.with_elements_permuted(graphs)
     constraint = models.get("constraint") if config.gan.mode == "ccdcgan" else None
     initial = None
-    if config.gan.fine_tune:
+    if run.fine_tune:
         from ..models.bundle import ModelBundle
 
         roles = training_stage("gan").models
-        earlier = ModelBundle.load(config, output, roles)
+        earlier = ModelBundle.load(config, run.output, roles)
         if not earlier.has(roles):
             raise ValueError("fine-tuning needs the generator.keras and discriminator.keras of an earlier run")
         initial = tuple(earlier.networks[role] for role in roles)
@@ -258,7 +270,7 @@ def train_gan_stage(items, bundle, output: Path, train_graphs: dict) -> dict:
         config.gan,
         constraint,
         config.seed,
-        checkpoint=output / GAN_CHECKPOINT,
+        checkpoint=run.output / GAN_CHECKPOINT,
         checkpoint_key=config.stage_digest("gan"),
         initial=initial,
         layout=config.layout,
@@ -276,18 +288,16 @@ STAGE_TRAINERS = {"autoencoders": train_autoencoders, "constraint": train_constr
 """The function that trains each stage of :data:`~aiida_ccdcgan.models.config.TRAINING_STAGES`."""
 
 
-def run_stage(stage: str, items, bundle, output: Path, train_graphs: dict) -> dict:
+def run_stage(stage: str, items, bundle, run: TrainingRun) -> dict:
     """Train one stage (:data:`STAGE_TRAINERS`), put its networks into ``bundle`` and save them into ``output``,
     return its metrics.
 
-    ``train_graphs`` keeps the training crystals' graphs (key ``"train"``) between the constraint and gan stages,
-    encoded once with the autoencoders of this run.
     """
     start = time.perf_counter()
-    metrics = STAGE_TRAINERS[stage](items, bundle, output, train_graphs)
-    bundle.save(output, bundle.config.stage_models(stage))
+    metrics = STAGE_TRAINERS[stage](items, bundle, run)
+    bundle.save(run.output, bundle.config.stage_models(stage))
     if stage == "gan":  # finished: the next run starts afresh
-        (output / GAN_CHECKPOINT).unlink(missing_ok=True)
+        (run.output / GAN_CHECKPOINT).unlink(missing_ok=True)
     functions = loss_functions(stage, bundle.config)
     metrics["loss_functions"] = {k: v for k, v in functions.items() if k in metrics["losses"]}
     metrics["seconds"] = round(time.perf_counter() - start, 2)
@@ -314,10 +324,18 @@ def main(argv=None) -> int:
         "--output", type=Path, default=Path("."), help="Folder for models, metrics.json, learning_curves.png."
     )
     parser.add_argument("--stage", choices=(*STAGE_NAMES, "all"), default="all")
+    parser.add_argument(
+        "--fine-tune",
+        action="store_true",
+        help="Continue the gan stage (--stage gan) from generator.keras and discriminator.keras in the output folder "
+        "for the configuration's gan.steps, instead of new networks: the inverse-design loop's fine-tuning.",
+    )
     args = parser.parse_args(argv)
     if (refused := missing_extra("ccdcgan-train")) is not None:
         return refused
     quiet_backend()
+    if args.fine_tune and args.stage != "gan":
+        return fail(EXIT_BAD_INPUT, f"--fine-tune continues the gan stage; give --stage gan, not --stage {args.stage}")
     try:
         config = TrainingConfig.from_dict(json.loads(args.config.read_text()))
     except (OSError, ValueError, TypeError) as exception:
@@ -350,11 +368,11 @@ def main(argv=None) -> int:
     metrics.update(keras_version=keras.__version__, backend=keras.backend.backend())
     from ..models.bundle import ModelBundle
 
-    bundle, train_graphs = ModelBundle(config), {}
+    bundle, run = ModelBundle(config), TrainingRun(args.output, args.fine_tune)
     for stage in STAGE_NAMES if args.stage == "all" else (args.stage,):
         roles = config.stage_models(stage)
         done = metrics["stages"].get(stage, {}).get("digest") == config.stage_digest(stage)
-        if done and all((args.output / model_file(role)).exists() for role in roles):
+        if done and not args.fine_tune and all((args.output / model_file(role)).exists() for role in roles):
             bundle.networks.update(ModelBundle.load(config, args.output, roles).networks)
             print(f"ccdcgan-train: {stage} already done for this configuration; resuming after it", file=sys.stderr)
             continue
@@ -371,7 +389,7 @@ def main(argv=None) -> int:
         try:
             metrics["stages"][stage] = {
                 "digest": config.stage_digest(stage),
-                **run_stage(stage, items, bundle, args.output, train_graphs),
+                **run_stage(stage, items, bundle, run),
             }
         except NanLoss as exception:
             return fail(EXIT_NAN_LOSS, str(exception), stage)

@@ -140,8 +140,6 @@ class GanSettings:
     enters the generator loss with weight ``fe_weight``, as ``exp`` — the mean of exp(E_f), as coded — or
     ``linear`` — the mean of E_f, as the paper's equation (2)). ``filters`` sets the widths of the generator
     (2·, 2·, 1·filters) and the discriminator (½, 1, 2, 4·filters); the paper's networks have 64.
-    ``fine_tune``: continue from the generator and discriminator of an earlier run (copied into the output folder)
-    for ``steps`` more steps instead of starting from new networks — the inverse-design loop's fine-tuning.
     ``architecture``: ``graph`` (the paper's 2D networks on the crystal graph) or ``spatial`` (3D convolutions on
     the autoencoders' spatial latents, laid out as the same graph, and a discriminator without BatchNorm, so the
     generator learns against the network that judged it; needs ``latent_grid`` > 1 in both autoencoders) or
@@ -162,7 +160,6 @@ class GanSettings:
     steps: int = 10_000
     fe_loss: str = "exp"
     fe_weight: float = 0.1
-    fine_tune: bool = False
     architecture: str = "graph"
     anchor_radius: float = 0.2
     permute_elements: bool = False

@@ -104,7 +104,7 @@ def trainings(node: orm.WorkflowNode) -> list[tuple[str, orm.CalcJobNode]]:
     )
     labelled, fine_tunings = [], 0
     for job in jobs:
-        fine_tuning = bool(job.inputs.config.get_dict()["gan"].get("fine_tune"))
+        fine_tuning = "fine_tune" in job.inputs and job.inputs.fine_tune.value
         fine_tunings += fine_tuning
         labelled.append((f"fine-tuning {fine_tunings}" if fine_tuning else "training", job))
     return labelled

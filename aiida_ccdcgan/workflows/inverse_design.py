@@ -403,7 +403,6 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
             **{label: orm.load_node(uuid) for label, uuid in self.ctx.assessed.items()},
         )
         config = {**self.ctx.config, "gan": {**self.ctx.config["gan"], "steps": self.inputs.fine_tune_steps.value}}
-        config["gan"]["fine_tune"] = True
         code = self.inputs.fine_tune_code if "fine_tune_code" in self.inputs else self.inputs.train.train.code
         sampling_options = self.exposed_inputs(SampleCalculation, "sample").get("metadata", {}).get("options", {})
         options = {key: value for key, value in sampling_options.items() if key != "parser_name"}  # same machine
@@ -413,6 +412,7 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
                 "config": orm.Dict(config),
                 "dataset": dataset,
                 "stage": orm.Str("gan"),
+                "fine_tune": orm.Bool(True),
                 "models": {role: orm.load_node(uuid) for role, uuid in self.ctx.models.items()},
                 "metadata": {"options": options},
             },
