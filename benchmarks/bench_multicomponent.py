@@ -55,8 +55,11 @@ def main() -> None:
     from aiida_ccdcgan.models.training import encode_crystals, regression_metrics, train_autoencoder, train_constraint
     from aiida_ccdcgan.representation import representable_crystals
 
-    config = TrainingConfig.from_dict(inputs["config"])
     records = read_dataset("cdvae-csv", DATA)
+    every_element = sorted({str(element) for record in records for element in record.structure.composition})
+    config = TrainingConfig.from_dict(  # each system gets its own element list below
+        inputs["config"] | {"representation": {**inputs["config"]["representation"], "elements": every_element}}
+    )
     splits: dict[str, dict] = {name: defaultdict(list) for name in ("train", "val")}
     for record in records:
         splits[record.properties["split"]][own_elements(record.structure)].append(record)

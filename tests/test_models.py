@@ -645,7 +645,7 @@ def test_spatial_gan_lays_its_latents_out_as_the_graph_and_trains(tmp_path):
     with pytest.raises(ValueError, match="GAN architecture must be 'graph', 'spatial' or 'anchored'"):
         GanSettings(architecture="3d")
     with pytest.raises(ValueError, match="works on spatial latents: set the site autoencoder's latent_grid"):
-        TrainingConfig(gan=GanSettings(architecture="spatial"))
+        TrainingConfig(TINY, gan=GanSettings(architecture="spatial"))
 
 
 def test_the_stage_table_says_what_each_stage_configures_writes_and_needs():
@@ -655,21 +655,25 @@ def test_the_stage_table_says_what_each_stage_configures_writes_and_needs():
     from aiida_ccdcgan.models.config import STAGE_NAMES, TrainingConfig, model_file, training_stage
 
     assert STAGE_NAMES == ("autoencoders", "constraint", "gan")
-    config = TrainingConfig.from_dict({"crystal_energy": {"input": "partial_rdfs"}})
+    bise = {"representation": {"elements": ["Bi", "Se"]}}
+    plain = TrainingConfig.from_dict(bise)
+    config = TrainingConfig.from_dict({**bise, "crystal_energy": {"input": "partial_rdfs"}})
     assert config.stage_models("constraint") == ("constraint", "crystal_energy")
-    assert TrainingConfig().stage_models("constraint") == ("constraint",)
+    assert plain.stage_models("constraint") == ("constraint",)
     assert config.needed_models("autoencoders") == ()
     assert config.needed_models("gan") == (*training_stage("autoencoders").models, "constraint")
-    dcgan = TrainingConfig.from_dict({"gan": {"mode": "dcgan"}})
+    dcgan = TrainingConfig.from_dict({**bise, "gan": {"mode": "dcgan"}})
     assert "constraint" not in dcgan.needed_models("gan")
     assert training_stage("constraint").sections == ("constraint", "crystal_energy")
-    changed = TrainingConfig.from_dict({"constraint": {"learning_rate": 1e-5}})
-    assert changed.stage_digest("autoencoders") == TrainingConfig().stage_digest("autoencoders")
-    assert changed.stage_digest("constraint") != TrainingConfig().stage_digest("constraint")
-    assert changed.stage_digest("gan") != TrainingConfig().stage_digest("gan")
+    changed = TrainingConfig.from_dict({**bise, "constraint": {"learning_rate": 1e-5}})
+    assert changed.stage_digest("autoencoders") == plain.stage_digest("autoencoders")
+    assert changed.stage_digest("constraint") != plain.stage_digest("constraint")
+    assert changed.stage_digest("gan") != plain.stage_digest("gan")
     assert dcgan.stage_digest("gan") == TrainingConfig.from_dict(
-        {"gan": {"mode": "dcgan"}, "constraint": {"learning_rate": 1e-5}}
+        {**bise, "gan": {"mode": "dcgan"}, "constraint": {"learning_rate": 1e-5}}
     ).stage_digest("gan")
+    with pytest.raises(ValueError, match='The representation needs its elements, one channel each: e.g. "elements"'):
+        TrainingConfig.from_dict({"gan": {"mode": "dcgan"}})
     assert model_file("generator") == "generator.keras"
 
 

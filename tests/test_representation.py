@@ -89,7 +89,7 @@ def test_numerical_noise_does_not_change_the_atoms_images():
     bi2se3 = Structure.from_spacegroup(
         "R-3m", Lattice.hexagonal(4.143, 28.636), ["Bi", "Se", "Se"], [[0, 0, 0.4008], [0, 0, 0], [0, 0, 0.2117]]
     ).get_primitive_structure()
-    config = VoxelConfig(site_grid=32, lattice_grid=16, sigma=0.35)
+    config = VoxelConfig(elements=("Bi", "Se"), site_grid=32, lattice_grid=16, sigma=0.35)
     exact = canonical_crystal(bi2se3, config).positions
     rng = np.random.default_rng(3)
     for _ in range(20):
@@ -162,7 +162,7 @@ def test_a_supercell_is_encoded_as_its_primitive_cell():
     rock_salt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(6.0), ["Bi", "Se"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     primitive = rock_salt.get_primitive_structure()
     assert (len(rock_salt), len(primitive)) == (8, 2)
-    config = VoxelConfig(site_grid=32, lattice_grid=16, sigma=0.35)
+    config = VoxelConfig(elements=("Bi", "Se"), site_grid=32, lattice_grid=16, sigma=0.35)
     sites, lattices = encode_structures([rock_salt, primitive], config)
     np.testing.assert_array_equal(sites[0], sites[1])
     np.testing.assert_array_equal(lattices[0], lattices[1])
@@ -172,7 +172,7 @@ def test_a_supercell_is_encoded_as_its_primitive_cell():
     assert len(canonical_crystal(rock_salt, as_given).channels) == 8
     assert as_given.digest() != config.digest()
     with pytest.raises(RepresentationError, match="primitive_tolerance must be positive"):
-        VoxelConfig(primitive_tolerance=0.0)
+        VoxelConfig(elements=("Bi", "Se"), primitive_tolerance=0.0)
 
 
 def test_a_primitive_cell_that_does_not_match_the_input_is_not_used(shared_data):

@@ -222,7 +222,7 @@ class TrainingConfig:
     Read from and written to JSON (``to_dict`` / ``from_dict``); its digest is recorded with every model.
     """
 
-    representation: VoxelConfig = dataclasses.field(default_factory=VoxelConfig)
+    representation: VoxelConfig
     site_autoencoder: AutoencoderSettings = dataclasses.field(default_factory=lambda: AutoencoderSettings(latent=200))
     lattice_autoencoder: AutoencoderSettings = dataclasses.field(default_factory=lambda: AutoencoderSettings(latent=25))
     constraint: ConstraintSettings = dataclasses.field(default_factory=ConstraintSettings)
@@ -275,8 +275,7 @@ class TrainingConfig:
         if unknown:
             raise ValueError(f"Unknown training setting(s): {', '.join(sorted(unknown))}.")
         kwargs = {"seed": int(values.get("seed", 0))}
-        if "representation" in values:
-            kwargs["representation"] = VoxelConfig.from_dict(values["representation"])
+        kwargs["representation"] = VoxelConfig.from_dict(values.get("representation", {}))
         for name, kind in sections.items():
             if name in values:
                 fields = {f.name for f in dataclasses.fields(kind)}

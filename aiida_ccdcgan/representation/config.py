@@ -33,7 +33,7 @@ class VoxelConfig:
     ``min_volume`` Å³ per atom, at most ``max_atoms`` atoms.
     """
 
-    elements: tuple[str, ...] = ("Bi", "Se")
+    elements: tuple[str, ...]
     box_length: float = 15.0
     site_grid: int = 64
     lattice_grid: int = 32
@@ -95,6 +95,11 @@ class VoxelConfig:
         return values
 
     @classmethod
+    def default_settings(cls) -> dict:
+        """Every setting but the elements at its default, as :meth:`to_dict` writes them."""
+        return {field.name: field.default for field in dataclasses.fields(cls) if field.name != "elements"}
+
+    @classmethod
     def from_dict(cls, values: dict) -> VoxelConfig:
         """Build a configuration from :meth:`to_dict` output, refusing unknown keys.
 
@@ -105,8 +110,11 @@ class VoxelConfig:
             raise RepresentationError(f"Unknown representation setting(s): {', '.join(sorted(unknown))}.")
         floats = {f.name for f in dataclasses.fields(cls) if f.type in ("float", "float | None")}
         values = {key: float(value) if key in floats and value is not None else value for key, value in values.items()}
-        if "elements" in values:
-            values["elements"] = tuple(values["elements"])
+        if "elements" not in values:
+            raise RepresentationError(
+                'The representation needs its elements, one channel each: e.g. "elements": ["Bi", "Se"].'
+            )
+        values["elements"] = tuple(values["elements"])
         return cls(**values)
 
     def digest(self) -> str:

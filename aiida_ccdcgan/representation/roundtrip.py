@@ -30,7 +30,7 @@ def roundtrip(
     of the match rate; ``coverage`` is the fraction within the limits. Timings cover only the encoding
     (canonical frame + voxels) and the decoding, not the reading or the matching.
     """
-    base = config or VoxelConfig(**({"elements": tuple(elements)} if elements else {}))
+    settings = config.to_dict() if config else VoxelConfig.default_settings()
     outside: Counter = Counter()
     batches: dict[tuple[str, ...], list[int]] = defaultdict(list)
     canonical = {}
@@ -39,7 +39,7 @@ def roundtrip(
     for index, structure in enumerate(structures):
         symbols = tuple(elements) if elements else own_elements(structure)
         if symbols not in configs:
-            configs[symbols] = VoxelConfig.from_dict({**base.to_dict(), "elements": symbols})
+            configs[symbols] = VoxelConfig.from_dict({**settings, "elements": symbols})
         start = time.perf_counter()
         try:
             crystal = canonical_crystal(structure, configs[symbols])
@@ -93,5 +93,5 @@ def roundtrip(
         "encode_structures_per_s": round(within / encode_seconds, 1) if encode_seconds else None,
         "decode_structures_per_s": round(decoded_count / decode_seconds, 1) if decode_seconds else None,
         "matcher": MATCHER_SETTINGS,
-        "representation": base.to_dict() | {"elements": list(elements) if elements else "per structure"},
+        "representation": settings | {"elements": list(elements) if elements else "per structure"},
     }

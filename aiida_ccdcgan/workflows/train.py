@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
@@ -118,4 +120,5 @@ def _failed_stage(node) -> str | None:
 
 def _default(section: str, setting: str):
     """The default value of ``setting`` in the TrainingConfig ``section``."""
-    return getattr(getattr(TrainingConfig(), section), setting)
+    field = next(field for field in dataclasses.fields(TrainingConfig) if field.name == section)
+    return getattr(field.default_factory(), setting)
