@@ -74,7 +74,7 @@ def _validate_inputs(inputs, _):
 
 def _elements_refusal(elements: list, config: dict) -> str | None:
     """The loop's elements must be the representation's channels, in their order."""
-    channels = list(config.get("representation", {}).get("elements", ("Bi", "Se")))
+    channels = list(config.get("representation", {}).get("elements") or [])
     if elements != channels:
         return (
             f"elements {elements} differ from the representation's element channels {channels} in the training "
