@@ -118,7 +118,7 @@ def main(argv=None) -> int:
         "success_rate": outcomes["valid"] / args.count,
         "outcomes": dict(outcomes),
         "screening_max_predicted_energy": args.max_predicted_energy,
-        "predicted_formation_energy_mean": float(np.mean(predicted)) if predicted else None,
+        "predicted_formation_energy_mean": float(np.mean(np.float32(predicted))) if predicted else None,
         "crystal_formation_energy_mean": _finite_mean(
             [c.crystal_formation_energy for c in candidates if c.crystal_formation_energy is not None]
         ),

@@ -122,7 +122,6 @@ def constraint_validation(items, bundle) -> dict:
     from ..models.training import constraint_over_cell_orders, regression_metrics
 
     config = bundle.config
-
     energies = [i["energy"] for i in items]
     structures = [i["record"].structure for i in items]
     predicted = bundle.predicted_energies(_graphs(items, bundle))
