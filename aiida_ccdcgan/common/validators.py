@@ -1,4 +1,4 @@
-"""Port validators shared by several processes."""
+"""Ports and port validators shared by several processes."""
 
 from __future__ import annotations
 
@@ -16,3 +16,15 @@ def validate_elements(value, _) -> str | None:
     if unknown:
         return f"{', '.join(map(repr, unknown))} is not an element symbol; give symbols such as ['Bi', 'Se']."
     return None
+
+
+def define_elements_input(spec) -> None:
+    """Define the ``elements`` input of a process that works on one chemical system (:func:`validate_elements`)."""
+    from aiida import orm
+
+    spec.input(
+        "elements",
+        valid_type=orm.List,
+        validator=validate_elements,
+        help="The system's element symbols, e.g. ['Bi', 'Se'] or ['Li', 'Co', 'O'].",
+    )

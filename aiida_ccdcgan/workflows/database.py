@@ -23,7 +23,7 @@ from aiida.manage import get_manager
 from ..calculations.functions.database import batch_slice, concatenate_batches, crystals_as_given, substitute_templates
 from ..calculations.functions.thermodynamics import assess
 from ..common import extras
-from ..common.validators import validate_elements
+from ..common.validators import define_elements_input
 from ..data.structures import StructureBatchData
 from .references import ReferencesWorkChain
 from .relax import RelaxWorkChain
@@ -43,12 +43,7 @@ class DatabaseWorkChain(WorkChain):
     def define(cls, spec):
         """Inputs, outline, outputs."""
         super().define(spec)
-        spec.input(
-            "elements",
-            valid_type=orm.List,
-            validator=validate_elements,
-            help="The system's element symbols, e.g. ['Bi', 'Se'] or ['Li', 'Co', 'O'].",
-        )
+        define_elements_input(spec)
         spec.input(
             "templates",
             valid_type=StructureBatchData,

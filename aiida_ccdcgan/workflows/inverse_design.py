@@ -29,7 +29,7 @@ from ..calculations.functions.design import (
 from ..calculations.functions.thermodynamics import assess
 from ..calculations.sample import SampleCalculation, models_refusal
 from ..common import extras
-from ..common.validators import validate_elements
+from ..common.validators import define_elements_input
 from ..data.model import KerasModelData
 from ..jobs.contract import SAMPLING_MODELS, screening_models
 from ..thermodynamics import shared_hull_refusal
@@ -92,12 +92,7 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
     def define(cls, spec):
         """Inputs, outline, outputs."""
         super().define(spec)
-        spec.input(
-            "elements",
-            valid_type=orm.List,
-            validator=validate_elements,
-            help="The system's element symbols, e.g. ['Bi', 'Se'] or ['Li', 'Co', 'O'].",
-        )
+        define_elements_input(spec)
         spec.input(
             "dataset",
             valid_type=orm.SinglefileData,
