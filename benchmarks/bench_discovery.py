@@ -18,10 +18,7 @@ with (its build record: SevenNet-0, the `fast` relax protocol) and is judged the
   the database with the arm's seed (the anchored generator drawing from the training graphs and their
   element-exchanged twins), then ``ccdcgan-sample`` rounds (seeds ``1000·seed + k``) until ``--budget``
   crystals pass the sampler's validity check (the same ``representation.validity``);
-* ``paper_gan``: the same with the paper's 2D generator (GAN architecture ``graph``) and the same GAN steps;
-* ``ccdcgan_distinct``: ``ccdcgan`` relaxing only candidates that, before relaxation, match no crystal it was trained
-  on and no earlier candidate (StructureMatcher 0.2/0.3/5°; the matching's CPU time counts as proposing) — most
-  decoded crystals of the anchored generator are its training crystals again.
+* ``paper_gan``: the same with the paper's 2D generator (GAN architecture ``graph``) and the same GAN steps.
 
 The generator arms train and sample through the compute-node scripts (``ccdcgan-train``, ``ccdcgan-sample``) in
 ``--work`` (models are not committed); a rerun reuses finished training stages.
@@ -97,11 +94,8 @@ ON_HULL = 0.001
 WINDOWS = (0.025, 0.100)
 MAX_TRIES = 200
 """Proposals per valid crystal before an arm gives up (PyXtal refuses many composition / space-group pairs)."""
-GENERATOR_ARCHITECTURES = {"ccdcgan": None, "paper_gan": "graph", "ccdcgan_distinct": None}
+GENERATOR_ARCHITECTURES = {"ccdcgan": None, "paper_gan": "graph"}
 """Generator arm → GAN architecture override of the `fast` loop's training configuration (None: the loop's own)."""
-DISTINCT_PROPOSALS = ("ccdcgan_distinct",)
-"""Generator arms that relax only candidates matching no starting database crystal and no earlier candidate of the
-arm before relaxation (StructureMatcher 0.2/0.3/5°): no relaxation spent on a crystal already at hand."""
 SAMPLING_ROUNDS = 10
 """``ccdcgan-sample`` calls before a generator arm gives up filling its budget."""
 
@@ -174,8 +168,7 @@ def loop_training_config(arm: str, seed: int) -> tuple[dict, dict]:
 def generate(
     arm: str, budget: int, seed: int, training: list[CrystalRecord], work: Path
 ) -> tuple[list[Structure], int]:
-    """``budget`` valid crystals from a generator arm trained on ``training``, and how many graphs it sampled
-    (:data:`DISTINCT_PROPOSALS`: valid crystals unlike any training crystal and any earlier one)."""
+    """``budget`` valid crystals from a generator arm trained on ``training``, and how many graphs it sampled."""
     config, variables = loop_training_config(arm, seed)
     environment = {**os.environ, **variables}
     environment.update({k: os.environ[k] for k in ("KERAS_BACKEND",) if k in os.environ})
@@ -193,8 +186,7 @@ def generate(
     for round_index in range(SAMPLING_ROUNDS):
         if len(valid) >= budget:
             break
-        per_crystal = 5 if arm in DISTINCT_PROPOSALS else 5 / 4  # ≈ 85 % valid; ≈ 30 % of those unlike the rest
-        count = int(max(budget - len(valid), 1) * per_crystal) + 10
+        count = max(budget - len(valid), 1) * 5 // 4 + 10  # ≈ 85 % decode to valid crystals
         folder = work / f"samples-{round_index}"
         subprocess.run(
             [scripts / "ccdcgan-sample", work / "config.json", models, "--count", str(count),
@@ -204,11 +196,7 @@ def generate(
         )  # fmt: skip
         sampled += count
         frames = read(folder / "candidates.extxyz", ":") if (folder / "candidates.extxyz").exists() else []
-        new = [AseAtomsAdaptor.get_structure(a) for a in frames if a.info["outcome"] == "valid"]
-        if arm in DISTINCT_PROPOSALS:
-            matches = earlier_matches(new, [r.structure for r in training] + valid)
-            new = [structure for structure, match in zip(new, matches) if match is None]
-        valid += new
+        valid += [AseAtomsAdaptor.get_structure(a) for a in frames if a.info["outcome"] == "valid"]
     return valid[:budget], sampled
 
 
