@@ -97,7 +97,7 @@ def main() -> None:
         }
         for share in (0.25, 0.5, 1.0)
     }
-    result = {
+    summary = {
         "date": time.strftime("%Y-%m-%d"),
         "seed": args.seed,
         "graphs": args.graphs,
@@ -109,8 +109,8 @@ def main() -> None:
         "by_predicted_rank": best,
         "seconds": round(time.perf_counter() - start, 1),
     }
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    args.output.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -207,7 +207,7 @@ def _training_graphs(items, bundle, run: TrainingRun):
 def train_constraint_stage(items, bundle, run: TrainingRun) -> dict:
     """The constraint stage: the constraint on the training graphs (and their other cell orders) and, where the
     configuration has one, the crystal energy network; their losses and held-out errors."""
-    from ..models.training import cell_order_graphs, crystal_rdf_features, train_constraint, train_crystal_energy
+    from ..models.training import crystal_rdf_features, train_constraint, train_crystal_energy
 
     config, models = bundle.config, bundle.networks
     train, validation = _part(items, "train"), _part(items, "validation")
@@ -216,14 +216,8 @@ def train_constraint_stage(items, bundle, run: TrainingRun) -> dict:
     if any(e is None for e in energies):
         raise ValueError("the constraint needs a formation_energy in every training frame")
     if config.constraint.cell_orders > 1:
-        more_graphs, owners = cell_order_graphs(
-            [i["record"].structure for i in train],
-            config.representation,
-            config.layout,
-            models["site_encoder"],
-            models["lattice_encoder"],
-            config.constraint.cell_orders,
-            given=False,
+        more_graphs, owners = bundle.cell_order_graphs(
+            [i["record"].structure for i in train], config.constraint.cell_orders, given=False
         )
         graphs, energies = np.concatenate([graphs, more_graphs]), energies + [energies[i] for i in owners]
     scored = bool(validation) and all(i["energy"] is not None for i in validation)
@@ -289,9 +283,7 @@ STAGE_TRAINERS = {"autoencoders": train_autoencoders, "constraint": train_constr
 
 def run_stage(stage: str, items, bundle, run: TrainingRun) -> dict:
     """Train one stage (:data:`STAGE_TRAINERS`), put its networks into ``bundle`` and save them into ``output``,
-    return its metrics.
-
-    """
+    return its metrics."""
     start = time.perf_counter()
     metrics = STAGE_TRAINERS[stage](items, bundle, run)
     bundle.save(run.output, bundle.config.stage_models(stage))

@@ -72,6 +72,21 @@ class ModelBundle:
             self.networks["lattice_encoder"],
         )
 
+    def cell_order_graphs(self, structures, orders: int, given: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The graphs of the pymatgen ``structures`` in the first ``orders`` orders of their cell vectors (``given``
+        False: without the order as given) and each graph's structure index (:func:`~.training.cell_order_graphs`)."""
+        from .training import cell_order_graphs
+
+        return cell_order_graphs(
+            structures,
+            self.config.representation,
+            self.config.layout,
+            self.networks["site_encoder"],
+            self.networks["lattice_encoder"],
+            orders,
+            given=given,
+        )
+
     def decode(self, graphs) -> list:
         """The crystals (or failures) the decoders and the representation make of ``graphs``."""
         from .training import decode_graphs
