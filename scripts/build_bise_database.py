@@ -46,9 +46,14 @@ ROOT = Path(aiida_ccdcgan.__file__).resolve().parents[1]  # `verdi run` gives __
 
 
 def relax_seconds(build: orm.WorkflowNode) -> float:
-    """Wall time of the build's relaxation jobs, over all its sittings (a chunk from the cache: its source's)."""
+    """Wall time of the build's relaxation jobs (not the references'), over all its sittings (a chunk from the
+    cache: its source's)."""
     total = 0.0
-    for chunk in build.called:
+    evaluations = [child for child in build.called if child.process_label == "RelaxAndAssessWorkChain"]
+    chunks = [
+        child for evaluation in evaluations for child in evaluation.called if child.process_label == "RelaxWorkChain"
+    ]
+    for chunk in chunks:
         for job in chunk.called:
             if isinstance(job, orm.CalcJobNode):
                 source = job.base.caching.get_cache_source()

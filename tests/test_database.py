@@ -12,12 +12,14 @@ from aiida.engine import run_get_node
 from dataset_files import QUICK_RELAX
 from pymatgen.core import Lattice, Structure
 
+from aiida_ccdcgan.data.structures import StructureBatchData
 from aiida_ccdcgan.dataset.records import CrystalRecord
 from aiida_ccdcgan.tools.datasets import crystal_record
 
 pytest.importorskip("chgnet")
 
 from aiida_ccdcgan.workflows.database import DatabaseWorkChain, template_batch  # noqa: E402
+from aiida_ccdcgan.workflows.relax_and_assess import RelaxAndAssessWorkChain  # noqa: E402
 
 
 @pytest.mark.slow
@@ -113,6 +115,37 @@ def test_database_of_known_crystals_relaxed_as_given(relax_code):
     assert "NaCl is NaCl, outside Co-Li-O" in refused.exit_message and not refused.called
 
 
+@pytest.mark.slow
+def test_relax_and_assess_puts_known_phases_on_the_hull_and_judges_distinct_against_known_crystals(relax_code):
+    """The workflow the database builder and ``evaluate`` share: known phases join the hull (a BiSe phase far below
+    every crystal here puts them all above it), a crystal among the known structures is not distinct, the reference
+    energies come out, and two chunks give one assessment in input order."""
+    rocksalt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.8), ["Bi", "Se"], [[0, 0, 0], [0.5] * 3])
+    cscl = Structure(Lattice.cubic(3.5), ["Bi", "Se"], [[0, 0, 0], [0.5] * 3])
+    batch = StructureBatchData.from_structures([rocksalt.get_primitive_structure(), cscl])
+    relax = {"engine": orm.Str("mlip"), "mlip": {"code": relax_code, "settings": orm.Dict(QUICK_RELAX)}}
+    results, node = run_get_node(
+        RelaxAndAssessWorkChain,
+        structures=batch,
+        elements=orm.List(["Bi", "Se"]),
+        chunk_size=orm.Int(1),
+        known_phases=orm.List([{"composition": "BiSe", "formation_energy": -0.9}]),
+        known_structures=StructureBatchData.from_structures([cscl]),
+        relax=relax,
+    )
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    assert sorted(results["references"]) == ["Bi", "Se"]
+    assert len([c for c in node.called if c.process_label == "RelaxWorkChain"]) == 2  # one per chunk
+    assessed = results["assessed"]
+    assert assessed.info("index").tolist() == [0, 1]  # both converge (rock salt and CsCl BiSe), input order kept
+    formation = assessed.info("formation_energy").tolist()
+    assert assessed.info("e_above_hull").tolist() == pytest.approx([energy + 0.9 for energy in formation], abs=1e-6)
+    assert assessed.info("distinct").tolist() == [True, False]  # the CsCl cell is among the known crystals
+    hull = [(p["composition"], p["formation_energy"]) for p in results["hull"]["stable_phases"]]
+    assert hull == [("Bi", 0.0), ("BiSe", pytest.approx(-0.9)), ("Se", 0.0)]
+    assert results["relaxed"].count == 2 and results["summary"]["converged"] == 2
+
+
 BUILD = """
 import json, sys
 from aiida import orm
@@ -120,6 +153,7 @@ from aiida.engine import run_get_node
 from aiida.manage.caching import disable_caching, enable_caching
 from pymatgen.core import Lattice, Structure
 from aiida_ccdcgan.calculations.relax import RelaxCalculation
+from aiida_ccdcgan.data.structures import StructureBatchData
 from aiida_ccdcgan.dataset.records import CrystalRecord
 from aiida_ccdcgan.workflows.database import DatabaseWorkChain, template_batch
 
@@ -147,9 +181,9 @@ print("BUILD", node.pk, node.exit_status)
 
 def _chunk_calculations(after: int) -> list:
     """The relaxations of a build's chunks (not of its references) after node ``after`` that finished well."""
-    query = orm.QueryBuilder().append(orm.WorkflowNode, filters={"id": {">": after}}, tag="build", project=[])
+    query = orm.QueryBuilder().append(orm.WorkflowNode, filters={"id": {">": after}}, tag="evaluation", project=[])
     query.append(
-        orm.WorkflowNode, with_incoming="build", edge_filters={"label": {"like": "relax_chunk_%"}}, tag="chunk"
+        orm.WorkflowNode, with_incoming="evaluation", edge_filters={"label": {"like": "relax_chunk_%"}}, tag="chunk"
     )
     sealed = {"attributes.sealed": True, "attributes.exit_status": 0}  # sealed: only then a cache source
     query.append(orm.CalcJobNode, with_incoming="chunk", filters=sealed, project="*")
@@ -184,13 +218,14 @@ def test_a_stopped_build_goes_on_to_the_database_of_one_sitting(relax_code, aiid
         return orm.load_node(int(pk))
 
     resumed = build("stopped", "cache")
-    chunks = [c for c in resumed.called if c.process_label == "RelaxWorkChain"]
+    (evaluation,) = [c for c in resumed.called if c.process_label == "RelaxAndAssessWorkChain"]
+    chunks = [c for c in evaluation.called if c.process_label == "RelaxWorkChain"]
     assert len(chunks) == 4  # rock salt (primitive), rock salt (conventional), CdI2 both ways: one chunk each
     from_cache = [any(j.base.caching.is_created_from_cache for j in chunk.called) for chunk in chunks]
     assert sum(from_cache) >= relaxed_before and not all(from_cache), (from_cache, stopped)  # only what was missing
 
     single = build("one-sitting", "no-cache")
-    assert not any(j.base.caching.is_created_from_cache for c in single.called for j in c.called)
+    assert not any(j.base.caching.is_created_from_cache for j in single.called_descendants)
 
     def database(label: str) -> list:
         return sorted(

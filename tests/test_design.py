@@ -53,7 +53,7 @@ def test_a_new_system_is_built_once_and_a_second_call_comes_from_the_cache(codes
     first = run_design(options, all_codes, settings=QUICK_RELAX, overrides=overrides, say=messages.append)
     assert first.build.is_finished_ok and first.database.label == "ccdcgan/database/Cd-Li"
     assert messages[0] == "Building the Cd-Li database from 3 templates with chgnet (ccdcgan.database)…"
-    (references,) = [child for child in first.build.called if child.process_label == "ReferencesWorkChain"]
+    (references,) = [child for child in first.build.called_descendants if child.process_label == "ReferencesWorkChain"]
     assert sorted(references.outputs.energies) == ["Cd", "Li"]  # hcp Cd from ASE's reference states
     assert first.database.count() == first.build.outputs.summary["distinct"] > 0
     assert {node.base.extras.get("energy_scale") for node in first.database.nodes} == {"chgnet:0.3.0"}

@@ -13,7 +13,6 @@ from aiida.engine import run_get_node
 from aiida.manage.caching import enable_caching
 from pymatgen.core import Structure
 
-from ..calculations.functions.thermodynamics import assess
 from ..common import extras
 from ..data.structures import StructureBatchData
 from ..dataset import CrystalRecord
@@ -22,8 +21,8 @@ from ..errors import DatasetError
 from ..evaluation import EvaluationSettings, evaluate, summarize
 from ..relaxation.settings import RelaxSettings
 from ..thermodynamics import shared_hull_refusal
-from ..workflows.references import ReferencesWorkChain
 from ..workflows.relax import RelaxWorkChain
+from ..workflows.relax_and_assess import RelaxAndAssessWorkChain
 from .codes import script_code
 from .design import finished_loop, training_records
 
@@ -56,10 +55,10 @@ def relax_and_assess(
     count: int,
 ) -> Relaxation:
     """Relax ``structures`` (index → structure) and the elemental references with the MLIP engine, then compute
-    formation energies, E_hull, the paper's classes and "distinct" (new against the reference and each other;
-    ``ccdcgan.assess_relaxed``). The reference phases join the hull only if ``reference_on_hull``; a reference
-    whose crystals name another energy scale is then refused (DatasetError). With AiiDA caching on, a repeated
-    evaluation reuses every finished relaxation."""
+    formation energies, E_hull, the paper's classes and "distinct" (new against the reference and each other):
+    ``ccdcgan.relax_and_assess``, as the database builder does. The reference phases join the hull only if
+    ``reference_on_hull``; a reference whose crystals name another energy scale is then refused (DatasetError).
+    With AiiDA caching on, a repeated evaluation reuses every finished relaxation."""
     overrides = {"mlip": {"settings": {"potential": potential}}}
     if reference_on_hull:  # refused before anything is stored
         settings = RelaxWorkChain.get_protocol_inputs(protocol, overrides)["mlip"]["settings"]
@@ -72,28 +71,27 @@ def relax_and_assess(
     builder = RelaxWorkChain.get_builder_from_protocol(
         batch, code, engine="mlip", protocol=protocol, overrides=overrides
     )
-    relax_inputs = {key: value for key, value in builder._inputs(prune=True).items() if key != "structures"}
+    inputs = {
+        "structures": batch,
+        "elements": orm.List(list(elements)),
+        "relax": {key: value for key, value in builder._inputs(prune=True).items() if key != "structures"},
+    }
+    if reference_on_hull:
+        inputs["known_phases"] = orm.List(
+            [
+                {"composition": r.structure.composition.formula, "formation_energy": r.formation_energy}
+                for r in reference
+            ]
+        )
+    if reference:
+        inputs["known_structures"] = StructureBatchData.from_structures([r.structure for r in reference])
     with enable_caching():
-        _, relaxation = run_get_node(builder)
-        _, references = run_get_node(ReferencesWorkChain, elements=orm.List(list(elements)), relax=relax_inputs)
-    if "relaxed" not in relaxation.outputs or not references.is_finished_ok:
-        failed = relaxation if "relaxed" not in relaxation.outputs else references
-        raise RuntimeError(f"{failed.process_label}<{failed.pk}> failed: [{failed.exit_status}] {failed.exit_message}")
-    relaxed = relaxation.outputs.relaxed
-    energies = {element: node.value for element, node in references.outputs.energies.items()}
-    phases = (
-        [{"composition": r.structure.composition.formula, "formation_energy": r.formation_energy} for r in reference]
-        if reference_on_hull
-        else []
-    )
-    known_structures = StructureBatchData.from_structures([r.structure for r in reference]) if reference else None
-    node, _ = assess(
-        relaxed,
-        energies,
-        relaxation.outputs.summary["energy_scale"],
-        known_phases=phases,
-        known_structures=known_structures,
-    )
+        _, evaluation = run_get_node(RelaxAndAssessWorkChain, **inputs)
+    if not evaluation.is_finished_ok:
+        raise RuntimeError(
+            f"{evaluation.process_label}<{evaluation.pk}> failed: [{evaluation.exit_status}] {evaluation.exit_message}"
+        )
+    relaxed, assessed = evaluation.outputs.relaxed, evaluation.outputs.assessed
     order = list(structures)
     after: list[Structure | None] = [None] * count
     judged: list[dict | None] = [None] * count
@@ -101,13 +99,12 @@ def relax_and_assess(
     for position, index in enumerate(order):
         if statuses[position] == "converged":
             after[index] = relaxed_structures[position]
-    for position, row in assessment_rows(node.outputs.assessed).items():
+    for position, row in assessment_rows(assessed).items():
         judged[order[position]] = row
     provenance = {
-        "relaxation": relaxation.uuid,
-        "references": references.uuid,
-        "assessment": node.uuid,
-        "energy_scale": node.outputs.summary["energy_scale"],
+        "relaxation": evaluation.uuid,
+        "assessment": assessed.creator.uuid,
+        "energy_scale": evaluation.outputs.summary["energy_scale"],
     }
     return Relaxation(after, judged, provenance)
 

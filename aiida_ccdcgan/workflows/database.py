@@ -1,13 +1,13 @@
 """``ccdcgan.database``: a training database for a chemical system, from templates, relaxed and on a hull.
 
 Outline: substitute the elements into every template (every assignment, bond-rescaled, the paper's limits; or, with
-``substitute`` False, the templates as they are: known crystals of the system) → elemental references
-(``ccdcgan.references``, cached) beside the relaxation of the substituted crystals (``ccdcgan.relax``), in chunks of
-``chunk_size`` one after another → formation energies, hull and classification (``ccdcgan.assess_relaxed``) → every
-converged crystal that repeats no earlier one (StructureMatcher, formation energies within
-``duplicate_energy_window``) as a StructureData with dataset extras (``source_id``, ``group_key`` = template,
-``templates`` = every template that relaxed to it, ``formation_energy_per_atom``, ``e_above_hull``, …) in the Group
-``group_label``, ready for ``ccdcgan.train``. How far each crystal is relaxed is the relax settings' business.
+``substitute`` False, the templates as they are: known crystals of the system) → ``ccdcgan.relax_and_assess``:
+elemental references (``ccdcgan.references``, cached) beside the relaxation of the substituted crystals
+(``ccdcgan.relax``), in chunks of ``chunk_size`` one after another, then formation energies, hull and
+classification (``ccdcgan.assess_relaxed``) → every converged crystal that repeats no earlier one (StructureMatcher,
+formation energies within ``duplicate_energy_window``) as a StructureData with dataset extras (``source_id``,
+``group_key`` = template, ``templates`` = every template that relaxed to it, ``formation_energy_per_atom``,
+``e_above_hull``, …) in the Group ``group_label``, ready for ``ccdcgan.train``. How far each crystal is relaxed is the relax settings' business.
 
 A build stopped at any point (a killed ``verdi run``, a machine switched off) continues where it stopped when it
 is run again with the same inputs under AiiDA caching (``enable_caching()``): the substitution and every finished
@@ -17,16 +17,16 @@ chunk come from the cache, only the missing chunks are relaxed, and the database
 from __future__ import annotations
 
 from aiida import orm
-from aiida.engine import ToContext, WorkChain, while_
+from aiida.engine import ToContext, WorkChain
 from aiida.manage import get_manager
 
-from ..calculations.functions.database import batch_slice, concatenate_batches, crystals_as_given, substitute_templates
-from ..calculations.functions.thermodynamics import assess
+from ..calculations.functions.database import crystals_as_given, substitute_templates
+from ..calculations.functions.thermodynamics import assessed_structures
 from ..common import extras
 from ..common.validators import define_elements_input
 from ..data.structures import StructureBatchData
-from .references import ReferencesWorkChain
 from .relax import RelaxWorkChain
+from .relax_and_assess import RelaxAndAssessWorkChain
 
 
 def template_batch(records) -> StructureBatchData:
@@ -78,13 +78,7 @@ class DatabaseWorkChain(WorkChain):
             "formation energies differ by at most this (eV/atom).",
         )
         spec.expose_inputs(RelaxWorkChain, namespace="relax", exclude=("structures",))
-        spec.outline(
-            cls.substitute,
-            cls.start_references,
-            while_(cls.more_chunks)(cls.relax_chunk, cls.inspect_chunk),
-            cls.assess,
-            cls.results,
-        )
+        spec.outline(cls.substitute, cls.relax_and_assess, cls.store, cls.results)
         spec.output("relaxed", valid_type=StructureBatchData, help="Every substituted crystal after relaxing.")
         spec.output("hull", valid_type=orm.Dict, help="The stable phases of the database.")
         spec.output("summary", valid_type=orm.Dict, help="Counts: templates, substituted, converged, stable.")
@@ -111,67 +105,31 @@ class DatabaseWorkChain(WorkChain):
         self.report(f"{self.ctx.substituted.count} substituted crystals from {self.inputs.templates.count} templates")
         return None
 
-    def start_references(self):
-        """The elemental references, relaxed with the same engine and settings beside the first chunk."""
-        relax_inputs = self.exposed_inputs(RelaxWorkChain, "relax")
-        count, size = self.ctx.substituted.count, self.inputs.chunk_size.value
-        size = size if 0 < size < count else count
-        self.ctx.chunks = [(start, min(start + size, count)) for start in range(0, count, size)]
-        self.ctx.relaxed_chunks = []
-        references = self.submit(ReferencesWorkChain, elements=self.inputs.elements, relax=relax_inputs)
-        return ToContext(references=references)
+    def relax_and_assess(self):
+        """Relax the crystals and the elemental references, in chunks; place them on the hull
+        (``ccdcgan.relax_and_assess``)."""
+        inputs = {
+            "structures": self.ctx.substituted,
+            "elements": self.inputs.elements,
+            "chunk_size": self.inputs.chunk_size,
+            "criteria": orm.Dict({"distinct_energy_window": self.inputs.duplicate_energy_window.value}),
+            "relax": self.exposed_inputs(RelaxWorkChain, "relax"),
+            "metadata": {"call_link_label": "relax_and_assess"},
+        }
+        return ToContext(evaluation=self.submit(RelaxAndAssessWorkChain, **inputs))
 
-    def more_chunks(self) -> bool:
-        """Whether a chunk is still to be relaxed."""
-        return len(self.ctx.relaxed_chunks) < len(self.ctx.chunks)
-
-    def relax_chunk(self):
-        """Relax the next chunk of the substituted crystals."""
-        number = len(self.ctx.relaxed_chunks)
-        start, stop = self.ctx.chunks[number]
-        whole = len(self.ctx.chunks) == 1
-        structures = self.ctx.substituted if whole else batch_slice(self.ctx.substituted, orm.Int(start), orm.Int(stop))
-        inputs = self.exposed_inputs(RelaxWorkChain, "relax")
-        inputs["metadata"] = {"call_link_label": "relax" if whole else f"relax_chunk_{number:04d}"}
-        return ToContext(relaxation=self.submit(RelaxWorkChain, structures=structures, **inputs))
-
-    def inspect_chunk(self):
-        """Keep the chunk's relaxed batch; a chunk that gave none ends the build."""
-        node = self.ctx.relaxation
-        if "relaxed" not in node.outputs:
+    def store(self):
+        """Store every converged crystal that repeats no earlier one in the group, with its dataset extras."""
+        node = self.ctx.evaluation
+        if not node.is_finished_ok:
             return self.exit_codes.ERROR_SUB_PROCESS_FAILED.format(
                 process=f"{node.process_label}<{node.pk}>", message=node.exit_message
             )
-        self.ctx.relaxed_chunks.append(node.pk)
-        done, total = self.ctx.chunks[len(self.ctx.relaxed_chunks) - 1][1], self.ctx.substituted.count
-        cached = " (from the cache)" if any(c.base.caching.is_created_from_cache for c in node.called) else ""
-        self.report(
-            f"chunk {len(self.ctx.relaxed_chunks)}/{len(self.ctx.chunks)}{cached}: {node.outputs.summary['statuses']}; "
-            f"{done} of {total} crystals relaxed"
-        )
-        return None
-
-    def assess(self):
-        """Formation energies, hull, classification; store the converged crystals, each once, in the group."""
-        references = self.ctx.references
-        if not references.is_finished_ok:
-            return self.exit_codes.ERROR_SUB_PROCESS_FAILED.format(
-                process=f"{references.process_label}<{references.pk}>", message=references.exit_message
-            )
-        chunks = [orm.load_node(pk) for pk in self.ctx.relaxed_chunks]
-        scales = {chunk.outputs.summary["energy_scale"] for chunk in chunks}
-        if len(chunks) == 1:
-            relaxed = chunks[0].outputs.relaxed
-        else:
-            relaxed = concatenate_batches(**{f"chunk_{k:04d}": c.outputs.relaxed for k, c in enumerate(chunks)})
-        self.ctx.relaxed_uuid = relaxed.uuid
-        energies = {element: node.value for element, node in references.outputs.energies.items()}
-        window = self.inputs.duplicate_energy_window.value
-        node, structures = assess(relaxed, energies, scales.pop(), criteria={"distinct_energy_window": window})
+        assessed = node.outputs.assessed  # each ``node.outputs`` access queries every output crystal
+        structures = assessed_structures(assessed.creator)
         source_ids = self.ctx.substituted.info("source_id").tolist()
         templates = self.ctx.substituted.info("template").tolist()
         copies: dict[int, list[str]] = {index: [templates[index]] for index in structures}
-        assessed = node.outputs.assessed  # each ``node.outputs`` access queries every output crystal
         rows = list(zip(assessed.info("index").tolist(), assessed.info("same_as").tolist()))
         for index, same_as in rows:
             if same_as >= 0 and templates[index] not in copies[same_as]:
@@ -188,7 +146,6 @@ class DatabaseWorkChain(WorkChain):
                     }
                 )
             group.add_nodes([structures[index] for index in kept])
-        self.ctx.assessment = node
         self.report(
             f"{len(kept)} distinct converged crystals stored in the group {group.label!r} "
             f"({len(structures) - len(kept)} repeats of them left out)"
@@ -196,7 +153,6 @@ class DatabaseWorkChain(WorkChain):
         return None
 
     def results(self):
-        """Outputs."""
-        self.out("relaxed", orm.load_node(self.ctx.relaxed_uuid))
-        self.out("hull", self.ctx.assessment.outputs.hull)
-        self.out("summary", self.ctx.assessment.outputs.summary)
+        """Outputs: the relaxed crystals, the hull and the counts of ``ccdcgan.relax_and_assess``."""
+        for name in ("relaxed", "hull", "summary"):
+            self.out(name, self.ctx.evaluation.outputs[name])

@@ -188,18 +188,17 @@ def assess(
 def mirror_assessment(node: orm.CalcFunctionNode, relaxed: StructureBatchData) -> dict[int, orm.StructureData]:
     """Copy the results of an ``assess_relaxed`` run into extras of its output structures; return them by index.
     ``energy_scale`` and ``energy_per_atom`` are the assessment's: with MP2020 corrections where it applied them."""
-    # every output in one query: each ``node.outputs`` access queries all of them (1.5 s with 9,000 outputs)
-    outputs = {link.link_label: link.node for link in node.base.links.get_outgoing(link_type=LinkType.CREATE).all()}
+    outputs = _created(node)
     assessed, energy_scale = outputs["assessed"], outputs["summary"]["energy_scale"]
     columns = {
         name: assessed.info(name).tolist()
         for name in ("index", "formation_energy", "e_above_hull", "classification", "distinct", "energy_correction")
     }
     energies = relaxed.info("energy_per_atom").tolist()
-    structures = {}
+    structures = assessed_structures(node, outputs)
     with get_manager().get_profile_storage().transaction():  # one commit, not one per crystal
         for row, index in enumerate(columns["index"]):
-            structure = outputs[f"structures__{STRUCTURE_LABEL.format(index=index)}"]
+            structure = structures[index]
             structure.base.extras.set_many(
                 {
                     **extras.composition_extras(structure.get_pymatgen_structure()),
@@ -211,5 +210,17 @@ def mirror_assessment(node: orm.CalcFunctionNode, relaxed: StructureBatchData) -
                     extras.ENERGY_PER_ATOM: energies[index] + columns["energy_correction"][row],
                 }
             )
-            structures[index] = structure
     return structures
+
+
+def assessed_structures(node: orm.CalcFunctionNode, outputs: dict | None = None) -> dict[int, orm.StructureData]:
+    """The crystals an ``assess_relaxed`` run assessed, by index into its ``relaxed`` input."""
+    outputs = outputs or _created(node)
+    indices = outputs["assessed"].info("index").tolist()
+    return {index: outputs[f"structures__{STRUCTURE_LABEL.format(index=index)}"] for index in indices}
+
+
+def _created(node: orm.CalcFunctionNode) -> dict:
+    """Every output of ``node`` by link label, in one query: each ``node.outputs`` access queries all of them (1.5 s
+    with 9,000 outputs)."""
+    return {link.link_label: link.node for link in node.base.links.get_outgoing(link_type=LinkType.CREATE).all()}
