@@ -165,7 +165,7 @@ def perturbed_training_crystals(
     for name, value in (trainings(node)[0][1].get_option("environment_variables") or {}).items():
         os.environ.setdefault(name, value)  # the Keras backend the loop trained and sampled with
     from aiida_ccdcgan.models.config import TrainingConfig
-    from aiida_ccdcgan.models.training import decode_graphs, encode_structures_to_graphs
+    from aiida_ccdcgan.models.inference import decode_graphs, encode_structures_to_graphs
     from aiida_ccdcgan.representation.validity import validity
 
     config = TrainingConfig.from_dict(training_config(node))

@@ -83,17 +83,11 @@ def main() -> None:
 
     import keras
 
+    from aiida_ccdcgan.models.inference import cell_order_graphs, crystal_rdf_features, mean_over_views
+    from aiida_ccdcgan.models.metrics import regression_metrics
+    from aiida_ccdcgan.models.pipeline import seed_everything
     from aiida_ccdcgan.models.pretrained import load_pretrained
-    from aiida_ccdcgan.models.training import (
-        cell_order_graphs,
-        crystal_rdf_features,
-        learning_rate_schedule,
-        mean_over_views,
-        regression_metrics,
-        seed_everything,
-        train_constraint,
-        train_crystal_energy,
-    )
+    from aiida_ccdcgan.models.training import learning_rate_schedule, train_constraint, train_crystal_energy
 
     inputs = TrainBaseWorkChain.get_protocol_inputs("fast")
     config = TrainingConfig.from_dict(

@@ -52,7 +52,9 @@ def main() -> None:
     )
     from aiida_ccdcgan.jobs.train import reconstruction
     from aiida_ccdcgan.models.bundle import ModelBundle
-    from aiida_ccdcgan.models.training import encode_crystals, regression_metrics, train_autoencoder, train_constraint
+    from aiida_ccdcgan.models.inference import encode_crystals
+    from aiida_ccdcgan.models.metrics import regression_metrics
+    from aiida_ccdcgan.models.training import train_autoencoder, train_constraint
     from aiida_ccdcgan.representation import representable_crystals
 
     records = read_dataset("cdvae-csv", DATA)

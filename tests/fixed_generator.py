@@ -14,7 +14,7 @@ import numpy as np
 from dataset_files import make_crystals
 
 from aiida_ccdcgan.models.config import TrainingConfig
-from aiida_ccdcgan.models.training import encode_crystals
+from aiida_ccdcgan.models.inference import encode_crystals
 from aiida_ccdcgan.representation import canonical_crystal
 
 

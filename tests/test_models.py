@@ -9,6 +9,15 @@ keras = pytest.importorskip("keras")
 
 from aiida_ccdcgan.models.config import AutoencoderSettings, ConstraintSettings, CrystalEnergySettings  # noqa: E402
 from aiida_ccdcgan.models.graph import ELEMENT_FEATURES, GraphLayout, element_features  # noqa: E402
+from aiida_ccdcgan.models.inference import (  # noqa: E402
+    cell_order_graphs,
+    crystal_formation_energies,
+    crystal_rdf_features,
+    decode_graphs,
+    encode_crystals,
+    sample_graphs,
+)
+from aiida_ccdcgan.models.metrics import regression_metrics  # noqa: E402
 from aiida_ccdcgan.models.networks import (  # noqa: E402
     build_autoencoder,
     build_constraint,
@@ -16,13 +25,6 @@ from aiida_ccdcgan.models.networks import (  # noqa: E402
     build_generator,
 )
 from aiida_ccdcgan.models.training import (  # noqa: E402
-    cell_order_graphs,
-    crystal_formation_energies,
-    crystal_rdf_features,
-    decode_graphs,
-    encode_crystals,
-    regression_metrics,
-    sample_graphs,
     train_autoencoder,
     train_constraint,
     train_crystal_energy,
@@ -138,7 +140,7 @@ def test_autoencoders_learn_from_crystals_each_with_its_own_elements():
     their elements are refused."""
     from dataset_files import make_crystals
 
-    from aiida_ccdcgan.models.training import VoxelBatches
+    from aiida_ccdcgan.models.pipeline import VoxelBatches
     from aiida_ccdcgan.representation import own_elements, site_voxels
 
     records = make_crystals()
@@ -551,7 +553,8 @@ def test_models_run_on_the_torch_backend(tmp_path):
         "import numpy as np, keras\n"
         "assert keras.backend.backend() == 'torch'\n"
         "from aiida_ccdcgan.models.config import GanSettings\n"
-        "from aiida_ccdcgan.models.training import train_gan, sample_graphs\n"
+        "from aiida_ccdcgan.models.training import train_gan\n"
+        "from aiida_ccdcgan.models.inference import sample_graphs\n"
         "graphs = np.random.default_rng(0).uniform(-1, 1, (6, 8, 8, 1)).astype('float32')\n"
         "g, d, losses = train_gan(graphs, GanSettings(mode='dcgan', noise_dim=8, batch_size=4, steps=2), seed=0)\n"
         "assert np.all(np.isfinite(losses['g'])) and sample_graphs(g, 2, seed=0).shape == (2, 8, 8, 1)\n"

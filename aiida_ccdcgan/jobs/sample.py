@@ -95,7 +95,7 @@ def main(argv=None) -> int:
         return fail(EXIT_BAD_INPUT, f"{args.models} lacks {', '.join(model_file(m) for m in missing)}")
 
     from ..models.bundle import ModelBundle, sample_candidates
-    from ..models.training import seed_everything
+    from ..models.pipeline import seed_everything
 
     seed_everything(args.seed)
     bundle = ModelBundle.load(config, args.models, (*SAMPLING_MODELS, "constraint", *screening))

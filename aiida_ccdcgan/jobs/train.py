@@ -116,10 +116,11 @@ def _graphs(items, bundle):
 def constraint_validation(items, bundle) -> dict:
     """Held-out MAE, RMSE and R²: ``validation`` for the constraint on each crystal's graph as given; with
     ``cell_orders`` > 1, ``validation_cell_orders`` for the mean of its predictions over the crystal's cell orders
-    (:func:`~aiida_ccdcgan.models.training.constraint_over_cell_orders`); with the crystal energy network,
+    (:func:`~aiida_ccdcgan.models.inference.constraint_over_cell_orders`); with the crystal energy network,
     ``validation_crystal_energy`` for it. What screening uses
-    (:func:`~aiida_ccdcgan.models.training.crystal_formation_energies`) is the last of these present."""
-    from ..models.training import constraint_over_cell_orders, regression_metrics
+    (:func:`~aiida_ccdcgan.models.inference.crystal_formation_energies`) is the last of these present."""
+    from ..models.inference import constraint_over_cell_orders
+    from ..models.metrics import regression_metrics
 
     config = bundle.config
     energies = [i["energy"] for i in items]
@@ -207,7 +208,8 @@ def _training_graphs(items, bundle, run: TrainingRun):
 def train_constraint_stage(items, bundle, run: TrainingRun) -> dict:
     """The constraint stage: the constraint on the training graphs (and their other cell orders) and, where the
     configuration has one, the crystal energy network; their losses and held-out errors."""
-    from ..models.training import crystal_rdf_features, train_constraint, train_crystal_energy
+    from ..models.inference import crystal_rdf_features
+    from ..models.training import train_constraint, train_crystal_energy
 
     config, models = bundle.config, bundle.networks
     train, validation = _part(items, "train"), _part(items, "validation")

@@ -50,7 +50,7 @@ class ModelBundle:
 
     def encode(self, crystals) -> np.ndarray:
         """The crystal graphs ``(N, side, side, 1)`` of canonical crystals, through the encoders."""
-        from .training import encode_crystals
+        from .inference import encode_crystals
 
         return encode_crystals(
             crystals,
@@ -62,7 +62,7 @@ class ModelBundle:
 
     def encode_structures(self, structures) -> tuple[np.ndarray, list[int]]:
         """The graphs of the pymatgen ``structures`` the representation can hold, and their indices."""
-        from .training import encode_structures_to_graphs
+        from .inference import encode_structures_to_graphs
 
         return encode_structures_to_graphs(
             structures,
@@ -75,7 +75,7 @@ class ModelBundle:
     def cell_order_graphs(self, structures, orders: int, given: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """The graphs of the pymatgen ``structures`` in the first ``orders`` orders of their cell vectors (``given``
         False: without the order as given) and each graph's structure index (:func:`~.training.cell_order_graphs`)."""
-        from .training import cell_order_graphs
+        from .inference import cell_order_graphs
 
         return cell_order_graphs(
             structures,
@@ -89,7 +89,7 @@ class ModelBundle:
 
     def decode(self, graphs) -> list:
         """The crystals (or failures) the decoders and the representation make of ``graphs``."""
-        from .training import decode_graphs
+        from .inference import decode_graphs
 
         return decode_graphs(
             graphs,
@@ -101,7 +101,7 @@ class ModelBundle:
 
     def sample(self, count: int, seed: int) -> np.ndarray:
         """``count`` graphs of the generator from seeded Gaussian noise."""
-        from .training import sample_graphs
+        from .inference import sample_graphs
 
         return sample_graphs(self.networks["generator"], count, seed)
 
@@ -112,7 +112,7 @@ class ModelBundle:
     def formation_energies(self, structures) -> np.ndarray:
         """The formation energy (eV/atom) of each pymatgen structure as the configuration's crystal energy gives it
         (:func:`~.training.crystal_formation_energies`)."""
-        from .training import crystal_formation_energies
+        from .inference import crystal_formation_energies
 
         return crystal_formation_energies(structures, self.config, self.networks)
 

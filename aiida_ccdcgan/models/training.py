@@ -1,30 +1,19 @@
-"""Training and using the CCDCGAN models: autoencoders, constraint, GAN; graphs to crystals and back.
+"""Training the CCDCGAN networks: autoencoders, constraint, crystal energy network, GAN.
 
-Backend-agnostic Keras 3 (``compile``/``fit``/``train_on_batch`` only). Voxels are built on the fly from
-canonical crystals, batch by batch; nothing is written per structure. Every function takes a seed.
+Backend-agnostic Keras 3 (``compile``/``fit``/``train_on_batch`` only); every function takes a seed. The voxels come
+from :mod:`.pipeline`; using the trained networks is :mod:`.inference`'s business, judging them :mod:`.metrics`'.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from ..representation import (
-    CanonicalCrystal,
-    DecodeResult,
-    VoxelConfig,
-    decode_batch,
-    lattice_voxels,
-    representable_crystals,
-    site_voxels,
-)
-from ..representation.pair_distribution import partial_rdf_features
-from .config import AutoencoderSettings, ConstraintSettings, CrystalEnergySettings, GanSettings, TrainingConfig
+from ..representation import CanonicalCrystal, VoxelConfig
+from .config import AutoencoderSettings, ConstraintSettings, CrystalEnergySettings, GanSettings
 from .graph import GraphLayout
 from .networks import (
     build_anchored_generator,
@@ -37,16 +26,8 @@ from .networks import (
     build_spatial_discriminator,
     build_spatial_generator,
 )
+from .pipeline import VoxelBatches, seed_everything, shared_voxel_config
 from .pretrained import load_pretrained
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and the Keras backend, and make TensorFlow's kernels deterministic."""
-    keras.utils.set_random_seed(seed)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
 
 
 class HeldOutLoss(keras.callbacks.Callback):
@@ -81,77 +62,6 @@ def _torch_rng_state():
     import torch
 
     return torch.get_rng_state()
-
-
-def shared_voxel_config(config: VoxelConfig | Sequence[VoxelConfig]) -> VoxelConfig:
-    """The one representation of ``config``, or the first of per-crystal representations after checking that they
-    differ in their elements only (the autoencoders' weights depend on nothing else)."""
-    if isinstance(config, VoxelConfig):
-        return config
-    configs = list(config)
-    if not configs:
-        raise ValueError("No representation given: pass one VoxelConfig, or one per crystal.")
-    first = {**configs[0].to_dict(), "elements": None}
-    if any({**other.to_dict(), "elements": None} != first for other in configs[1:]):
-        raise ValueError("Per-crystal representations may differ in their elements only (grids, box, σ the same).")
-    return configs[0]
-
-
-class VoxelBatches(keras.utils.PyDataset):
-    """One-channel voxel images built on the fly: ``site`` (every element channel of every crystal) or ``lattice``.
-
-    ``config``: one representation for all crystals, or one per crystal — each crystal with its own elements, as
-    in a dataset of many chemical systems (MP-20): the site autoencoder sees one element's channel at a time, so it
-    learns from the channels of all of them.
-    """
-
-    def __init__(
-        self,
-        crystals: Sequence[CanonicalCrystal],
-        config: VoxelConfig | Sequence[VoxelConfig],
-        kind: str,
-        batch_size: int,
-        seed: int,
-        shuffle: bool = True,
-    ):
-        super().__init__()
-        if kind not in ("site", "lattice"):
-            raise ValueError(f"kind must be 'site' or 'lattice', not {kind!r}.")
-        self.crystals, self.kind, self.batch_size = list(crystals), kind, batch_size
-        self.config = shared_voxel_config(config)
-        self.configs = None if isinstance(config, VoxelConfig) else list(config)
-        if self.configs is not None and len(self.configs) != len(self.crystals):
-            raise ValueError(
-                f"{len(self.configs)} representations for {len(self.crystals)} crystals: give one per crystal."
-            )
-        channels = [
-            1 if kind == "lattice" else len((self.configs[i] if self.configs else self.config).elements)
-            for i in range(len(self.crystals))
-        ]
-        self.samples = np.array([(i, c) for i in range(len(self.crystals)) for c in range(channels[i])])
-        self.rng = np.random.default_rng(seed)
-        self.shuffle = shuffle
-        if shuffle:
-            self.rng.shuffle(self.samples)
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.samples) / self.batch_size)
-
-    def __getitem__(self, index: int):
-        chunk = self.samples[index * self.batch_size : (index + 1) * self.batch_size]
-        crystals = [self.crystals[i] for i in chunk[:, 0]]
-        if self.kind == "site" and self.configs is not None:
-            voxels = np.stack([site_voxels([self.crystals[i]], self.configs[i])[0, ..., c] for i, c in chunk])
-        elif self.kind == "site":
-            voxels = site_voxels(crystals, self.config)[np.arange(len(chunk)), ..., chunk[:, 1]]
-        else:
-            voxels = lattice_voxels(crystals, self.config)
-        voxels = voxels[..., None]
-        return voxels, voxels
-
-    def on_epoch_end(self):
-        if self.shuffle:
-            self.rng.shuffle(self.samples)
 
 
 def weighted_binary_crossentropy(foreground_weight: float):
@@ -225,117 +135,6 @@ def _losses(history) -> dict[str, list[float]]:
     return {name: [float(v) for v in history.history[name]] for name in ("loss", "val_loss") if name in history.history}
 
 
-def encode_crystals(
-    crystals, config: VoxelConfig, layout: GraphLayout, site_encoder, lattice_encoder, batch_size: int = 16
-) -> np.ndarray:
-    """Return the crystal graphs ``(N, side, side, 1)`` of canonical crystals."""
-    graphs = []
-    channels = len(config.elements)
-    for start in range(0, len(crystals), batch_size):
-        chunk = crystals[start : start + batch_size]
-        sites = site_voxels(chunk, config)  # (B, G, G, G, C)
-        per_channel = np.moveaxis(sites, -1, 1).reshape(-1, *sites.shape[1:4], 1)
-        site_latents = site_encoder.predict(per_channel, verbose=0).reshape(len(chunk), channels, -1)
-        lattice_latents = lattice_encoder.predict(lattice_voxels(chunk, config)[..., None], verbose=0)
-        graphs.append(layout.to_graphs(lattice_latents, site_latents))
-    return np.concatenate(graphs)
-
-
-def encode_structures_to_graphs(
-    structures, config: VoxelConfig, layout: GraphLayout, site_encoder, lattice_encoder
-) -> tuple[np.ndarray, list[int]]:
-    """The crystal graphs of the pymatgen ``structures`` the representation can hold, and their indices (the
-    others — too large for the box, too many atoms — are left out, as in training)."""
-    crystals, kept, _ = representable_crystals(structures, config)
-    if not crystals:
-        return np.zeros((0, layout.side, layout.side, 1), dtype=np.float32), kept
-    return encode_crystals(crystals, config, layout, site_encoder, lattice_encoder), kept
-
-
-def cell_order_graphs(
-    structures, config: VoxelConfig, layout: GraphLayout, site_encoder, lattice_encoder, orders: int, given: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """The crystal graphs of pymatgen ``structures`` with their cell vectors in the first ``orders`` of their six
-    orders (:func:`~aiida_ccdcgan.representation.encode.reordered_cells`; ``given`` False: without the first, the
-    order as given), and for each graph the index of its structure. Views beyond the representation's limits are
-    left out. Each view is the same crystal (same energy) with another crystal graph."""
-    from ..representation.encode import reordered_cells
-
-    views, owners = [], []
-    for index, structure in enumerate(structures):
-        cells = reordered_cells(structure, orders, config)[0 if given else 1 :]
-        views += cells
-        owners += [index] * len(cells)
-    # reordered_cells has already reduced each crystal to the cell that is encoded
-    graphs, kept = encode_structures_to_graphs(
-        views, dataclasses.replace(config, primitive_tolerance=None), layout, site_encoder, lattice_encoder
-    )
-    return graphs, np.array([owners[i] for i in kept], dtype=int)
-
-
-def crystal_formation_energies(structures, config: TrainingConfig, models) -> np.ndarray:
-    """The formation energy (eV/atom) of each of the pymatgen ``structures`` as ``config.crystal_energy`` gives it:
-    ``models["crystal_energy"]`` on the crystal's partial RDFs (:func:`crystal_rdf_features`; input ``partial_rdfs``)
-    or the constraint over the crystal's cell orders (:func:`constraint_over_cell_orders`; input ``graph``).
-
-    For a decoded crystal this is the energy of the crystal itself, read as the model learnt from training crystals,
-    where the constraint's prediction for the generated graph that decoded to it is not (that graph may lie anywhere
-    the generator puts it)."""
-    if config.crystal_energy.input == "partial_rdfs":
-        features = crystal_rdf_features(structures, config)
-        return models["crystal_energy"].predict(features, verbose=0).ravel().astype(float)
-    return constraint_over_cell_orders(structures, config, models)
-
-
-def constraint_over_cell_orders(structures, config: TrainingConfig, models) -> np.ndarray:
-    """The constraint's formation energy (eV/atom) of each of the pymatgen ``structures``: the crystal encoded
-    through ``models["site_encoder"]`` and ``models["lattice_encoder"]`` in the first ``config.constraint.cell_orders``
-    orders of its cell vectors (:func:`cell_order_graphs`) and ``models["constraint"]``'s predictions of those graphs
-    averaged; NaN for a crystal beyond the representation's limits in every order."""
-    graphs, owners = cell_order_graphs(
-        structures,
-        config.representation,
-        config.layout,
-        models["site_encoder"],
-        models["lattice_encoder"],
-        config.constraint.cell_orders,
-    )
-    count = len(structures)
-    if not len(owners):
-        return np.full(count, np.nan)
-    return mean_over_views(models["constraint"].predict(graphs, verbose=0).ravel(), owners, count)
-
-
-def crystal_rdf_features(structures, config: TrainingConfig) -> np.ndarray:
-    """The partial RDFs ``(N, F)`` of pymatgen ``structures`` on ``config.crystal_energy``'s grid, for the elements of
-    the representation in their order."""
-    settings = config.crystal_energy
-    return partial_rdf_features(structures, config.representation.elements, settings.rdf_centres, settings.rdf_sigma)
-
-
-def mean_over_views(predicted, owners, count: int) -> np.ndarray:
-    """The mean of per-view ``predicted`` values for each of ``count`` crystals (``owners``: each view's crystal, as
-    :func:`cell_order_graphs` gives them); NaN for a crystal with no view."""
-    views = np.bincount(owners, minlength=count)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(views > 0, np.bincount(owners, predicted, count) / views, np.nan)
-
-
-def decode_graphs(
-    graphs, config: VoxelConfig, layout: GraphLayout, site_decoder, lattice_decoder, batch_size: int = 16
-) -> list[DecodeResult]:
-    """Decode crystal graphs through the autoencoder decoders and the representation into crystals (or failures)."""
-    results = []
-    channels = len(config.elements)
-    for start in range(0, len(graphs), batch_size):
-        lattice_latents, site_latents = layout.from_graphs(graphs[start : start + batch_size])
-        lattices = lattice_decoder.predict(lattice_latents, verbose=0)[..., 0]
-        sites = site_decoder.predict(site_latents.reshape(-1, site_latents.shape[-1]), verbose=0)
-        sites = np.moveaxis(sites[..., 0].reshape(len(lattices), channels, *sites.shape[1:4]), 1, -1)
-        results += decode_batch(sites, lattices, config)
-    return results
-
-
 def train_constraint(
     graphs, energies, settings: ConstraintSettings, seed: int = 0, element_features=None, validation=None
 ):
@@ -382,7 +181,7 @@ def train_constraint(
 
 
 def train_crystal_energy(features, energies, settings: CrystalEnergySettings, seed: int = 0):
-    """Train the crystal energy network on partial RDFs ``(N, F)`` (:func:`crystal_rdf_features`) and formation
+    """Train the crystal energy network on partial RDFs ``(N, F)`` (:func:`~aiida_ccdcgan.models.inference.crystal_rdf_features`) and formation
     energies (eV/atom); return ``(model, losses)``, ``losses["loss"]`` per epoch."""
     seed_everything(seed)
     features, energies = np.asarray(features, dtype=np.float32), np.asarray(energies, dtype=np.float32)
@@ -402,19 +201,6 @@ def train_crystal_energy(features, energies, settings: CrystalEnergySettings, se
         features, energies, batch_size=settings.batch_size, epochs=settings.epochs, shuffle=True, verbose=0
     )
     return model, _losses(history)
-
-
-def regression_metrics(predicted, target) -> dict:
-    """MAE, RMSE and R² of predictions against targets."""
-    predicted, target = np.ravel(predicted), np.ravel(target)
-    residual = predicted - target
-    total = np.sum((target - target.mean()) ** 2)
-    return {
-        "mae": float(np.mean(np.abs(residual))),
-        "rmse": float(np.sqrt(np.mean(residual**2))),
-        "r2": float(1 - np.sum(residual**2) / total) if total > 0 else None,
-        "n": int(len(target)),
-    }
 
 
 def _formation_energy_loss(kind: str):
@@ -582,9 +368,3 @@ def _checkpointed(generator, discriminator, combined) -> list:
         *discriminator.optimizer.variables,
         *combined.optimizer.variables,
     ]
-
-
-def sample_graphs(generator, count: int, seed: int) -> np.ndarray:
-    """Generate ``count`` crystal graphs from seeded Gaussian noise."""
-    noise = np.random.default_rng(seed).standard_normal((count, generator.input_shape[-1])).astype(np.float32)
-    return generator.predict(noise, verbose=0)
