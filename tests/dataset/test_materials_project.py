@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from aiida_ccdcgan.dataset.materials_project import MaterialsProjectQuery, fetch_materials_project
 from aiida_ccdcgan.errors import DatasetError
 
-RECORDING = json.loads((Path(__file__).parent / "data" / "mp_li_co_o.json").read_text())
+RECORDING = json.loads((Path(__file__).parents[1] / "data" / "mp_li_co_o.json").read_text())
 API_KEY = "k" * 32
 SUMMARY = re.compile(r"https://api\.materialsproject\.org/materials/summary/.*")
 

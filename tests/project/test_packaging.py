@@ -13,7 +13,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("tensorflow", "torch", "keras", "jax", "sevenn", "chgnet")
 
 
@@ -100,7 +100,7 @@ those below it."""
 
 def _package_imports():
     """(importing module, imported module) for every import of one aiida_ccdcgan module by another."""
-    root = Path(__file__).resolve().parents[1] / "aiida_ccdcgan"
+    root = Path(__file__).resolve().parents[2] / "aiida_ccdcgan"
     for path in sorted(root.rglob("*.py")):
         parts = path.relative_to(root.parent).with_suffix("").parts
         module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)

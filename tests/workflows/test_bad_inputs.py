@@ -267,7 +267,7 @@ def test_bad_input_is_refused_before_anything_is_stored(case, kit, node_count):
     assert node_count() == before
 
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bise_workchain.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bise_workchain.py"
 
 
 def _run_example(profile, *options: str, environment: dict | None = None) -> subprocess.CompletedProcess:

@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_documentation_builds_strictly(tmp_path):
@@ -22,7 +22,7 @@ def test_troubleshooting_lists_every_exit_code_of_the_plugin():
     """Every exit code a ``ccdcgan.*`` process defines (AiiDA's generic ones below 100 aside) is in the page."""
     from importlib.metadata import entry_points
 
-    page = (Path(__file__).parents[1] / "docs" / "troubleshooting.md").read_text()
+    page = (Path(__file__).parents[2] / "docs" / "troubleshooting.md").read_text()
     generic = {131, 140, 150, 160}  # the Computer's, named in one sentence of the page
     missing = []
     for group in ("aiida.calculations", "aiida.workflows"):

@@ -176,12 +176,12 @@ def test_a_training_set_of_another_energy_scale_stays_off_the_hull(codes, relax_
     assert [c.process_label for c in node.called_descendants] == ["training_set"]
 
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bise_workchain.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bise_workchain.py"
 
 
 def _run_documented_recipes() -> dict:
     """Execute the Python blocks of docs/user_guide.md §7 (the QueryBuilder recipes) and return their names."""
-    text = (Path(__file__).resolve().parents[1] / "docs" / "user_guide.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "user_guide.md").read_text()
     section = text.split("## 7. Querying results", 1)[1]
     namespace = {name: getattr(orm, name) for name in orm.__all__} | {"load_node": orm.load_node}
     for block in re.findall(r"```python\n(.*?)```", section, flags=re.S):
@@ -273,7 +273,7 @@ def fixed_generator_run(tmp_path_factory) -> tuple[Path, dict]:
     bin_folder = Path(sys.executable).parent
     for command in (
         [str(bin_folder / "ccdcgan-train"), "config.json", "data.extxyz", "--output", "."],
-        [sys.executable, str(Path(__file__).with_name("fixed_generator.py")), "config.json", "."],
+        [sys.executable, str(Path(__file__).parents[1] / "fixed_generator.py"), "config.json", "."],
     ):
         done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
