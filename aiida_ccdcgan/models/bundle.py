@@ -2,7 +2,7 @@
 
 What the compute-node jobs, the figures and the benchmarks do with trained networks — encode crystals to graphs,
 decode graphs to crystals, sample graphs, give a crystal's formation energy — goes through :class:`ModelBundle`,
-so the five-argument calls of :mod:`.training` (representation, layout, encoders, decoders) are written once.
+so the five-argument calls of :mod:`.inference` (representation, layout, encoders, decoders) are written once.
 Keras is imported only when networks are loaded.
 """
 
@@ -28,6 +28,8 @@ class ModelBundle:
     def load(cls, config: TrainingConfig, folder: Path, roles: Iterable[str]) -> ModelBundle:
         """The networks ``roles`` from ``folder`` (``<role>.keras``, loaded in Keras's safe mode), those present."""
         import keras
+
+        from . import networks  # noqa: F401  (registers the layers of the spatial GAN for safe-mode loading)
 
         paths = {role: Path(folder) / model_file(role) for role in dict.fromkeys(roles)}
         return cls(
@@ -74,7 +76,7 @@ class ModelBundle:
 
     def cell_order_graphs(self, structures, orders: int, given: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """The graphs of the pymatgen ``structures`` in the first ``orders`` orders of their cell vectors (``given``
-        False: without the order as given) and each graph's structure index (:func:`~.training.cell_order_graphs`)."""
+        False: without the order as given) and each graph's structure index (:func:`~.inference.cell_order_graphs`)."""
         from .inference import cell_order_graphs
 
         return cell_order_graphs(
@@ -111,7 +113,7 @@ class ModelBundle:
 
     def formation_energies(self, structures) -> np.ndarray:
         """The formation energy (eV/atom) of each pymatgen structure as the configuration's crystal energy gives it
-        (:func:`~.training.crystal_formation_energies`)."""
+        (:func:`~.inference.crystal_formation_energies`)."""
         from .inference import crystal_formation_energies
 
         return crystal_formation_energies(structures, self.config, self.networks)
