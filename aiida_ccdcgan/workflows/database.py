@@ -7,7 +7,8 @@ elemental references (``ccdcgan.references``, cached) beside the relaxation of t
 classification (``ccdcgan.assess_relaxed``) → every converged crystal that repeats no earlier one (StructureMatcher,
 formation energies within ``duplicate_energy_window``) as a StructureData with dataset extras (``source_id``,
 ``group_key`` = template, ``templates`` = every template that relaxed to it, ``formation_energy_per_atom``,
-``e_above_hull``, …) in the Group ``group_label``, ready for ``ccdcgan.train``. How far each crystal is relaxed is the relax settings' business.
+``e_above_hull``, …) in the Group ``group_label``, ready for ``ccdcgan.train``. How far each crystal is relaxed is
+the relax settings' business.
 
 A build stopped at any point (a killed ``verdi run``, a machine switched off) continues where it stopped when it
 is run again with the same inputs under AiiDA caching (``enable_caching()``): the substitution and every finished
@@ -125,7 +126,7 @@ class DatabaseWorkChain(WorkChain):
             return self.exit_codes.ERROR_SUB_PROCESS_FAILED.format(
                 process=f"{node.process_label}<{node.pk}>", message=node.exit_message
             )
-        assessed = node.outputs.assessed  # each ``node.outputs`` access queries every output crystal
+        assessed = node.outputs.assessed
         structures = assessed_structures(assessed.creator)
         source_ids = self.ctx.substituted.info("source_id").tolist()
         templates = self.ctx.substituted.info("template").tolist()
