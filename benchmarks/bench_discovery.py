@@ -18,7 +18,10 @@ with (its build record: SevenNet-0, the `fast` relax protocol) and is judged the
   the database with the arm's seed (the anchored generator drawing from the training graphs and their
   element-exchanged twins), then ``ccdcgan-sample`` rounds (seeds ``1000·seed + k``) until ``--budget``
   crystals pass the sampler's validity check (the same ``representation.validity``);
-* ``paper_gan``: the same with the paper's 2D generator (GAN architecture ``graph``) and the same GAN steps.
+* ``paper_gan``: the same with the paper's 2D generator (GAN architecture ``graph``) and the same GAN steps;
+* ``ccdcgan_distinct``: ``ccdcgan`` relaxing only candidates that, before relaxation, match no crystal it was trained
+  on and no earlier candidate (StructureMatcher 0.2/0.3/5°; the matching's CPU time counts as proposing) — most
+  decoded crystals of the anchored generator are its training crystals again.
 
 The generator arms train and sample through the compute-node scripts (``ccdcgan-train``, ``ccdcgan-sample``) in
 ``--work`` (models are not committed); a rerun reuses finished training stages.
@@ -94,8 +97,13 @@ ON_HULL = 0.001
 WINDOWS = (0.025, 0.100)
 MAX_TRIES = 200
 """Proposals per valid crystal before an arm gives up (PyXtal refuses many composition / space-group pairs)."""
-GENERATOR_ARCHITECTURES = {"ccdcgan": None, "paper_gan": "graph"}
+GENERATOR_ARCHITECTURES = {"ccdcgan": None, "paper_gan": "graph", "ccdcgan_distinct": None}
 """Generator arm → GAN architecture override of the `fast` loop's training configuration (None: the loop's own)."""
+DISTINCT_PROPOSALS = ("ccdcgan_distinct",)
+"""Generator arms that relax only candidates matching no training crystal and no earlier candidate of the arm before
+relaxation (StructureMatcher 0.2/0.3/5°): no relaxation spent on a crystal already at hand."""
+MATCHING_CHUNK = 100
+"""Candidates matched at a time by a :data:`DISTINCT_PROPOSALS` arm, which stops matching once its budget is full."""
 SAMPLING_ROUNDS = 10
 """``ccdcgan-sample`` calls before a generator arm gives up filling its budget."""
 
@@ -168,7 +176,8 @@ def loop_training_config(arm: str, seed: int) -> tuple[dict, dict]:
 def generate(
     arm: str, budget: int, seed: int, training: list[CrystalRecord], work: Path
 ) -> tuple[list[Structure], int]:
-    """``budget`` valid crystals from a generator arm trained on ``training``, and how many graphs it sampled."""
+    """``budget`` valid crystals from a generator arm trained on ``training``, and how many graphs it sampled
+    (:data:`DISTINCT_PROPOSALS`: valid crystals unlike any training crystal and any earlier one)."""
     config, variables = loop_training_config(arm, seed)
     environment = {**os.environ, **variables}
     environment.update({k: os.environ[k] for k in ("KERAS_BACKEND",) if k in os.environ})
@@ -186,7 +195,8 @@ def generate(
     for round_index in range(SAMPLING_ROUNDS):
         if len(valid) >= budget:
             break
-        count = max(budget - len(valid), 1) * 5 // 4 + 10  # ≈ 85 % decode to valid crystals
+        per_crystal = 5 if arm in DISTINCT_PROPOSALS else 5 / 4  # ≈ 85 % valid; ≈ 30 % of those unlike the rest
+        count = int(max(budget - len(valid), 1) * per_crystal) + 10
         folder = work / f"samples-{round_index}"
         subprocess.run(
             [scripts / "ccdcgan-sample", work / "config.json", models, "--count", str(count),
@@ -196,7 +206,16 @@ def generate(
         )  # fmt: skip
         sampled += count
         frames = read(folder / "candidates.extxyz", ":") if (folder / "candidates.extxyz").exists() else []
-        valid += [AseAtomsAdaptor.get_structure(a) for a in frames if a.info["outcome"] == "valid"]
+        new = [AseAtomsAdaptor.get_structure(a) for a in frames if a.info["outcome"] == "valid"]
+        if arm not in DISTINCT_PROPOSALS:
+            valid += new
+            continue
+        known = [r.structure for r in training]
+        for start in range(0, len(new), MATCHING_CHUNK):
+            if len(valid) >= budget:
+                break
+            chunk = new[start : start + MATCHING_CHUNK]
+            valid += [s for s, match in zip(chunk, earlier_matches(chunk, known + valid)) if match is None]
     return valid[:budget], sampled
 
 
