@@ -111,27 +111,36 @@ def relax_and_assess(
 
 def loop_results(node: orm.WorkflowNode) -> tuple[list[CrystalRecord], Relaxation, list[CrystalRecord], list[str]]:
     """What a finished ``ccdcgan.inverse_design`` loop generated and found: the valid candidates of every round
-    (ids ``round-k/sample-i``), their relaxed structures and assessment, the training set and the elements."""
+    (ids ``round-k/sample-i``), their relaxed structures and assessment (None for a candidate the loop did not relax:
+    with ``new_candidates_only``, one it already knew), the training set and the elements."""
     from aiida.common.links import LinkType
 
     training = training_records(finished_loop(node))
-    calls = node.base.links.get_outgoing(link_type=LinkType.CALL_WORK).all()
-    rounds = sorted(
-        (int(link.link_label.rsplit("_", 1)[1]), link.node)
-        for link in calls
-        if link.link_label.startswith("relax_round_")
-    )
+    calls = node.base.links.get_outgoing(link_type=LinkType.CALL_CALC).all()
+    calls += node.base.links.get_outgoing(link_type=LinkType.CALL_WORK).all()
+    by_label = {link.link_label: link.node for link in calls}
+    rounds = sorted(int(label.rsplit("_", 1)[1]) for label in by_label if label.startswith("sample_round_"))
     generated, after, judged, scales = [], [], [], []
-    for number, relaxation in rounds:
-        candidates, relaxed = relaxation.inputs.structures, relaxation.outputs.relaxed
+    for number in rounds:
+        sampling = by_label[f"sample_round_{number}"]
+        if "candidates" not in sampling.outputs:
+            continue
+        candidates = sampling.outputs.candidates
+        valid = [i for i, outcome in enumerate(candidates.info("outcome").tolist()) if outcome == "valid"]
         samples = candidates.info("sample").tolist()
-        generated += [
-            CrystalRecord(f"round-{number}/sample-{sample}", structure)
-            for sample, structure in zip(samples, candidates.get_structures())
-        ]
-        converged = [status == "converged" for status in relaxed.info("status").tolist()]
-        after += [structure if ok else None for structure, ok in zip(relaxed.get_structures(), converged)]
-        rows: list[dict | None] = [None] * candidates.count
+        structures = candidates.get_structures()
+        generated += [CrystalRecord(f"round-{number}/sample-{samples[i]}", structures[i]) for i in valid]
+        position = {samples[i]: len(after) + k for k, i in enumerate(valid)}
+        after += [None] * len(valid)
+        judged += [None] * len(valid)
+        relaxation = by_label.get(f"relax_round_{number}")
+        if relaxation is None or "relaxed" not in relaxation.outputs:
+            continue
+        relaxed = relaxation.outputs.relaxed
+        relaxed_samples = relaxation.inputs.structures.info("sample").tolist()
+        statuses = relaxed.info("status").tolist()
+        for sample, structure, status in zip(relaxed_samples, relaxed.get_structures(), statuses):
+            after[position[sample]] = structure if status == "converged" else None
         assessments = orm.QueryBuilder().append(orm.Node, filters={"uuid": relaxed.uuid}, tag="relaxed")
         assessments.append(
             orm.CalcFunctionNode,
@@ -141,10 +150,9 @@ def loop_results(node: orm.WorkflowNode) -> tuple[list[CrystalRecord], Relaxatio
         )
         for (assessment,) in assessments.all():
             for index, row in assessment_rows(assessment.outputs.assessed).items():
-                rows[index] = row
+                judged[position[relaxed_samples[index]]] = row
             # assessments before MP2020 corrections existed name no scale: theirs is the relaxation's
             scales.append(assessment.outputs.summary.get("energy_scale", relaxation.outputs.summary["energy_scale"]))
-        judged += rows
     provenance = {"loop": node.uuid, "energy_scale": scales[0] if scales else None}
     return generated, Relaxation(after, judged, provenance), training, node.inputs.elements.get_list()
 

@@ -23,6 +23,7 @@ from ..calculations.functions.design import (
     design_summary,
     fine_tuning_additions,
     known_before_round,
+    new_candidates,
     training_set,
     valid_candidates,
 )
@@ -117,6 +118,14 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
             help="Put the training set's formation energies on the hull (only if computed like the relaxations).",
         )
         spec.input(
+            "new_candidates_only",
+            valid_type=orm.Bool,
+            default=lambda: orm.Bool(False),
+            help="Relax only the valid candidates that, as decoded, match no training crystal, no crystal of an "
+            "earlier round and no earlier candidate of the round (StructureMatcher): no relaxation is spent on a "
+            "crystal already known.",
+        )
+        spec.input(
             "fine_tune_steps",
             valid_type=orm.Int,
             default=lambda: orm.Int(0),
@@ -205,6 +214,7 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
         builder.graphs_per_round = orm.Int(inputs["graphs_per_round"])
         builder.seed = orm.Int(inputs["seed"])
         builder.screening_max_energy = orm.Float(inputs["screening_max_energy"])
+        builder.new_candidates_only = orm.Bool(inputs["new_candidates_only"])
         train_inputs = train._inputs(prune=True)
         del train_inputs["train"]["dataset"]  # the loop passes its own dataset on
         builder.train._merge(train_inputs)
@@ -306,11 +316,16 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
         summary = node.outputs.summary
         self.ctx.rows[f"sampling_{self.ctx.round}"] = summary.uuid
         self.ctx.candidates_uuid = None
+        new = ""
         if "candidates" in node.outputs:
             self._group("candidates").add_nodes(node.outputs.candidates)
             if summary["valid"]:
-                self.ctx.candidates_uuid = valid_candidates(node.outputs.candidates).uuid
-        self.report(f"round {self.ctx.round}: {summary['valid']} valid crystals of {summary['graphs']} graphs")
+                candidates = valid_candidates(node.outputs.candidates)
+                if self.inputs.new_candidates_only.value:
+                    candidates = new_candidates(candidates, self._known_before_round()["structures"])
+                    new = f", {candidates.count} of them new"
+                self.ctx.candidates_uuid = candidates.uuid if candidates.count else None
+        self.report(f"round {self.ctx.round}: {summary['valid']} valid crystals of {summary['graphs']} graphs{new}")
         return None
 
     def has_candidates(self) -> bool:
@@ -333,8 +348,7 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
         if node.outputs.summary["statuses"].get("converged", 0) == 0:
             self.report(f"round {self.ctx.round}: no relaxation converged ({node.outputs.summary['statuses']})")
             return None
-        previous = {label: orm.load_node(uuid) for label, uuid in self.ctx.assessed.items()}
-        known = known_before_round(orm.load_node(self.ctx.training_uuid), self.inputs.database_on_hull, **previous)
+        known = self._known_before_round()
         assessment, structures = assess(
             relaxed,
             self.ctx.reference_energies,
@@ -431,6 +445,14 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
         if "hull_uuid" in self.ctx:
             self.out("hull", orm.load_node(self.ctx.hull_uuid))
         self.out_many({f"models.{role}": orm.load_node(uuid) for role, uuid in self.ctx.models.items()})
+
+    def _known_before_round(self) -> dict:
+        """The crystals and phases this round is judged against (``known_before_round``, run once per round)."""
+        if self.ctx.get("known_round") != self.ctx.round:
+            previous = {label: orm.load_node(uuid) for label, uuid in self.ctx.assessed.items()}
+            known = known_before_round(orm.load_node(self.ctx.training_uuid), self.inputs.database_on_hull, **previous)
+            self.ctx.known_round, self.ctx.known = self.ctx.round, {name: node.uuid for name, node in known.items()}
+        return {name: orm.load_node(uuid) for name, uuid in self.ctx.known.items()}
 
     def _group(self, name: str) -> orm.Group:
         """The group ``<prefix>/round-<k>/<name>`` of the current round."""

@@ -22,6 +22,7 @@ from loop_support import check_finished_loop, tiny_loop, training_dataset
 from aiida_ccdcgan.calculations.functions.design import (
     design_summary,
     known_before_round,
+    new_candidates,
     training_set,
     valid_candidates,
 )
@@ -30,6 +31,7 @@ from aiida_ccdcgan.data.structures import StructureBatchData
 from aiida_ccdcgan.dataset.writers import write_extxyz
 from aiida_ccdcgan.jobs.contract import EXIT_BAD_INPUT
 from aiida_ccdcgan.tools.design import group_prefix, round_table, training_records, trainings
+from aiida_ccdcgan.tools.evaluate import loop_results
 from aiida_ccdcgan.tools.plots import crystal_graphs, loop_figures
 from aiida_ccdcgan.workflows.inverse_design import InverseDesignWorkChain
 
@@ -44,6 +46,20 @@ def test_training_set_and_valid_candidates(tmp_path):
     valid = valid_candidates(candidates)
     assert valid.info("sample").tolist() == [0, 9] and valid.info("outcome").tolist() == ["valid", "valid"]
     assert [s.composition.reduced_formula for s in valid.get_structures()] == ["Bi2Se3", "Se"]
+
+
+def test_new_candidates_leave_out_known_crystals_and_repeats():
+    """Only candidates matching no known crystal and no earlier candidate are kept (a strained copy of a known
+    crystal is that crystal), with their info columns."""
+    crystals = {record.source_id: record.structure for record in make_crystals()}
+    strained = crystals["Bi2Se3-R-3m"].copy()
+    strained.apply_strain(0.03)
+    structures = [strained, crystals["BiSe-hex"], crystals["BiSe-hex"].copy(), crystals["Se-A8"]]
+    candidates = StructureBatchData.from_structures(structures, {"sample": [3, 5, 8, 9]})
+    known = StructureBatchData.from_structures([crystals["Bi2Se3-R-3m"], crystals["Se-A8"]])
+    new = new_candidates(candidates, known)
+    assert new.info("sample").tolist() == [5]
+    assert [s.composition.reduced_formula for s in new.get_structures()] == ["BiSe"]
 
 
 def test_known_before_round_grows_with_each_round(tmp_path):
@@ -372,6 +388,24 @@ def _check_loop_on_fixed_generator(node, rounds: int, structures_before: int, fi
         assert "valid" in batch.info("outcome").tolist() and "predicted_formation_energy" in batch.info_names
         valid = batch.info("outcome") == "valid"
         assert np.all(np.isfinite(batch.info("crystal_formation_energy")[valid]))  # the given encoders read them back
+
+
+@pytest.mark.slow
+def test_the_loop_relaxes_only_new_candidates_when_asked(codes, relax_code, tmp_path, fixed_generator_run):
+    """``new_candidates_only``: the fixed generator's six candidates are one crystal, so at most one is relaxed (none
+    where it decodes to the training set's Bi2Se3); the evaluation of the loop still lists all six."""
+    builder = _loop_with_fixed_generator(fixed_generator_run, codes, relax_code, tmp_path, 1)
+    builder.new_candidates_only = orm.Bool(True)
+    _, node = run_get_node(builder)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    total = node.outputs.summary["total"]
+    assert total["valid"] == 6 and total["relaxed"] <= 1
+    assert [child.process_label for child in node.called].count("new_candidates") == 1
+    relaxations = [link for link in node.base.links.get_outgoing().all() if link.link_label == "relax_round_1"]
+    assert len(relaxations) == (total["relaxed"] > 0)
+    generated, relaxation, _, _ = loop_results(node)
+    assert [record.source_id for record in generated] == [f"round-1/sample-{i}" for i in range(6)]
+    assert sum(structure is not None for structure in relaxation.structures) == total["converged"]
 
 
 @pytest.mark.slow

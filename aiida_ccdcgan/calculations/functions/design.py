@@ -99,6 +99,18 @@ def valid_candidates(candidates: StructureBatchData) -> StructureBatchData:
 
 
 @calcfunction
+def new_candidates(candidates: StructureBatchData, known: StructureBatchData) -> StructureBatchData:
+    """The candidates that, as decoded, match no ``known`` crystal and no earlier candidate (StructureMatcher,
+    ``thermodynamics.earlier_matches``): those worth a relaxation."""
+    from ...thermodynamics import earlier_matches
+
+    structures = candidates.get_structures()
+    keep = [i for i, match in enumerate(earlier_matches(structures, known.get_structures())) if match is None]
+    info = {name: [candidates.info(name)[i].item() for i in keep] for name in candidates.info_names}
+    return StructureBatchData.from_structures([structures[i] for i in keep], info)
+
+
+@calcfunction
 def known_before_round(training: StructureBatchData, on_hull: orm.Bool, **assessed: StructureBatchData) -> dict:
     """What a round is judged against: ``structures`` (the training set and every crystal assessed in earlier
     rounds, for "distinct") and ``phases`` (their compositions and formation energies, for the hull; the training
