@@ -92,10 +92,9 @@ def augmented_training_set(
 @calcfunction
 def valid_candidates(candidates: StructureBatchData) -> StructureBatchData:
     """The candidates of a sampling whose outcome is ``valid`` (decoded, passed validity and any screening)."""
-    keep = [i for i, outcome in enumerate(candidates.info("outcome").tolist()) if outcome == "valid"]
-    structures = candidates.get_structures()
-    info = {name: [candidates.info(name)[i].item() for i in keep] for name in candidates.info_names}
-    return StructureBatchData.from_structures([structures[i] for i in keep], info)
+    return _subset(
+        candidates, [i for i, outcome in enumerate(candidates.info("outcome").tolist()) if outcome == "valid"]
+    )
 
 
 @calcfunction
@@ -104,8 +103,13 @@ def new_candidates(candidates: StructureBatchData, known: StructureBatchData) ->
     ``thermodynamics.earlier_matches``): those worth a relaxation."""
     from ...thermodynamics import earlier_matches
 
+    matches = earlier_matches(candidates.get_structures(), known.get_structures())
+    return _subset(candidates, [i for i, match in enumerate(matches) if match is None])
+
+
+def _subset(candidates: StructureBatchData, keep: list[int]) -> StructureBatchData:
+    """The crystals ``keep`` of a batch, with their info columns."""
     structures = candidates.get_structures()
-    keep = [i for i, match in enumerate(earlier_matches(structures, known.get_structures())) if match is None]
     info = {name: [candidates.info(name)[i].item() for i in keep] for name in candidates.info_names}
     return StructureBatchData.from_structures([structures[i] for i in keep], info)
 
