@@ -271,7 +271,12 @@ def main() -> None:
 
     dataset, description = training_dataset(args.leave_out)
     codes = {name: script_code(f"ccdcgan-{name}") for name in ("train", "sample", "relax")}
-    overrides = {"graphs_per_round": args.graphs, "seed": args.seed, "train": {"config": {"gan": args.gan}}}
+    overrides = {
+        "graphs_per_round": args.graphs,
+        "seed": args.seed,
+        "new_candidates_only": False,  # the paper's rates count every valid crystal, relaxed
+        "train": {"config": {"gan": args.gan}},
+    }
 
     def builder(mode: str):
         return InverseDesignWorkChain.get_builder_from_protocol(

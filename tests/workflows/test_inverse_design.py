@@ -119,9 +119,11 @@ def test_protocols_and_an_unknown_mode(codes, relax_code, tmp_path):
     assert config["gan"]["permute_elements"]  # steps from element-exchanged twins too (issue 38)
     assert config["site_autoencoder"]["pretrained"] == config["lattice_autoencoder"]["pretrained"] == "vo-fast"
     assert fast.graphs_per_round.value == 150 and fast.relax.mlip.settings["fmax"] == 0.1
+    assert fast.new_candidates_only.value  # relaxations only for crystals not yet known (issue 38)
     assert fast.sample.metadata.options["environment_variables"] == {"KERAS_BACKEND": "torch"}
     paper = InverseDesignWorkChain.get_builder_from_protocol(all_codes, dataset, ["Bi", "Se"], protocol="paper")
     assert paper.graphs_per_round.value == 13000 and paper.train.train.config["gan"]["mode"] == "ccdcgan"
+    assert not paper.new_candidates_only.value  # the paper relaxes every valid crystal
     assert paper.train.train.config["gan"].get("architecture", "graph") == "graph"  # the paper's generator
     vasp = InverseDesignWorkChain.get_builder_from_protocol(
         all_codes, dataset, ["Bi", "Se"], protocol="paper", overrides={"relax_engine": "vasp"}
