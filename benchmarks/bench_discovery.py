@@ -13,15 +13,16 @@ with (its build record: SevenNet-0, the `fast` relax protocol) and is judged the
   move that the ``ccdcgan`` arm's generator also makes (``gan.permute_elements``), without any generator: what the
   generator adds beyond that move.
 
-* ``ccdcgan``: the package's generator as the `fast` loop of ``ccdcgan.inverse_design`` ships it — the `fast`
+* ``ccdcgan``: the package's generator as the `fast` loop of ``ccdcgan.inverse_design`` trains it — the `fast`
   training protocol with the loop's overrides (pretrained autoencoders fine-tuned, the anchored CCDCGAN), trained on
   the database with the arm's seed (the anchored generator drawing from the training graphs and their
   element-exchanged twins), then ``ccdcgan-sample`` rounds (seeds ``1000·seed + k``) until ``--budget``
-  crystals pass the sampler's validity check (the same ``representation.validity``);
+  crystals pass the sampler's validity check (the same ``representation.validity``), every one relaxed;
 * ``paper_gan``: the same with the paper's 2D generator (GAN architecture ``graph``) and the same GAN steps;
 * ``ccdcgan_distinct``: ``ccdcgan`` relaxing only candidates that, before relaxation, match no crystal it was trained
   on and no earlier candidate (StructureMatcher 0.2/0.3/5°; the matching's CPU time counts as proposing) — most
-  decoded crystals of the anchored generator are its training crystals again.
+  decoded crystals of the anchored generator are its training crystals again. The `fast` loop ships this
+  (``new_candidates_only``).
 
 The generator arms train and sample through the compute-node scripts (``ccdcgan-train``, ``ccdcgan-sample``) in
 ``--work`` (models are not committed); a rerun reuses finished training stages.
