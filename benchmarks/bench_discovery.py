@@ -193,6 +193,7 @@ def generate(
         env=environment,
     )
     valid, sampled = [], 0
+    known = [r.structure for r in training]
     for round_index in range(SAMPLING_ROUNDS):
         if len(valid) >= budget:
             break
@@ -211,7 +212,6 @@ def generate(
         if arm not in DISTINCT_PROPOSALS:
             valid += new
             continue
-        known = [r.structure for r in training]
         for start in range(0, len(new), MATCHING_CHUNK):
             if len(valid) >= budget:
                 break

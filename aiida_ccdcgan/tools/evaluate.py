@@ -13,6 +13,7 @@ from aiida.engine import run_get_node
 from aiida.manage.caching import enable_caching
 from pymatgen.core import Structure
 
+from ..calculations.functions.design import valid_indices
 from ..common import extras
 from ..data.structures import StructureBatchData
 from ..dataset import CrystalRecord
@@ -126,7 +127,7 @@ def loop_results(node: orm.WorkflowNode) -> tuple[list[CrystalRecord], Relaxatio
         if "candidates" not in sampling.outputs:
             continue
         candidates = sampling.outputs.candidates
-        valid = [i for i, outcome in enumerate(candidates.info("outcome").tolist()) if outcome == "valid"]
+        valid = valid_indices(candidates)
         samples = candidates.info("sample").tolist()
         structures = candidates.get_structures()
         generated += [CrystalRecord(f"round-{number}/sample-{samples[i]}", structures[i]) for i in valid]

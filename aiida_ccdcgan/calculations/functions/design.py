@@ -89,12 +89,16 @@ def augmented_training_set(
         return orm.SinglefileData(path)
 
 
+def valid_indices(candidates: StructureBatchData) -> list[int]:
+    """The positions of a sampling's candidates whose outcome is ``valid`` (decoded, passed validity and any
+    screening)."""
+    return [i for i, outcome in enumerate(candidates.info("outcome").tolist()) if outcome == "valid"]
+
+
 @calcfunction
 def valid_candidates(candidates: StructureBatchData) -> StructureBatchData:
-    """The candidates of a sampling whose outcome is ``valid`` (decoded, passed validity and any screening)."""
-    return _subset(
-        candidates, [i for i, outcome in enumerate(candidates.info("outcome").tolist()) if outcome == "valid"]
-    )
+    """The candidates of a sampling whose outcome is ``valid`` (:func:`valid_indices`)."""
+    return _subset(candidates, valid_indices(candidates))
 
 
 @calcfunction
