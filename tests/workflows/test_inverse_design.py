@@ -262,11 +262,30 @@ def _wait_until(condition, node, timeout: float, message: str, poll: float = 0.5
         time.sleep(poll)
 
 
+def _start_the_daemon_again(client, profile):
+    """``verdi daemon start``, then one short extra connection to the broker, opened and closed.
+
+    aiida-core 2.9.4's ZeroMQ broker looks for dead workers only when a connection drops, by pinging the workers that
+    hold tasks, and that ping sometimes runs before the dropped connection is gone: the dead worker keeps its tasks
+    until the next drop (1 in 12 to 25 SIGKILLed workers in a bare reproduction; this test's loop then waited for good
+    in CI). Under ``verdi presto`` the broker belongs to the daemon and restarts with it, taking its queue back from
+    disk; here aiida's fixture runs it apart from the daemon, so this connection is the next drop.
+    """
+    from aiida.brokers import ZeromqBroker
+
+    client.start_daemon(timeout=180)
+    with ZeromqBroker(profile) as broker:
+        broker.get_communicator()
+        time.sleep(1)
+
+
 def _wait_for_the_end(node, timeout: float = 900):
     """Wait until the loop has terminated (finished, failed or excepted)."""
     deadline = time.monotonic() + timeout
     while not node.is_terminated:
-        assert time.monotonic() < deadline, "the loop did not finish after the daemon came back"
+        if time.monotonic() > deadline:
+            states = [(child.process_label, child.process_state) for child in node.called_descendants]
+            pytest.fail(f"the loop did not finish after the daemon came back; its processes: {states}")
         time.sleep(1)
 
 
@@ -425,7 +444,7 @@ def test_the_loop_finishes_after_a_daemon_restart(
     structures_before = orm.QueryBuilder().append(orm.StructureData).count()  # the references are done by now
     started_daemon_client.stop_daemon(wait=True, timeout=180)  # the worker may be busy: allow time to stop
     assert not node.is_terminated
-    started_daemon_client.start_daemon(timeout=180)
+    _start_the_daemon_again(started_daemon_client, aiida_profile)
     _wait_for_the_end(node)
     _check_loop_on_fixed_generator(node, 2, structures_before, fine_tunings=1)
     fine_tuning = next(
@@ -470,7 +489,7 @@ def test_the_loop_finishes_after_a_daemon_restart(
 @pytest.mark.slow
 @pytest.mark.daemon
 def test_the_loop_finishes_after_the_daemon_is_killed(
-    codes, relax_code, tmp_path, fixed_generator_run, started_daemon_client
+    codes, relax_code, tmp_path, fixed_generator_run, started_daemon_client, aiida_profile
 ):
     """SIGKILL to the daemon (circus and every worker) while round 1's relaxation job runs, then a new daemon."""
     import psutil
@@ -488,7 +507,7 @@ def test_the_loop_finishes_after_the_daemon_is_killed(
             process.kill()
     _, alive = psutil.wait_procs(daemon, timeout=30)
     assert not alive and not node.is_terminated
-    started_daemon_client.start_daemon(timeout=180)  # removes the stale PID file of the killed daemon
+    _start_the_daemon_again(started_daemon_client, aiida_profile)  # start removes the killed daemon's stale PID file
     _wait_for_the_end(node)
     _check_loop_on_fixed_generator(node, 1, structures_before)
 
