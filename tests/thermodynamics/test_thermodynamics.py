@@ -216,6 +216,33 @@ def test_earlier_matches_name_the_crystal_a_copy_repeats():
     assert distinct_flags(crystals, []) == [True, True, False, False]
 
 
+def test_matching_each_crystal_reduced_once_answers_as_structure_matcher_does():
+    """``earlier_matches`` reduces every crystal once and matches the reduced cells; its answers are those of
+    StructureMatcher.fit on the crystals as given, pair by pair: a sheared cell and a supercell of the known crystal,
+    that crystal stretched 50 % along one axis, another structure type and its own sheared cell."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    rocksalt = Structure(Lattice.cubic(5.9), ["Bi", "Se"] * 4, _rocksalt_sites())
+    primitive = rocksalt.get_primitive_structure()
+    sheared, supercell, stretched = primitive.copy(), primitive.copy(), primitive.copy()
+    sheared.make_supercell([[1, 1, 0], [0, 1, 0], [0, 0, 1]])  # the same crystal in a cell that is not Niggli's
+    supercell.make_supercell([2, 1, 1])
+    stretched.apply_strain([0.5, 0, 0])
+    cscl = Structure(Lattice.cubic(3.6), ["Bi", "Se"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    cscl_sheared = cscl.copy()
+    cscl_sheared.make_supercell([[1, 0, 2], [0, 1, 0], [0, 0, 1]])
+    crystals = [sheared, stretched, cscl, supercell, cscl_sheared]
+    matcher = StructureMatcher(**Criteria().matcher)
+    expected, kept = [], []
+    for index, crystal in enumerate(crystals):  # the definition, one StructureMatcher.fit per pair
+        match = (
+            -1 if matcher.fit(crystal, rocksalt) else next((k for k in kept if matcher.fit(crystal, crystals[k])), None)
+        )
+        kept += [index] if match is None else []
+        expected.append(match)
+    assert earlier_matches(crystals, [rocksalt]) == expected == [-1, None, None, -1, 2]
+
+
 def test_implied_elemental_energies_recover_the_references_a_database_was_built_with():
     """Energies made from formation energies with μ(Bi) = −3.86, μ(Se) = −3.47 eV/atom give those μ back, and
     formation energies computed with them agree with the database's."""
