@@ -22,7 +22,10 @@ with (its build record: SevenNet-0, the `fast` relax protocol) and is judged the
 * ``ccdcgan_distinct``: ``ccdcgan`` relaxing only candidates that, before relaxation, match no crystal it was trained
   on and no earlier candidate (StructureMatcher 0.2/0.3/5°; the matching's CPU time counts as proposing) — most
   decoded crystals of the anchored generator are its training crystals again. The `fast` loop ships this
-  (``new_candidates_only``).
+  (``new_candidates_only``);
+* ``ccdcgan_scaled``: ``ccdcgan_distinct`` sampling with ``--step-scale uniform``: each sample's learnt step times
+  a factor uniform in [0, 1], every point of the way from the training graph (or its element-exchanged twin) to the
+  learnt step; the same trained models.
 
 The generator arms train and sample through the compute-node scripts (``ccdcgan-train``, ``ccdcgan-sample``) in
 ``--work`` (models are not committed); a rerun reuses finished training stages.
@@ -98,9 +101,11 @@ ON_HULL = 0.001
 WINDOWS = (0.025, 0.100)
 MAX_TRIES = 200
 """Proposals per valid crystal before an arm gives up (PyXtal refuses many composition / space-group pairs)."""
-GENERATOR_ARCHITECTURES = {"ccdcgan": None, "paper_gan": "graph", "ccdcgan_distinct": None}
+GENERATOR_ARCHITECTURES = {"ccdcgan": None, "paper_gan": "graph", "ccdcgan_distinct": None, "ccdcgan_scaled": None}
 """Generator arm → GAN architecture override of the `fast` loop's training configuration (None: the loop's own)."""
-DISTINCT_PROPOSALS = ("ccdcgan_distinct",)
+STEP_SCALE = {"ccdcgan_scaled": "uniform"}
+"""Generator arm → ``ccdcgan-sample --step-scale`` (``models.config.STEP_SCALES``; the others: ``learnt``)."""
+DISTINCT_PROPOSALS = ("ccdcgan_distinct", "ccdcgan_scaled")
 """Generator arms that relax only candidates matching no training crystal and no earlier candidate of the arm before
 relaxation (StructureMatcher 0.2/0.3/5°): no relaxation spent on a crystal already at hand."""
 MATCHING_CHUNK = 100
@@ -202,7 +207,8 @@ def generate(
         folder = work / f"samples-{round_index}"
         subprocess.run(
             [scripts / "ccdcgan-sample", work / "config.json", models, "--count", str(count),
-             "--seed", str(1000 * seed + round_index), "--output", folder],
+             "--seed", str(1000 * seed + round_index), "--step-scale", STEP_SCALE.get(arm, "learnt"),
+             "--output", folder],
             check=True,
             env=environment,
         )  # fmt: skip

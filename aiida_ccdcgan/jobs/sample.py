@@ -8,7 +8,9 @@ in its ``cell_orders`` orders of its cell vectors, the predictions averaged) and
 (counts by outcome, and ``valid_compounds``: the valid crystals of two or more elements, the ones that can lie
 below the elements' line). The same seed gives the same samples. Screening (the paper's DCGAN + constraint)
 keeps only valid crystals whose ``crystal_formation_energy`` is at most ``--max-predicted-energy`` eV/atom (a
-crystal without an energy — one the encoders cannot hold in any order — is screened out).
+crystal without an energy — one the encoders cannot hold in any order — is screened out). ``--step-scale uniform``
+scales an anchored generator's step by a factor drawn uniformly from [0, 1] for each sample
+(``models.config.STEP_SCALES``).
 
 Exit codes: 0 done (also when no sample is valid: the counts say so); 10 bad input.
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.config import TrainingConfig, model_file
+from ..models.config import STEP_SCALES, TrainingConfig, model_file
 from . import fail, missing_extra, quiet_backend
 from .contract import (
     CANDIDATES_FILE,
@@ -76,6 +78,12 @@ def main(argv=None) -> int:
         type=float,
         help="Screening: keep valid crystals whose decoded crystal the constraint puts at or below this (eV/atom).",
     )
+    parser.add_argument(
+        "--step-scale",
+        default="learnt",
+        help="An anchored generator's step: learnt (as trained) or uniform (times a factor uniform in [0, 1] for "
+        "each sample, from the training graph or its element-exchanged twin to the learnt step).",
+    )
     parser.add_argument("--output", type=Path, default=Path("."))
     args = parser.parse_args(argv)
     if (refused := missing_extra("ccdcgan-sample")) is not None:
@@ -88,6 +96,14 @@ def main(argv=None) -> int:
         config = TrainingConfig.from_dict(json.loads(args.config.read_text()))
     except (OSError, ValueError, TypeError) as exception:
         return fail(EXIT_BAD_INPUT, f"cannot use the configuration {args.config}: {exception}")
+    if args.step_scale not in STEP_SCALES:
+        return fail(EXIT_BAD_INPUT, f"--step-scale must be one of {', '.join(STEP_SCALES)}, not {args.step_scale!r}")
+    if args.step_scale != "learnt" and config.gan.architecture != "anchored":
+        return fail(
+            EXIT_BAD_INPUT,
+            f"--step-scale {args.step_scale} needs an anchored generator; this one's gan.architecture is "
+            f"{config.gan.architecture!r} (give --step-scale learnt)",
+        )
     screening = screening_models(config.to_dict())
     needed = [*SAMPLING_MODELS, *(screening if args.max_predicted_energy is not None else [])]
     missing = [name for name in needed if not (args.models / model_file(name)).exists()]
@@ -99,7 +115,7 @@ def main(argv=None) -> int:
 
     seed_everything(args.seed)
     bundle = ModelBundle.load(config, args.models, (*SAMPLING_MODELS, "constraint", *screening))
-    candidates = sample_candidates(bundle, args.count, args.seed, screening, args.max_predicted_energy)
+    candidates = sample_candidates(bundle, args.count, args.seed, screening, args.max_predicted_energy, args.step_scale)
     frames = [_frame(candidate) for candidate in candidates if candidate.structure is not None]
     outcomes = Counter(candidate.outcome for candidate in candidates)
     compounds = sum(c.outcome == "valid" and len(c.structure.composition.elements) > 1 for c in candidates)
@@ -112,6 +128,7 @@ def main(argv=None) -> int:
     summary = {
         "graphs": args.count,
         "seed": args.seed,
+        "step_scale": args.step_scale,
         "decoded": len(frames),
         "valid": outcomes["valid"],
         "valid_compounds": compounds,

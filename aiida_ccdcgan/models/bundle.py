@@ -101,11 +101,12 @@ class ModelBundle:
             self.networks["lattice_decoder"],
         )
 
-    def sample(self, count: int, seed: int) -> np.ndarray:
-        """``count`` graphs of the generator from seeded Gaussian noise."""
+    def sample(self, count: int, seed: int, step_scale: str = "learnt") -> np.ndarray:
+        """``count`` graphs of the generator from seeded Gaussian noise (``step_scale``:
+        :data:`~.config.STEP_SCALES`)."""
         from .inference import sample_graphs
 
-        return sample_graphs(self.networks["generator"], count, seed)
+        return sample_graphs(self.networks["generator"], count, seed, step_scale)
 
     def predicted_energies(self, graphs) -> np.ndarray:
         """The constraint's formation energy (eV/atom) of each graph."""
@@ -134,14 +135,19 @@ class Candidate:
 
 
 def sample_candidates(
-    bundle: ModelBundle, count: int, seed: int, screening: Iterable[str], max_energy: float | None = None
+    bundle: ModelBundle,
+    count: int,
+    seed: int,
+    screening: Iterable[str],
+    max_energy: float | None = None,
+    step_scale: str = "learnt",
 ) -> list[Candidate]:
-    """Sample ``count`` graphs (seeded), decode them and judge each decoded crystal's validity; where the bundle
+    """Sample ``count`` graphs (seeded; ``step_scale``: :data:`~.config.STEP_SCALES`), decode them and judge each decoded crystal's validity; where the bundle
     holds the ``screening`` networks, give each valid crystal its formation energy and, with ``max_energy``, mark
     those above it (or without one: beyond the encoders' limits) ``screened_out`` — the paper's DCGAN + constraint."""
     from ..representation.validity import validity
 
-    graphs = bundle.sample(count, seed)
+    graphs = bundle.sample(count, seed, step_scale)
     predicted = bundle.predicted_energies(graphs) if bundle.has(["constraint"]) else None
     results = bundle.decode(graphs)
     reasons = {

@@ -205,6 +205,16 @@ STAGE_NAMES = tuple(stage.name for stage in TRAINING_STAGES)
 """The names of :data:`TRAINING_STAGES`, in order."""
 
 
+STEP_SCALES = ("learnt", "uniform")
+"""How an anchored generator's graphs are sampled: ``learnt``, the training graph drawn by the noise plus the learnt
+step; ``uniform``, plus that step times a factor drawn uniformly from [0, 1] for each sample — every point of the
+way from the training graph (its element-exchanged twin: a substitution) to the learnt step."""
+
+
+ANCHOR_LAYER = "training_graphs"
+"""The name of the anchored generator's layer that holds the training graphs and draws one for each noise vector."""
+
+
 def model_file(role: str) -> str:
     """The file name of the model of ``role`` in a models folder."""
     return f"{role}.keras"

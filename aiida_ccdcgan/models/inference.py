@@ -20,7 +20,7 @@ from ..representation import (
     site_voxels,
 )
 from ..representation.pair_distribution import partial_rdf_features
-from .config import TrainingConfig
+from .config import ANCHOR_LAYER, STEP_SCALES, TrainingConfig
 from .graph import GraphLayout
 
 
@@ -135,7 +135,18 @@ def decode_graphs(
     return results
 
 
-def sample_graphs(generator, count: int, seed: int) -> np.ndarray:
-    """Generate ``count`` crystal graphs from seeded Gaussian noise."""
-    noise = np.random.default_rng(seed).standard_normal((count, generator.input_shape[-1])).astype(np.float32)
-    return generator.predict(noise, verbose=0)
+def sample_graphs(generator, count: int, seed: int, step_scale: str = "learnt") -> np.ndarray:
+    """Generate ``count`` crystal graphs from seeded Gaussian noise (``step_scale``: :data:`STEP_SCALES`)."""
+    if step_scale not in STEP_SCALES:
+        raise ValueError(f"step_scale must be one of {', '.join(STEP_SCALES)}, not {step_scale!r}.")
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((count, generator.input_shape[-1])).astype(np.float32)
+    graphs = generator.predict(noise, verbose=0)
+    if step_scale == "learnt":
+        return graphs
+    import keras
+
+    if ANCHOR_LAYER not in {layer.name for layer in generator.layers}:
+        raise ValueError(f"step_scale {step_scale!r} needs an anchored generator (gan.architecture 'anchored').")
+    anchors = keras.ops.convert_to_numpy(generator.get_layer(ANCHOR_LAYER)(noise))
+    return anchors + rng.uniform(0.0, 1.0, (count, 1, 1, 1)).astype(np.float32) * (graphs - anchors)

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from .config import ANCHOR_LAYER
 from .graph import GraphLayout
 
 LEAKY_SLOPE = 0.2
@@ -284,7 +285,7 @@ def build_anchored_generator(noise_dim: int, graphs, radius: float, filters: int
     """
     count, side = len(graphs), graphs.shape[1]
     noise = keras.Input((noise_dim,), name="noise")
-    anchors = TrainingGraphFromNoise(count, side, name="training_graphs")
+    anchors = TrainingGraphFromNoise(count, side, name=ANCHOR_LAYER)
     graph = anchors(noise)
     x = layers.Concatenate()([layers.Flatten()(graph), noise])
     for _ in range(2):

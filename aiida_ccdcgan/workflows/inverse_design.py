@@ -219,6 +219,7 @@ class InverseDesignWorkChain(ProtocolMixin, WorkChain):
         del train_inputs["train"]["dataset"]  # the loop passes its own dataset on
         builder.train._merge(train_inputs)
         builder.sample.code = codes["sample"]
+        builder.sample.step_scale = orm.Str(inputs["step_scale"])
         builder.sample.metadata.options._merge(train.train.metadata.options._inputs(prune=True))
         builder.relax._merge(relax._inputs(prune=True))
         return builder

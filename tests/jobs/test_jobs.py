@@ -114,6 +114,11 @@ def test_sample_bad_input(trained):
     assert zero.returncode == EXIT_BAD_INPUT and "--count must be at least 1" in zero.stderr
     missing = _run("ccdcgan-sample", "config.json", "nowhere", "--count", "2", cwd=trained)
     assert missing.returncode == EXIT_BAD_INPUT and "lacks generator.keras" in missing.stderr
+    unknown = _run("ccdcgan-sample", "config.json", "out", "--count", "2", "--step-scale", "half", cwd=trained)
+    assert unknown.returncode == EXIT_BAD_INPUT and "--step-scale must be one of learnt, uniform" in unknown.stderr
+    unanchored = _run("ccdcgan-sample", "config.json", "out", "--count", "2", "--step-scale", "uniform", cwd=trained)
+    assert unanchored.returncode == EXIT_BAD_INPUT
+    assert "needs an anchored generator; this one's gan.architecture is 'graph'" in unanchored.stderr
 
 
 def test_train_bad_input(tmp_path):

@@ -501,6 +501,32 @@ def test_anchored_gan_steps_within_its_radius_around_every_training_graph(tiny_m
         GanSettings(architecture="anchored", anchor_radius=0)
 
 
+def test_uniform_step_scale_samples_the_way_from_the_training_graph_to_the_learnt_step(tiny_models):
+    """``step_scale`` ``uniform``: each graph is its training graph plus the learnt step times one factor in [0, 1],
+    the factors spread over that range; seeded; a generator without training graphs to step from is refused."""
+    from aiida_ccdcgan.models.config import GanSettings
+    from aiida_ccdcgan.models.training import train_gan
+
+    graphs = np.stack([np.full((8, 8, 1), level) for level in (-0.6, -0.2, 0.2, 0.6)]).astype(np.float32)
+    settings = GanSettings(
+        mode="ccdcgan", architecture="anchored", anchor_radius=0.3, noise_dim=16, filters=4, batch_size=4, steps=2
+    )
+    generator = train_gan(graphs, settings, tiny_models["constraint"], seed=0)[0]
+    learnt = sample_graphs(generator, 300, seed=4)
+    scaled = sample_graphs(generator, 300, seed=4, step_scale="uniform")
+    anchors = graphs[np.abs(learnt[:, None] - graphs[None]).max(axis=(2, 3, 4)).argmin(axis=1)]
+    steps, taken = (learnt - anchors).reshape(300, -1), (scaled - anchors).reshape(300, -1)
+    factors = (steps * taken).sum(axis=1) / (steps * steps).sum(axis=1)
+    np.testing.assert_allclose(taken, factors[:, None] * steps, atol=1e-6)  # one factor per graph
+    assert factors.min() >= 0 and factors.max() <= 1
+    assert np.histogram(factors, bins=4, range=(0, 1))[0].min() > 50  # ≈ 75 in each quarter
+    np.testing.assert_array_equal(scaled, sample_graphs(generator, 300, seed=4, step_scale="uniform"))
+    with pytest.raises(ValueError, match="needs an anchored generator"):
+        sample_graphs(build_generator(16, 8), 2, seed=0, step_scale="uniform")
+    with pytest.raises(ValueError, match="step_scale must be one of learnt, uniform, not 'half'"):
+        sample_graphs(generator, 2, seed=0, step_scale="half")
+
+
 def test_train_gan_fine_tunes_the_networks_it_is_given(tiny_models):
     """Fine-tuning continues from the given generator and discriminator, for the given number of steps."""
     from aiida_ccdcgan.models.config import GanSettings

@@ -196,6 +196,14 @@ CASES = {
         r"No POTCAR family 'PBE.missing' in this profile; upload one with `aiida-vasp potcar uploadfamily",
     ),
     "sample: zero samples": (lambda k: k.sample(count=orm.Int(0)), "count must be at least 1, not 0"),
+    "sample: unknown step scale": (
+        lambda k: k.sample(step_scale=orm.Str("half")),
+        "step_scale must be one of learnt, uniform, not 'half'",
+    ),
+    "sample: a scaled step without an anchored generator": (
+        lambda k: k.sample(step_scale=orm.Str("uniform")),
+        "step_scale 'uniform' needs an anchored generator, not gan.architecture 'graph'",
+    ),
     "sample: screening without a constraint": (
         lambda k: k.sample(
             models={r: m for r, m in k.models.items() if r != "constraint"}, max_predicted_energy=orm.Float(0.3)

@@ -124,6 +124,7 @@ def test_protocols_and_an_unknown_mode(codes, relax_code, tmp_path):
     paper = InverseDesignWorkChain.get_builder_from_protocol(all_codes, dataset, ["Bi", "Se"], protocol="paper")
     assert paper.graphs_per_round.value == 13000 and paper.train.train.config["gan"]["mode"] == "ccdcgan"
     assert not paper.new_candidates_only.value  # the paper relaxes every valid crystal
+    assert paper.sample.step_scale.value == "learnt"  # the paper's generator has no anchor to scale a step from
     assert paper.train.train.config["gan"].get("architecture", "graph") == "graph"  # the paper's generator
     vasp = InverseDesignWorkChain.get_builder_from_protocol(
         all_codes, dataset, ["Bi", "Se"], protocol="paper", overrides={"relax_engine": "vasp"}
