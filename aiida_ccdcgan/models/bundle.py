@@ -142,9 +142,10 @@ def sample_candidates(
     max_energy: float | None = None,
     step_scale: str = "learnt",
 ) -> list[Candidate]:
-    """Sample ``count`` graphs (seeded; ``step_scale``: :data:`~.config.STEP_SCALES`), decode them and judge each decoded crystal's validity; where the bundle
-    holds the ``screening`` networks, give each valid crystal its formation energy and, with ``max_energy``, mark
-    those above it (or without one: beyond the encoders' limits) ``screened_out`` — the paper's DCGAN + constraint."""
+    """Sample ``count`` graphs (seeded; ``step_scale``: :data:`~.config.STEP_SCALES`), decode them and judge each
+    decoded crystal's validity; where the bundle holds the ``screening`` networks, give each valid crystal its
+    formation energy and, with ``max_energy``, mark those above it (or without one: beyond the encoders' limits)
+    ``screened_out`` — the paper's DCGAN + constraint."""
     from ..representation.validity import validity
 
     graphs = bundle.sample(count, seed, step_scale)
