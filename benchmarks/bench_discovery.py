@@ -25,7 +25,9 @@ with (its build record: SevenNet-0, the `fast` relax protocol) and is judged the
   (``new_candidates_only``);
 * ``ccdcgan_scaled``: ``ccdcgan_distinct`` sampling with ``--step-scale uniform``: each sample's learnt step times
   a factor uniform in [0, 1], every point of the way from the training graph (or its element-exchanged twin) to the
-  learnt step; the same trained models.
+  learnt step; the same trained models;
+* ``ccdcgan_backoff``: ``ccdcgan_distinct`` sampling with ``--step-scale backoff``: the learnt step, halved and then
+  quartered for a sample whose crystal is not valid; the same trained models.
 
 The generator arms train and sample through the compute-node scripts (``ccdcgan-train``, ``ccdcgan-sample``) in
 ``--work`` (models are not committed); a rerun reuses finished training stages.
@@ -60,6 +62,7 @@ committed crystals (after ``known_phases.json`` changed), relaxing nothing.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import json
 import os
@@ -101,15 +104,31 @@ ON_HULL = 0.001
 WINDOWS = (0.025, 0.100)
 MAX_TRIES = 200
 """Proposals per valid crystal before an arm gives up (PyXtal refuses many composition / space-group pairs)."""
-GENERATOR_ARCHITECTURES = {"ccdcgan": None, "paper_gan": "graph", "ccdcgan_distinct": None, "ccdcgan_scaled": None}
-"""Generator arm → GAN architecture override of the `fast` loop's training configuration (None: the loop's own)."""
-STEP_SCALE = {"ccdcgan_scaled": "uniform"}
-"""Generator arm → ``ccdcgan-sample --step-scale`` (``models.config.STEP_SCALES``; the others: ``learnt``)."""
-DISTINCT_PROPOSALS = ("ccdcgan_distinct", "ccdcgan_scaled")
-"""Generator arms that relax only candidates matching no training crystal and no earlier candidate of the arm before
-relaxation (StructureMatcher 0.2/0.3/5°): no relaxation spent on a crystal already at hand."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorArm:
+    """How a generator arm trains and samples: ``architecture``, the GAN architecture override of the `fast` loop's
+    training configuration (None: the loop's own); ``step_scale``, ``ccdcgan-sample --step-scale``
+    (``models.config.STEP_SCALES``); ``distinct``, relax only candidates that match no training crystal and no
+    earlier candidate of the arm before relaxation (StructureMatcher 0.2/0.3/5°): no relaxation spent on a crystal
+    already at hand."""
+
+    architecture: str | None = None
+    step_scale: str = "learnt"
+    distinct: bool = False
+
+
+GENERATOR_ARMS = {
+    "ccdcgan": GeneratorArm(),
+    "paper_gan": GeneratorArm(architecture="graph"),
+    "ccdcgan_distinct": GeneratorArm(distinct=True),
+    "ccdcgan_scaled": GeneratorArm(step_scale="uniform", distinct=True),
+    "ccdcgan_backoff": GeneratorArm(step_scale="backoff", distinct=True),
+}
+"""The generator arms by name."""
 MATCHING_CHUNK = 100
-"""Candidates matched at a time by a :data:`DISTINCT_PROPOSALS` arm, which stops matching once its budget is full."""
+"""Candidates matched at a time by a ``distinct`` generator arm, which stops matching once its budget is full."""
 SAMPLING_ROUNDS = 10
 """``ccdcgan-sample`` calls before a generator arm gives up filling its budget."""
 
@@ -170,8 +189,8 @@ def loop_training_config(arm: str, seed: int) -> tuple[dict, dict]:
     generator) and the environment variables of its training CalcJob."""
     loop = InverseDesignWorkChain.get_protocol_inputs("fast")
     overrides = {"config": {"seed": seed, "gan": {"mode": MODES["ccdcgan"]}}}
-    if GENERATOR_ARCHITECTURES[arm]:
-        overrides["config"]["gan"]["architecture"] = GENERATOR_ARCHITECTURES[arm]
+    if GENERATOR_ARMS[arm].architecture:
+        overrides["config"]["gan"]["architecture"] = GENERATOR_ARMS[arm].architecture
     inputs = TrainBaseWorkChain.get_protocol_inputs(
         loop["train_protocol"], merge_inputs(loop.get("train", {}), overrides)
     )
@@ -183,7 +202,7 @@ def generate(
     arm: str, budget: int, seed: int, training: list[CrystalRecord], work: Path
 ) -> tuple[list[Structure], int]:
     """``budget`` valid crystals from a generator arm trained on ``training``, and how many graphs it sampled
-    (:data:`DISTINCT_PROPOSALS`: valid crystals unlike any training crystal and any earlier one)."""
+    (a ``distinct`` arm: valid crystals unlike any training crystal and any earlier one)."""
     config, variables = loop_training_config(arm, seed)
     environment = {**os.environ, **variables}
     environment.update({k: os.environ[k] for k in ("KERAS_BACKEND",) if k in os.environ})
@@ -202,12 +221,12 @@ def generate(
     for round_index in range(SAMPLING_ROUNDS):
         if len(valid) >= budget:
             break
-        per_crystal = 5 if arm in DISTINCT_PROPOSALS else 5 / 4  # ≈ 85 % valid; ≈ 30 % of those unlike the rest
+        per_crystal = 5 if GENERATOR_ARMS[arm].distinct else 5 / 4  # ≈ 85 % valid; ≈ 30 % of those unlike the rest
         count = int(max(budget - len(valid), 1) * per_crystal) + 10
         folder = work / f"samples-{round_index}"
         subprocess.run(
             [scripts / "ccdcgan-sample", work / "config.json", models, "--count", str(count),
-             "--seed", str(1000 * seed + round_index), "--step-scale", STEP_SCALE.get(arm, "learnt"),
+             "--seed", str(1000 * seed + round_index), "--step-scale", GENERATOR_ARMS[arm].step_scale,
              "--output", folder],
             check=True,
             env=environment,
@@ -215,7 +234,7 @@ def generate(
         sampled += count
         frames = read(folder / "candidates.extxyz", ":") if (folder / "candidates.extxyz").exists() else []
         new = [AseAtomsAdaptor.get_structure(a) for a in frames if a.info["outcome"] == "valid"]
-        if arm not in DISTINCT_PROPOSALS:
+        if not GENERATOR_ARMS[arm].distinct:
             valid += new
             continue
         for start in range(0, len(new), MATCHING_CHUNK):
@@ -287,7 +306,7 @@ def run_arm(arm: str, args, records: list[CrystalRecord], settings: RelaxSetting
     starting = [r for r in records if r.structure.composition.reduced_formula != args.leave_out]
     suffix = run_suffix(args)
     start_cpu = cpu_seconds()
-    if arm in GENERATOR_ARCHITECTURES:
+    if arm in GENERATOR_ARMS:
         candidates, proposed = generate(arm, args.budget, args.seed, starting, args.work / f"{arm}{suffix}")
     else:
         candidates, proposed = propose(arm, args.budget, args.seed, [r.structure for r in starting], args)
@@ -435,7 +454,7 @@ def markdown_table(output: Path) -> str:
 def main() -> None:
     """Run the arms and print the table as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    arms = ["random", "perturbed", "exchanged", *GENERATOR_ARCHITECTURES]
+    arms = ["random", "perturbed", "exchanged", *GENERATOR_ARMS]
     parser.add_argument("--arms", nargs="+", default=arms, choices=arms)
     parser.add_argument("--budget", type=int, default=1000, help="Relaxations per arm.")
     parser.add_argument("--seed", type=int, default=0)

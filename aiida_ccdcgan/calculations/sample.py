@@ -8,7 +8,7 @@ from aiida.engine import CalcJob
 from ..data.model import KerasModelData, ModelFileError
 from ..data.structures import StructureBatchData
 from ..jobs.contract import CONFIG_FILE, MODELS_FOLDER, SAMPLES_FOLDER, SAMPLING_MODELS, screening_models
-from ..models.config import STEP_SCALES, GanSettings, model_file
+from ..models.config import GanSettings, model_file, step_scale_refusal
 from .common import define_script_exit_codes, define_script_options, script_calcinfo, validate_training_config
 
 
@@ -65,13 +65,8 @@ def _validate_inputs(inputs, _):
         )
     if inputs["count"].value < 1:
         return f"count must be at least 1, not {inputs['count'].value}."
-    step_scale = inputs["step_scale"].value
-    if step_scale not in STEP_SCALES:
-        return f"step_scale must be one of {', '.join(STEP_SCALES)}, not {step_scale!r}."
     architecture = inputs["config"].get_dict().get("gan", {}).get("architecture", GanSettings.architecture)
-    if step_scale != "learnt" and architecture != "anchored":
-        return f"step_scale {step_scale!r} needs an anchored generator, not gan.architecture {architecture!r}."
-    return None
+    return step_scale_refusal(inputs["step_scale"].value, architecture)
 
 
 class SampleCalculation(CalcJob):
@@ -108,8 +103,9 @@ class SampleCalculation(CalcJob):
             "step_scale",
             valid_type=orm.Str,
             default=lambda: orm.Str("learnt"),
-            help="An anchored generator's step: learnt (as trained) or uniform (times a factor uniform in [0, 1] "
-            "for each sample: from the training graph or its element-exchanged twin to the learnt step).",
+            help="An anchored generator's step: learnt (as trained), uniform (times a factor uniform in [0, 1] "
+            "for each sample: from the training graph or its element-exchanged twin to the learnt step) or backoff "
+            "(the learnt step, halved and then quartered for a sample whose crystal is not valid).",
         )
         spec.inputs.validator = _validate_inputs
         define_script_options(spec, "ccdcgan.sample")

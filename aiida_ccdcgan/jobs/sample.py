@@ -9,8 +9,8 @@ in its ``cell_orders`` orders of its cell vectors, the predictions averaged) and
 below the elements' line). The same seed gives the same samples. Screening (the paper's DCGAN + constraint)
 keeps only valid crystals whose ``crystal_formation_energy`` is at most ``--max-predicted-energy`` eV/atom (a
 crystal without an energy — one the encoders cannot hold in any order — is screened out). ``--step-scale uniform``
-scales an anchored generator's step by a factor drawn uniformly from [0, 1] for each sample
-(``models.config.STEP_SCALES``).
+scales an anchored generator's step by a factor drawn uniformly from [0, 1] for each sample; ``backoff`` halves and
+then quarters the step of a sample whose crystal is not valid (``models.config.STEP_SCALES``).
 
 Exit codes: 0 done (also when no sample is valid: the counts say so); 10 bad input.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.config import STEP_SCALES, TrainingConfig, model_file
+from ..models.config import TrainingConfig, model_file, step_scale_refusal
 from . import fail, missing_extra, quiet_backend
 from .contract import (
     CANDIDATES_FILE,
@@ -81,8 +81,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--step-scale",
         default="learnt",
-        help="An anchored generator's step: learnt (as trained) or uniform (times a factor uniform in [0, 1] for "
-        "each sample, from the training graph or its element-exchanged twin to the learnt step).",
+        help="An anchored generator's step: learnt (as trained), uniform (times a factor uniform in [0, 1] for "
+        "each sample, from the training graph or its element-exchanged twin to the learnt step) or backoff (the "
+        "learnt step, halved and then quartered for a sample whose crystal is not valid).",
     )
     parser.add_argument("--output", type=Path, default=Path("."))
     args = parser.parse_args(argv)
@@ -96,14 +97,8 @@ def main(argv=None) -> int:
         config = TrainingConfig.from_dict(json.loads(args.config.read_text()))
     except (OSError, ValueError, TypeError) as exception:
         return fail(EXIT_BAD_INPUT, f"cannot use the configuration {args.config}: {exception}")
-    if args.step_scale not in STEP_SCALES:
-        return fail(EXIT_BAD_INPUT, f"--step-scale must be one of {', '.join(STEP_SCALES)}, not {args.step_scale!r}")
-    if args.step_scale != "learnt" and config.gan.architecture != "anchored":
-        return fail(
-            EXIT_BAD_INPUT,
-            f"--step-scale {args.step_scale} needs an anchored generator; this one's gan.architecture is "
-            f"{config.gan.architecture!r} (give --step-scale learnt)",
-        )
+    if (refusal := step_scale_refusal(args.step_scale, config.gan.architecture)) is not None:
+        return fail(EXIT_BAD_INPUT, f"--step-scale: {refusal}")
     screening = screening_models(config.to_dict())
     needed = [*SAMPLING_MODELS, *(screening if args.max_predicted_energy is not None else [])]
     missing = [name for name in needed if not (args.models / model_file(name)).exists()]

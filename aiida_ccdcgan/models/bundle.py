@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import TrainingConfig, model_file
+from .config import BACKOFF_FACTORS, TrainingConfig, model_file
 
 
 @dataclasses.dataclass
@@ -108,6 +108,12 @@ class ModelBundle:
 
         return sample_graphs(self.networks["generator"], count, seed, step_scale)
 
+    def anchors(self, count: int, seed: int) -> np.ndarray:
+        """The training graphs an anchored generator steps from for :meth:`sample`'s ``count`` graphs of ``seed``."""
+        from .inference import anchor_graphs
+
+        return anchor_graphs(self.networks["generator"], count, seed)
+
     def predicted_energies(self, graphs) -> np.ndarray:
         """The constraint's formation energy (eV/atom) of each graph."""
         return self.networks["constraint"].predict(graphs, verbose=0).ravel()
@@ -143,25 +149,43 @@ def sample_candidates(
     step_scale: str = "learnt",
 ) -> list[Candidate]:
     """Sample ``count`` graphs (seeded; ``step_scale``: :data:`~.config.STEP_SCALES`), decode them and judge each
-    decoded crystal's validity; where the bundle holds the ``screening`` networks, give each valid crystal its
+    decoded crystal's validity (``backoff``: a sample whose crystal is not valid takes the shorter steps of
+    :data:`~.config.BACKOFF_FACTORS` in turn, keeping the first valid one, its graph with it); where the bundle holds the ``screening`` networks, give each valid crystal its
     formation energy and, with ``max_energy``, mark those above it (or without one: beyond the encoders' limits)
     ``screened_out`` — the paper's DCGAN + constraint."""
     from ..representation.validity import validity
 
+    def judged(results) -> dict:
+        """Each decoded crystal's validity (reason, detail), by sample index."""
+        return {
+            i: validity(r.structure, bundle.config.representation)
+            for i, r in results.items()
+            if r.structure is not None
+        }
+
     graphs = bundle.sample(count, seed, step_scale)
+    results = dict(enumerate(bundle.decode(graphs)))
+    reasons = judged(results)
+    if step_scale == "backoff":
+        anchors = bundle.anchors(count, seed)
+        for factor in BACKOFF_FACTORS:
+            retry = [i for i in results if i not in reasons or reasons[i][0] is not None]
+            if not retry:
+                break
+            shorter = anchors[retry] + factor * (graphs[retry] - anchors[retry])
+            again = dict(zip(retry, bundle.decode(shorter)))
+            valid_again = {i: reason for i, reason in judged(again).items() if reason[0] is None}
+            position = {i: k for k, i in enumerate(retry)}
+            graphs[list(valid_again)] = shorter[[position[i] for i in valid_again]]
+            results.update({i: again[i] for i in valid_again})
+            reasons.update(valid_again)
     predicted = bundle.predicted_energies(graphs) if bundle.has(["constraint"]) else None
-    results = bundle.decode(graphs)
-    reasons = {
-        index: validity(r.structure, bundle.config.representation)
-        for index, r in enumerate(results)
-        if r.structure is not None
-    }
     valid = [index for index, (reason, _) in reasons.items() if reason is None]
     energies = {}
     if bundle.has(screening) and valid:
         energies = dict(zip(valid, bundle.formation_energies([results[i].structure for i in valid]).tolist()))
     candidates = []
-    for index, result in enumerate(results):
+    for index, result in results.items():
         graph_energy = float(predicted[index]) if predicted is not None else None
         if result.structure is None:
             candidates.append(Candidate(index, None, result.failure.value, "", graph_energy))

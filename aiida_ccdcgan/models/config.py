@@ -205,10 +205,27 @@ STAGE_NAMES = tuple(stage.name for stage in TRAINING_STAGES)
 """The names of :data:`TRAINING_STAGES`, in order."""
 
 
-STEP_SCALES = ("learnt", "uniform")
+STEP_SCALES = ("learnt", "uniform", "backoff")
 """How an anchored generator's graphs are sampled: ``learnt``, the training graph drawn by the noise plus the learnt
 step; ``uniform``, plus that step times a factor drawn uniformly from [0, 1] for each sample — every point of the
-way from the training graph (its element-exchanged twin: a substitution) to the learnt step."""
+way from the training graph (its element-exchanged twin: a substitution) to the learnt step; ``backoff``, the learnt
+step, shortened by the factors of :data:`BACKOFF_FACTORS` in turn for a sample whose decoded crystal is not valid."""
+
+BACKOFF_FACTORS = (0.5, 0.25)
+"""The fractions of the learnt step that ``backoff`` sampling tries, in order, for a sample whose crystal decoded
+from the full step fails decoding or the validity check; it keeps the first that gives a valid crystal."""
+
+
+def step_scale_refusal(step_scale: str, architecture: str) -> str | None:
+    """Why a generator of GAN ``architecture`` cannot be sampled with ``step_scale``, or None when it can."""
+    if step_scale not in STEP_SCALES:
+        return f"step_scale must be one of {', '.join(STEP_SCALES)}, not {step_scale!r}."
+    if step_scale != "learnt" and architecture != "anchored":
+        return (
+            f"step_scale {step_scale!r} needs an anchored generator, not gan.architecture {architecture!r}; "
+            "sample it with step_scale 'learnt'."
+        )
+    return None
 
 
 ANCHOR_LAYER = "training_graphs"

@@ -20,7 +20,7 @@ from ..representation import (
     site_voxels,
 )
 from ..representation.pair_distribution import partial_rdf_features
-from .config import ANCHOR_LAYER, STEP_SCALES, TrainingConfig
+from .config import ANCHOR_LAYER, TrainingConfig, step_scale_refusal
 from .graph import GraphLayout
 
 
@@ -135,18 +135,35 @@ def decode_graphs(
     return results
 
 
-def sample_graphs(generator, count: int, seed: int, step_scale: str = "learnt") -> np.ndarray:
-    """Generate ``count`` crystal graphs from seeded Gaussian noise (``step_scale``: :data:`STEP_SCALES`)."""
-    if step_scale not in STEP_SCALES:
-        raise ValueError(f"step_scale must be one of {', '.join(STEP_SCALES)}, not {step_scale!r}.")
+def _generator_noise(generator, count: int, seed: int) -> tuple[np.random.Generator, np.ndarray]:
+    """The seeded random generator and the ``count`` Gaussian noise vectors it draws first for ``generator``."""
     rng = np.random.default_rng(seed)
-    noise = rng.standard_normal((count, generator.input_shape[-1])).astype(np.float32)
-    graphs = generator.predict(noise, verbose=0)
-    if step_scale == "learnt":
-        return graphs
+    return rng, rng.standard_normal((count, generator.input_shape[-1])).astype(np.float32)
+
+
+def anchor_graphs(generator, count: int, seed: int) -> np.ndarray:
+    """The training graphs an anchored generator steps from for the ``count`` samples of :func:`sample_graphs`
+    with ``seed``."""
     import keras
 
     if ANCHOR_LAYER not in {layer.name for layer in generator.layers}:
-        raise ValueError(f"step_scale {step_scale!r} needs an anchored generator (gan.architecture 'anchored').")
-    anchors = keras.ops.convert_to_numpy(generator.get_layer(ANCHOR_LAYER)(noise))
+        raise ValueError(
+            "Only an anchored generator (gan.architecture 'anchored') has training graphs to step from; sample this "
+            "one with step_scale 'learnt'."
+        )
+    return keras.ops.convert_to_numpy(generator.get_layer(ANCHOR_LAYER)(_generator_noise(generator, count, seed)[1]))
+
+
+def sample_graphs(generator, count: int, seed: int, step_scale: str = "learnt") -> np.ndarray:
+    """Generate ``count`` crystal graphs from seeded Gaussian noise (``step_scale``: :data:`~.config.STEP_SCALES`; ``backoff``
+    gives the learnt step here: :func:`~.bundle.sample_candidates` shortens it after decoding)."""
+    if (refusal := step_scale_refusal(step_scale, "anchored")) is not None:  # the name; the anchor is checked below
+        raise ValueError(refusal)
+    rng, noise = _generator_noise(generator, count, seed)
+    graphs = generator.predict(noise, verbose=0)
+    if step_scale == "learnt":
+        return graphs
+    anchors = anchor_graphs(generator, count, seed)
+    if step_scale == "backoff":
+        return graphs
     return anchors + rng.uniform(0.0, 1.0, (count, 1, 1, 1)).astype(np.float32) * (graphs - anchors)

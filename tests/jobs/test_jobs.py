@@ -115,10 +115,13 @@ def test_sample_bad_input(trained):
     missing = _run("ccdcgan-sample", "config.json", "nowhere", "--count", "2", cwd=trained)
     assert missing.returncode == EXIT_BAD_INPUT and "lacks generator.keras" in missing.stderr
     unknown = _run("ccdcgan-sample", "config.json", "out", "--count", "2", "--step-scale", "half", cwd=trained)
-    assert unknown.returncode == EXIT_BAD_INPUT and "--step-scale must be one of learnt, uniform" in unknown.stderr
+    assert (
+        unknown.returncode == EXIT_BAD_INPUT
+        and "--step-scale: step_scale must be one of learnt, uniform, backoff" in unknown.stderr
+    )
     unanchored = _run("ccdcgan-sample", "config.json", "out", "--count", "2", "--step-scale", "uniform", cwd=trained)
     assert unanchored.returncode == EXIT_BAD_INPUT
-    assert "needs an anchored generator; this one's gan.architecture is 'graph'" in unanchored.stderr
+    assert "step_scale 'uniform' needs an anchored generator, not gan.architecture 'graph'" in unanchored.stderr
 
 
 def test_train_bad_input(tmp_path):

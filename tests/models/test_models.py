@@ -521,10 +521,71 @@ def test_uniform_step_scale_samples_the_way_from_the_training_graph_to_the_learn
     assert factors.min() >= 0 and factors.max() <= 1
     assert np.histogram(factors, bins=4, range=(0, 1))[0].min() > 50  # ≈ 75 in each quarter
     np.testing.assert_array_equal(scaled, sample_graphs(generator, 300, seed=4, step_scale="uniform"))
-    with pytest.raises(ValueError, match="needs an anchored generator"):
-        sample_graphs(build_generator(16, 8), 2, seed=0, step_scale="uniform")
-    with pytest.raises(ValueError, match="step_scale must be one of learnt, uniform, not 'half'"):
+    for step_scale in ("uniform", "backoff"):
+        with pytest.raises(ValueError, match="Only an anchored generator .* has training graphs to step from"):
+            sample_graphs(build_generator(16, 8), 2, seed=0, step_scale=step_scale)
+    with pytest.raises(ValueError, match="step_scale must be one of learnt, uniform, backoff, not 'half'"):
         sample_graphs(generator, 2, seed=0, step_scale="half")
+
+
+def test_backoff_sampling_shortens_the_step_of_a_sample_until_its_crystal_is_valid():
+    """``backoff``: a sample whose crystal from the learnt step is valid keeps it; one whose crystal is not takes
+    half the step, then a quarter, keeping the first valid crystal (the full step's when none is). The shipped
+    V–O autoencoders (element-agnostic) decode the Bi–Se graphs; the generator steps a fixed ±0.4 pattern from them."""
+    from aiida_ccdcgan.dataset.shipped import load_bise_database
+    from aiida_ccdcgan.models import pretrained
+    from aiida_ccdcgan.models.bundle import ModelBundle, sample_candidates
+    from aiida_ccdcgan.models.config import BACKOFF_FACTORS, TrainingConfig
+    from aiida_ccdcgan.models.networks import build_anchored_generator
+    from aiida_ccdcgan.representation.validity import validity
+
+    record = pretrained.pretrained_record("vo-fast")
+    fixed = ("latent", "latent_grid", "filters", "batch_norm")
+    config = TrainingConfig.from_dict(
+        {
+            "representation": {**record["representation"], "elements": ["Bi", "Se"]},
+            **{
+                f"{kind}_autoencoder": {k: record[f"{kind}_autoencoder"][k] for k in fixed}
+                for kind in ("site", "lattice")
+            },
+        }
+    )
+    networks = {}
+    for kind in ("site", "lattice"):
+        networks[f"{kind}_encoder"], networks[f"{kind}_decoder"] = pretrained.load_pretrained("vo-fast", kind)
+    bundle = ModelBundle(config, networks)
+
+    def valid(results):
+        return [r.structure is not None and validity(r.structure, config.representation)[0] is None for r in results]
+
+    crystals = [canonical_crystal(r.structure, config.representation) for r in load_bise_database()[:12]]
+    graphs = bundle.encode(crystals)
+    graphs = graphs[valid(bundle.decode(graphs))]  # training graphs that decode to valid crystals
+    generator = build_anchored_generator(8, graphs, 0.4, filters=4)
+    step_layer = [layer for layer in generator.layers if isinstance(layer, keras.layers.Dense)][-1]  # tanh step
+    kernel, bias = step_layer.get_weights()
+    step_layer.set_weights([np.zeros_like(kernel), np.random.default_rng(0).normal(0, 3, bias.shape)])
+    networks["generator"] = generator
+
+    count = 2 * len(graphs)
+    anchors, learnt = bundle.anchors(count, seed=1), bundle.sample(count, seed=1)
+    tried = {f: bundle.decode(anchors + f * (learnt - anchors)) for f in (1.0, *BACKOFF_FACTORS)}
+    judged = {f: valid(results) for f, results in tried.items()}
+    kept = [next((f for f in tried if judged[f][i]), None) for i in range(count)]
+    assert kept.count(1.0) and kept.count(0.5) and kept.count(0.25)  # every step length is taken by some sample
+
+    candidates = sample_candidates(bundle, count, 1, ["constraint"], step_scale="backoff")
+    assert [c.sample for c in candidates] == list(range(count))
+    for candidate, factor in zip(candidates, kept):
+        assert (candidate.outcome == "valid") == (factor is not None)
+        expected = tried[factor or 1.0][candidate.sample].structure
+        if expected is None:
+            assert candidate.structure is None
+            continue
+        assert len(candidate.structure) == len(expected)
+        np.testing.assert_allclose(candidate.structure.lattice.matrix, expected.lattice.matrix, atol=1e-3)
+    plain = sample_candidates(bundle, count, 1, ["constraint"])
+    assert sum(c.outcome == "valid" for c in plain) == kept.count(1.0)
 
 
 def test_train_gan_fine_tunes_the_networks_it_is_given(tiny_models):

@@ -198,11 +198,15 @@ CASES = {
     "sample: zero samples": (lambda k: k.sample(count=orm.Int(0)), "count must be at least 1, not 0"),
     "sample: unknown step scale": (
         lambda k: k.sample(step_scale=orm.Str("half")),
-        "step_scale must be one of learnt, uniform, not 'half'",
+        "step_scale must be one of learnt, uniform, backoff, not 'half'",
     ),
     "sample: a scaled step without an anchored generator": (
         lambda k: k.sample(step_scale=orm.Str("uniform")),
         "step_scale 'uniform' needs an anchored generator, not gan.architecture 'graph'",
+    ),
+    "sample: a backed-off step without an anchored generator": (
+        lambda k: k.sample(step_scale=orm.Str("backoff")),
+        "step_scale 'backoff' needs an anchored generator, not gan.architecture 'graph'; sample it with step_scale",
     ),
     "sample: screening without a constraint": (
         lambda k: k.sample(
