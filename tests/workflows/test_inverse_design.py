@@ -120,6 +120,7 @@ def test_protocols_and_an_unknown_mode(codes, relax_code, tmp_path):
     assert config["site_autoencoder"]["pretrained"] == config["lattice_autoencoder"]["pretrained"] == "vo-fast"
     assert fast.graphs_per_round.value == 150 and fast.relax.mlip.settings["fmax"] == 0.1
     assert fast.new_candidates_only.value  # relaxations only for crystals not yet known (issue 38)
+    assert fast.sample.step_scale.value == "backoff"  # a shorter step where the full one is not valid (issue 38)
     assert fast.sample.metadata.options["environment_variables"] == {"KERAS_BACKEND": "torch"}
     paper = InverseDesignWorkChain.get_builder_from_protocol(all_codes, dataset, ["Bi", "Se"], protocol="paper")
     assert paper.graphs_per_round.value == 13000 and paper.train.train.config["gan"]["mode"] == "ccdcgan"
