@@ -150,9 +150,9 @@ def sample_candidates(
 ) -> list[Candidate]:
     """Sample ``count`` graphs (seeded; ``step_scale``: :data:`~.config.STEP_SCALES`), decode them and judge each
     decoded crystal's validity (``backoff``: a sample whose crystal is not valid takes the shorter steps of
-    :data:`~.config.BACKOFF_FACTORS` in turn, keeping the first valid one, its graph with it); where the bundle holds the ``screening`` networks, give each valid crystal its
-    formation energy and, with ``max_energy``, mark those above it (or without one: beyond the encoders' limits)
-    ``screened_out`` — the paper's DCGAN + constraint."""
+    :data:`~.config.BACKOFF_FACTORS` in turn, keeping the first valid one, its graph with it); where the bundle holds
+    the ``screening`` networks, give each valid crystal its formation energy and, with ``max_energy``, mark those
+    above it (or without one: beyond the encoders' limits) ``screened_out`` — the paper's DCGAN + constraint."""
     from ..representation.validity import validity
 
     def judged(results) -> dict:
