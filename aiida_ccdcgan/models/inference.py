@@ -141,29 +141,36 @@ def _generator_noise(generator, count: int, seed: int) -> tuple[np.random.Genera
     return rng, rng.standard_normal((count, generator.input_shape[-1])).astype(np.float32)
 
 
-def anchor_graphs(generator, count: int, seed: int) -> np.ndarray:
-    """The training graphs an anchored generator steps from for the ``count`` samples of :func:`sample_graphs`
-    with ``seed``."""
-    import keras
-
+def _anchor_layer(generator):
+    """The anchored generator's layer that holds its training graphs; a generator without one is refused."""
     if ANCHOR_LAYER not in {layer.name for layer in generator.layers}:
         raise ValueError(
             "Only an anchored generator (gan.architecture 'anchored') has training graphs to step from; sample this "
             "one with step_scale 'learnt'."
         )
-    return keras.ops.convert_to_numpy(generator.get_layer(ANCHOR_LAYER)(_generator_noise(generator, count, seed)[1]))
+    return generator.get_layer(ANCHOR_LAYER)
+
+
+def anchor_graphs(generator, count: int, seed: int) -> np.ndarray:
+    """The training graphs an anchored generator steps from for the ``count`` samples of :func:`sample_graphs`
+    with ``seed``."""
+    import keras
+
+    return keras.ops.convert_to_numpy(_anchor_layer(generator)(_generator_noise(generator, count, seed)[1]))
 
 
 def sample_graphs(generator, count: int, seed: int, step_scale: str = "learnt") -> np.ndarray:
-    """Generate ``count`` crystal graphs from seeded Gaussian noise (``step_scale``: :data:`~.config.STEP_SCALES`; ``backoff``
-    gives the learnt step here: :func:`~.bundle.sample_candidates` shortens it after decoding)."""
+    """Generate ``count`` crystal graphs from seeded Gaussian noise (``step_scale``: :data:`~.config.STEP_SCALES`;
+    ``backoff`` gives the learnt step here: :func:`~.bundle.sample_candidates` shortens it after decoding)."""
     if (refusal := step_scale_refusal(step_scale, "anchored")) is not None:  # the name; the anchor is checked below
         raise ValueError(refusal)
+    if step_scale != "learnt":
+        _anchor_layer(generator)
     rng, noise = _generator_noise(generator, count, seed)
     graphs = generator.predict(noise, verbose=0)
-    if step_scale == "learnt":
+    if step_scale != "uniform":
         return graphs
-    anchors = anchor_graphs(generator, count, seed)
-    if step_scale == "backoff":
-        return graphs
+    import keras
+
+    anchors = keras.ops.convert_to_numpy(_anchor_layer(generator)(noise))
     return anchors + rng.uniform(0.0, 1.0, (count, 1, 1, 1)).astype(np.float32) * (graphs - anchors)
