@@ -125,6 +125,7 @@ GENERATOR_ARMS = {
     "ccdcgan_distinct": GeneratorArm(distinct=True),
     "ccdcgan_scaled": GeneratorArm(step_scale="uniform", distinct=True),
     "ccdcgan_backoff": GeneratorArm(step_scale="backoff", distinct=True),
+    "ccdcgan_fallback": GeneratorArm(step_scale="fallback", distinct=True),
 }
 """The generator arms by name."""
 MATCHING_CHUNK = 100

@@ -104,8 +104,9 @@ class SampleCalculation(CalcJob):
             valid_type=orm.Str,
             default=lambda: orm.Str("learnt"),
             help="An anchored generator's step: learnt (as trained), uniform (times a factor uniform in [0, 1] "
-            "for each sample: from the training graph or its element-exchanged twin to the learnt step) or backoff "
-            "(the learnt step, halved and then quartered for a sample whose crystal is not valid).",
+            "for each sample: from the training graph or its element-exchanged twin to the learnt step), backoff "
+            "(the learnt step, halved and then quartered for a sample whose crystal is not valid) or fallback "
+            "(backoff, then no step: the training graph or its twin).",
         )
         spec.inputs.validator = _validate_inputs
         define_script_options(spec, "ccdcgan.sample")

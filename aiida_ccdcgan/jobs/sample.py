@@ -10,7 +10,7 @@ below the elements' line). The same seed gives the same samples. Screening (the 
 keeps only valid crystals whose ``crystal_formation_energy`` is at most ``--max-predicted-energy`` eV/atom (a
 crystal without an energy — one the encoders cannot hold in any order — is screened out). ``--step-scale uniform``
 scales an anchored generator's step by a factor drawn uniformly from [0, 1] for each sample; ``backoff`` halves and
-then quarters the step of a sample whose crystal is not valid (``models.config.STEP_SCALES``).
+then quarters the step of a sample whose crystal is not valid, ``fallback`` then drops it (``models.config.STEP_SCALES``).
 
 Exit codes: 0 done (also when no sample is valid: the counts say so); 10 bad input.
 """
@@ -82,8 +82,9 @@ def main(argv=None) -> int:
         "--step-scale",
         default="learnt",
         help="An anchored generator's step: learnt (as trained), uniform (times a factor uniform in [0, 1] for "
-        "each sample, from the training graph or its element-exchanged twin to the learnt step) or backoff (the "
-        "learnt step, halved and then quartered for a sample whose crystal is not valid).",
+        "each sample, from the training graph or its element-exchanged twin to the learnt step), backoff (the "
+        "learnt step, halved and then quartered for a sample whose crystal is not valid) or fallback (backoff, "
+        "then no step: the training graph or its twin).",
     )
     parser.add_argument("--output", type=Path, default=Path("."))
     args = parser.parse_args(argv)

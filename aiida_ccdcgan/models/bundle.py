@@ -149,8 +149,8 @@ def sample_candidates(
     step_scale: str = "learnt",
 ) -> list[Candidate]:
     """Sample ``count`` graphs (seeded; ``step_scale``: :data:`~.config.STEP_SCALES`), decode them and judge each
-    decoded crystal's validity (``backoff``: a sample whose crystal is not valid takes the shorter steps of
-    :data:`~.config.BACKOFF_FACTORS` in turn, keeping the first valid one, its graph with it); where the bundle holds
+    decoded crystal's validity (``backoff``, ``fallback``: a sample whose crystal is not valid takes the shorter steps
+    of :data:`~.config.BACKOFF_FACTORS` in turn, keeping the first valid one, its graph with it); where the bundle holds
     the ``screening`` networks, give each valid crystal its formation energy and, with ``max_energy``, mark those
     above it (or without one: beyond the encoders' limits) ``screened_out`` — the paper's DCGAN + constraint."""
     from ..representation.validity import validity
@@ -166,9 +166,9 @@ def sample_candidates(
     graphs = bundle.sample(count, seed, step_scale)
     results = dict(enumerate(bundle.decode(graphs)))
     reasons = judged(results)
-    if step_scale == "backoff":
+    if step_scale in BACKOFF_FACTORS:
         anchors = bundle.anchors(count, seed)
-        for factor in BACKOFF_FACTORS:
+        for factor in BACKOFF_FACTORS[step_scale]:
             retry = [i for i in results if i not in reasons or reasons[i][0] is not None]
             if not retry:
                 break

@@ -205,15 +205,17 @@ STAGE_NAMES = tuple(stage.name for stage in TRAINING_STAGES)
 """The names of :data:`TRAINING_STAGES`, in order."""
 
 
-STEP_SCALES = ("learnt", "uniform", "backoff")
+STEP_SCALES = ("learnt", "uniform", "backoff", "fallback")
 """How an anchored generator's graphs are sampled: ``learnt``, the training graph drawn by the noise plus the learnt
 step; ``uniform``, plus that step times a factor drawn uniformly from [0, 1] for each sample — every point of the
 way from the training graph (its element-exchanged twin: a substitution) to the learnt step; ``backoff``, the learnt
-step, shortened by the factors of :data:`BACKOFF_FACTORS` in turn for a sample whose decoded crystal is not valid."""
+step, shortened by the factors of :data:`BACKOFF_FACTORS` in turn for a sample whose decoded crystal is not valid;
+``fallback``, as ``backoff`` and at last no step: the training graph itself (a training crystal, not new, or its
+element-exchanged twin, the substitution move)."""
 
-BACKOFF_FACTORS = (0.5, 0.25)
-"""The fractions of the learnt step that ``backoff`` sampling tries, in order, for a sample whose crystal decoded
-from the full step fails decoding or the validity check; it keeps the first that gives a valid crystal."""
+BACKOFF_FACTORS = {"backoff": (0.5, 0.25), "fallback": (0.5, 0.25, 0.0)}
+"""By step scale, the fractions of the learnt step tried in order for a sample whose crystal decoded from the full
+step fails decoding or the validity check; the first that gives a valid crystal is kept."""
 
 
 def step_scale_refusal(step_scale: str, architecture: str) -> str | None:

@@ -521,17 +521,19 @@ def test_uniform_step_scale_samples_the_way_from_the_training_graph_to_the_learn
     assert factors.min() >= 0 and factors.max() <= 1
     assert np.histogram(factors, bins=4, range=(0, 1))[0].min() > 50  # ≈ 75 in each quarter
     np.testing.assert_array_equal(scaled, sample_graphs(generator, 300, seed=4, step_scale="uniform"))
-    for step_scale in ("uniform", "backoff"):
+    for step_scale in ("uniform", "backoff", "fallback"):
         with pytest.raises(ValueError, match="Only an anchored generator .* has training graphs to step from"):
             sample_graphs(build_generator(16, 8), 2, seed=0, step_scale=step_scale)
-    with pytest.raises(ValueError, match="step_scale must be one of learnt, uniform, backoff, not 'half'"):
+    with pytest.raises(ValueError, match="step_scale must be one of learnt, uniform, backoff, fallback, not 'half'"):
         sample_graphs(generator, 2, seed=0, step_scale="half")
 
 
-def test_backoff_sampling_shortens_the_step_of_a_sample_until_its_crystal_is_valid():
+@pytest.mark.parametrize("step_scale", ["backoff", "fallback"])
+def test_backoff_sampling_shortens_the_step_of_a_sample_until_its_crystal_is_valid(step_scale):
     """``backoff``: a sample whose crystal from the learnt step is valid keeps it; one whose crystal is not takes
-    half the step, then a quarter, keeping the first valid crystal (the full step's when none is). The shipped
-    V–O autoencoders (element-agnostic) decode the Bi–Se graphs; the generator steps a fixed ±0.4 pattern from them."""
+    half the step, then a quarter, keeping the first valid crystal (the full step's when none is); ``fallback`` at
+    last takes no step, its anchor's crystal. The shipped V–O autoencoders (element-agnostic) decode the Bi–Se graphs;
+    the generator steps a fixed ±0.8 pattern from them."""
     from aiida_ccdcgan.dataset.shipped import load_bise_database
     from aiida_ccdcgan.models import pretrained
     from aiida_ccdcgan.models.bundle import ModelBundle, sample_candidates
@@ -561,24 +563,25 @@ def test_backoff_sampling_shortens_the_step_of_a_sample_until_its_crystal_is_val
     crystals = [canonical_crystal(r.structure, config.representation) for r in load_bise_database()[:12]]
     graphs = bundle.encode(crystals)
     graphs = graphs[valid(bundle.decode(graphs))]  # training graphs that decode to valid crystals
-    generator = build_anchored_generator(8, graphs, 0.4, filters=4)
+    generator = build_anchored_generator(8, graphs, 0.8, filters=4)
     step_layer = [layer for layer in generator.layers if isinstance(layer, keras.layers.Dense)][-1]  # tanh step
     kernel, bias = step_layer.get_weights()
-    step_layer.set_weights([np.zeros_like(kernel), np.random.default_rng(0).normal(0, 3, bias.shape)])
+    step_layer.set_weights([np.zeros_like(kernel), np.random.default_rng(2).normal(0, 3, bias.shape)])
     networks["generator"] = generator
 
     count = 2 * len(graphs)
     anchors, learnt = bundle.anchors(count, seed=1), bundle.sample(count, seed=1)
-    tried = {f: bundle.decode(anchors + f * (learnt - anchors)) for f in (1.0, *BACKOFF_FACTORS)}
+    tried = {f: bundle.decode(anchors + f * (learnt - anchors)) for f in (1.0, *BACKOFF_FACTORS[step_scale])}
     judged = {f: valid(results) for f, results in tried.items()}
     kept = [next((f for f in tried if judged[f][i]), None) for i in range(count)]
-    assert kept.count(1.0) and kept.count(0.5) and kept.count(0.25)  # every step length is taken by some sample
+    assert all(kept.count(f) for f in tried)  # every step length is taken by some sample
+    assert (None in kept) == (step_scale == "backoff")  # the anchors' crystals are valid: fallback keeps every sample
 
-    candidates = sample_candidates(bundle, count, 1, ["constraint"], step_scale="backoff")
+    candidates = sample_candidates(bundle, count, 1, ["constraint"], step_scale=step_scale)
     assert [c.sample for c in candidates] == list(range(count))
     for candidate, factor in zip(candidates, kept):
         assert (candidate.outcome == "valid") == (factor is not None)
-        expected = tried[factor or 1.0][candidate.sample].structure
+        expected = tried[1.0 if factor is None else factor][candidate.sample].structure
         if expected is None:
             assert candidate.structure is None
             continue

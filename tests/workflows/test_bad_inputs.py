@@ -198,7 +198,7 @@ CASES = {
     "sample: zero samples": (lambda k: k.sample(count=orm.Int(0)), "count must be at least 1, not 0"),
     "sample: unknown step scale": (
         lambda k: k.sample(step_scale=orm.Str("half")),
-        "step_scale must be one of learnt, uniform, backoff, not 'half'",
+        "step_scale must be one of learnt, uniform, backoff, fallback, not 'half'",
     ),
     "sample: a scaled step without an anchored generator": (
         lambda k: k.sample(step_scale=orm.Str("uniform")),
