@@ -161,7 +161,7 @@ def anchor_graphs(generator, count: int, seed: int) -> np.ndarray:
 
 def sample_graphs(generator, count: int, seed: int, step_scale: str = "learnt") -> np.ndarray:
     """Generate ``count`` crystal graphs from seeded Gaussian noise (``step_scale``: :data:`~.config.STEP_SCALES`;
-    ``backoff`` gives the learnt step here: :func:`~.bundle.sample_candidates` shortens it after decoding)."""
+    ``backoff``, ``fallback``: the learnt step here: :func:`~.bundle.sample_candidates` shortens it after decoding)."""
     if (refusal := step_scale_refusal(step_scale, "anchored")) is not None:  # the name; the anchor is checked below
         raise ValueError(refusal)
     if step_scale != "learnt":
